@@ -1,0 +1,5 @@
+import sys
+
+from clinassay.cli import main
+
+sys.exit(main())

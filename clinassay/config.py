@@ -1,0 +1,75 @@
+"""One TOML file, parsed into typed sections (one per package); CLI flags override it.
+
+Unknown keys are errors that name the key and the file, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from audit.config import AuditConfig
+from generation.config import GenerationConfig
+from reports.config import ReportConfig
+from retrieval.config import RetrievalConfig
+from terminology.config import TerminologyConfig
+from terminology.errors import ClinassayInputError
+
+
+class ClinassayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    terminology: TerminologyConfig = TerminologyConfig()
+    generation: GenerationConfig = GenerationConfig()
+    audit: AuditConfig = AuditConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    reports: ReportConfig = ReportConfig()
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{where}'"
+    return f"'{where}': {error['msg']}"
+
+
+def load_config(path: Path | str | None) -> ClinassayConfig:
+    """Read and validate a config file; None gives the defaults."""
+    if path is None:
+        return ClinassayConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ClinassayInputError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ClinassayInputError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        config = ClinassayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ClinassayInputError(f"{path}: {problems}") from exc
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: ClinassayConfig, base: Path) -> ClinassayConfig:
+    """Relative paths in a config file are relative to that file, not to the working directory."""
+    for section in (config.terminology, config.generation, config.audit, config.retrieval, config.reports):
+        for name, value in section:
+            if isinstance(value, Path) and not value.is_absolute():
+                setattr(section, name, base / value)
+    return config
+
+
+def with_overrides(section: BaseModel, **overrides: Any) -> BaseModel:
+    """Apply CLI flags (None means "not given") over a config section, re-validating the result."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return section
+    try:
+        return type(section).model_validate({**section.model_dump(), **given})
+    except ValidationError as exc:
+        raise ClinassayInputError("; ".join(_describe(e) for e in exc.errors())) from exc

@@ -1,0 +1,7 @@
+"""The `[generation]` section of the configuration file."""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class GenerationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")

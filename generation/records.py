@@ -1,0 +1,56 @@
+"""The one record that flows through clinassay: a (mention, code) pair with its provenance.
+
+Generators write it, the audit reads it (from any tool: only mention, code and language are
+required), and retrieval trains on the accepted ones. Unknown fields from other tools are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LANGUAGES: tuple[str, ...] = ("es", "ca", "pt", "fr", "it", "en")
+Language = Literal["es", "ca", "pt", "fr", "it", "en"]
+Task = Literal["positive", "hard_negative"]
+
+
+def pair_id(mention: str, code: str, language: str, request_key: str | None = None) -> str:
+    """Stable id: the same pair from the same request always gets the same id."""
+    h = hashlib.sha256()
+    for part in (request_key or "", mention, code, language):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]
+
+
+class Pair(BaseModel):
+    """A mention-code pair; provenance fields are optional so that pairs from other tools audit too."""
+
+    model_config = ConfigDict(extra="allow")
+
+    mention: str
+    code: str
+    language: str
+    id: str | None = None
+    model: str | None = Field(default=None, description="configured generator name, e.g. 'gemma-270m' or 'terminology:who'")
+    litellm_model: str | None = None
+    task: Task = "positive"
+    negative_of: str | None = None
+    prompt_id: str | None = None
+    prompt_hash: str | None = None
+    seed: int | None = None
+    temperature: float | None = None
+    sample_index: int | None = None
+    request_key: str | None = None
+    created_at: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    clinassay_version: str | None = None
+
+    def ensure_id(self) -> "Pair":
+        if not self.id:
+            self.id = pair_id(self.mention, self.code, self.language, self.request_key)
+        return self
