@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from clinassay import __version__
 from clinassay.commands import COMMAND_MODULES
@@ -45,11 +45,12 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="clinassay", standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as exc:  # usage errors: bad flags, missing arguments, bad values
-        exc.show()
+    except TyperException as exc:  # usage errors: bad flags, missing arguments, bad values
+        show = getattr(exc, "show", None)
+        show() if show else typer.echo(f"error: {exc.format_message()}", err=True)
         return EXIT_BAD_INPUT
     except ClinassayInputError as exc:
         typer.echo(f"error: {exc}", err=True)
