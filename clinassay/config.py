@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,8 +19,29 @@ from terminology.config import TerminologyConfig
 from terminology.errors import ClinassayInputError
 
 
+STAGES = ("generate", "audit", "train", "evaluate", "report")
+Stage = Literal["generate", "audit", "train", "evaluate", "report"]
+
+
+class RunConfig(BaseModel):
+    """The `[run]` section: what `clinassay run` chains, and what it measures the result against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Path("runs/quickstart")
+    eval_set: Path | None = None
+    """Evaluation set (TSV/JSONL: mention, code, language); also the audit's leakage reference."""
+    reference: Path | None = None
+    """Real mentions per language for the audit's drift and synthetic-vs-real checks."""
+    baseline: str = "me5-small"
+    """Zero-shot model the trained retriever must not regress against (or a metrics.json path)."""
+    rerank: bool = True
+
+
 class ClinassayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    run: RunConfig = RunConfig()
 
     terminology: TerminologyConfig = TerminologyConfig()
     generation: GenerationConfig = GenerationConfig()
@@ -57,7 +78,7 @@ def load_config(path: Path | str | None) -> ClinassayConfig:
 
 def _resolve_paths(config: ClinassayConfig, base: Path) -> ClinassayConfig:
     """Relative paths in a config file are relative to that file, not to the working directory."""
-    for section in (config.terminology, config.generation, config.audit, config.retrieval, config.reports):
+    for section in (config.run, config.terminology, config.generation, config.audit, config.retrieval, config.reports):
         for name, value in section:
             if isinstance(value, Path) and not value.is_absolute():
                 setattr(section, name, base / value)

@@ -1,0 +1,120 @@
+"""The chain's bookkeeping: order, skipping unchanged stages, resuming, stopping on a failed gate.
+
+The stages themselves are tested in their own packages; here each command is recorded and its effect
+simulated, so that the orchestration logic is pinned down without training a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clinassay.config import load_config
+from clinassay.pipeline import RunPlan, run_chain, selected_stages
+
+
+def _plan(tmp_path: Path, *, eval_set: bool = True) -> RunPlan:
+    cfg = tmp_path / "run.toml"
+    lines = ["[run]", 'out = "out"']
+    if eval_set:
+        (tmp_path / "eval.tsv").write_text("mention\tcode\tlanguage\nitu\tN39.0\tes\n")
+        lines.append('eval_set = "eval.tsv"')
+    cfg.write_text("\n".join(lines) + "\n")
+    config = load_config(cfg)
+    return RunPlan(config_path=cfg, config=config, out=config.run.out)
+
+
+class FakeCommands:
+    """Simulates each command's outputs; `fail` maps a command name to the exit code it returns."""
+
+    def __init__(self, plan: RunPlan, fail: dict[str, int] | None = None) -> None:
+        self.plan, self.fail, self.calls = plan, fail or {}, []
+
+    def __call__(self, argv) -> int:
+        argv = list(argv)
+        self.calls.append(argv)
+        name = argv[0]
+        out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
+        if name == "generate":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("a") as fh:
+                fh.write('{"mention": "itu", "code": "N39.0", "language": "es"}\n')
+        elif name == "audit":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "summary.json").write_text(json.dumps({"verdict": "pass"}))
+            (out / "manifest.json").write_text(json.dumps({"verdict": "pass"}))
+        elif name == "train":
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "model_card.md").write_text("model")
+        elif name in ("evaluate", "report"):
+            target = out / "metrics.json" if name == "evaluate" else out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("{}")
+        return self.fail.get(name, 0)
+
+
+def test_runs_every_stage_in_order_then_skips_them_all(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    fake = FakeCommands(plan)
+    assert run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None) == 0
+    assert [c[0] for c in fake.calls] == ["generate", "audit", "train", "evaluate", "evaluate", "report", "report", "report"]
+    baseline, candidate = fake.calls[3], fake.calls[4]
+    assert baseline[baseline.index("--model") + 1] == "me5-small"
+    assert candidate[candidate.index("--baseline") + 1].endswith("baseline/metrics.json")
+
+    again = FakeCommands(plan)
+    plan.results.clear()
+    assert run_chain(plan, selected_stages(None, None), invoke=again, log=lambda _: None) == 0
+    assert again.calls == [] and all(r.skipped for r in plan.results)
+
+
+def test_changed_input_reruns_only_downstream_stages(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    run_chain(plan, selected_stages(None, None), invoke=FakeCommands(plan), log=lambda _: None)
+    (tmp_path / "eval.tsv").write_text("mention\tcode\tlanguage\ncistitis\tN30.90\tes\n")
+    fake = FakeCommands(plan)
+    run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None)
+    assert "generate" not in [c[0] for c in fake.calls]
+    assert [c[0] for c in fake.calls][:1] == ["audit"]
+
+
+def test_interrupted_generation_is_resumed(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    plan.pairs.parent.mkdir(parents=True)
+    plan.pairs.write_text('{"mention": "itu", "code": "N39.0", "language": "es"}\n')  # no stage.json: interrupted
+    fake = FakeCommands(plan)
+    run_chain(plan, ["generate"], invoke=fake, log=lambda _: None)
+    assert "--resume" in fake.calls[0]
+
+
+def test_generation_with_a_changed_config_starts_afresh(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    run_chain(plan, ["generate"], invoke=FakeCommands(plan), log=lambda _: None)
+    plan.config.generation = type(plan.config.generation).model_validate(plan.config.generation.model_dump())
+    (plan.out / "generate" / "stage.json").write_text(json.dumps({"status": "done", "inputs": {"config": "old"}}))
+    fake = FakeCommands(plan)
+    run_chain(plan, ["generate"], invoke=fake, log=lambda _: None)
+    assert "--resume" not in fake.calls[0]
+    assert plan.pairs.read_text().count("\n") == 1
+
+
+@pytest.mark.parametrize("stage", ["audit", "evaluate"])
+def test_failed_gate_stops_the_chain_with_exit_1_and_a_report(tmp_path: Path, stage: str) -> None:
+    plan = _plan(tmp_path)
+    fake = FakeCommands(plan, fail={stage: 1})
+    assert run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None) == 1
+    names = [c[0] for c in fake.calls]
+    assert names[-1] == "report" and "train" not in names[names.index(stage):]
+    record = json.loads((plan.out / stage / "stage.json").read_text())
+    assert record["status"] == "gate_failed"
+    # the failed stage is not skipped next time
+    fake2 = FakeCommands(plan)
+    run_chain(plan, selected_stages(None, None), invoke=fake2, log=lambda _: None)
+    assert stage in [c[0] for c in fake2.calls]
+
+
+def test_stage_window_is_validated() -> None:
+    assert selected_stages("audit", "train") == ["audit", "train"]
+    with pytest.raises(ValueError):
+        selected_stages("report", "generate")
