@@ -1,0 +1,32 @@
+# Two commands for a fresh clone:
+#   make quickstart   set everything up, run the whole chain offline on examples/quickstart.toml
+#   make test         run the test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: quickstart test test-slow setup
+
+setup: $(VENV)/.installed
+
+# torch is pinned to the CPU wheel first: a loose torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev,local-llm]"
+	touch $@
+
+quickstart: setup
+	$(BIN)/clinassay run --config examples/quickstart.toml
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow and not llm"
+
+# exit 5 means "no test selected": not a failure for this optional step
+test-slow: setup
+	$(BIN)/python -m pytest -m "slow or llm"; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
