@@ -49,8 +49,41 @@ class Pair(BaseModel):
     output_tokens: int | None = None
     cost_usd: float | None = None
     clinassay_version: str | None = None
+    request_pairs: int | None = None
+    """How many pairs the request that made this one wrote; resume uses it to spot a torn request."""
 
     def ensure_id(self) -> "Pair":
         if not self.id:
             self.id = pair_id(self.mention, self.code, self.language, self.request_key)
         return self
+
+
+RejectReason = Literal["unparseable", "empty", "request_failed", "invalid_item"]
+
+
+class Reject(BaseModel):
+    """A request (or one item of a reply) that made no pair, kept with its raw text and why.
+
+    Rejects live next to the pairs (`pairs.rejects.jsonl`): nothing a model returned is lost silently.
+    `request_failed` rejects are retried by a resumed run; the others are final.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    request_key: str
+    reason: RejectReason
+    detail: str = ""
+    raw: str = ""
+    code: str
+    language: str
+    model: str
+    litellm_model: str | None = None
+    task: Task = "positive"
+    sample_index: int = 0
+    prompt_id: str | None = None
+    prompt_hash: str | None = None
+    created_at: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    clinassay_version: str | None = None
