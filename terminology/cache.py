@@ -1,0 +1,68 @@
+"""Where clinassay keeps what it derives: the parsed terminology and the tables users import.
+
+Order: an explicit directory (TerminologyConfig.cache_dir) > $CLINASSAY_CACHE_DIR/terminology >
+$XDG_CACHE_HOME/clinassay/terminology > ~/.cache/clinassay/terminology.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "CLINASSAY_CACHE_DIR"
+
+
+def terminology_dir(explicit: Path | str | None = None) -> Path:
+    if explicit is not None:
+        return Path(explicit).expanduser()
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser() / "terminology"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "clinassay" / "terminology"
+
+
+def imports_dir(explicit: Path | str | None = None) -> Path:
+    return terminology_dir(explicit) / "imports"
+
+
+def file_digest(*paths: Path, salt: str = "") -> str:
+    """One hash over the contents of the source files (and a format version), naming the cache file."""
+    h = hashlib.sha256(salt.encode())
+    for path in paths:
+        h.update(path.name.encode())
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file next to `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_pickle(path: Path) -> Any | None:
+    """The cached object, or None when it is missing or unreadable (then it is rebuilt)."""
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        return None
+
+
+def write_pickle(path: Path, obj: Any) -> None:
+    write_atomic(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
