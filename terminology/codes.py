@@ -8,8 +8,8 @@ import re
 
 from terminology.errors import ClinassayInputError
 
-_CODE = re.compile(r"^([A-Z][0-9][0-9A-Z])\.?([0-9A-Z]{1,4})?$")
-_BLOCK = re.compile(r"^([A-Z][0-9][0-9A-Z])-([A-Z][0-9][0-9A-Z])$")
+_CODE = re.compile(r"^([A-Z][0-9A-Z]{2})\.?([0-9A-Z]{1,4})?$")  # FY2026 has QA0
+_BLOCK = re.compile(r"^([A-Z][0-9A-Z]{2})-([A-Z][0-9A-Z]{2})$")
 _CHAPTER = re.compile(r"^[0-9]{1,2}$")
 
 
@@ -57,7 +57,7 @@ def normalize_code(value: str) -> str:
         if len(text.replace(".", "")) > 7:
             raise MalformedCodeError(value, "longer than 7 characters")
         raise MalformedCodeError(
-            value, "expected a letter, a digit, a digit or letter, then up to 4 more characters (as in N39.0)"
+            value, "expected a letter, two letters or digits, then up to 4 more (as in N39.0 or S22.49XA)"
         )
     category, rest = match.groups()
     return f"{category}.{rest}" if rest else category

@@ -150,23 +150,24 @@ class Terminology:
 
     def label(self, code: str, language: str) -> Label | None:
         """The best label of `code` in `language`, or None when no table has one (e.g. Catalan)."""
-        node = self.get(code)
-        language = self._language(language)
+        return self._resolve(self.get(code).code, self._language(language))
+
+    def _resolve(self, key: str, language: str) -> Label | None:
+        """Label lookup for a canonical code and a checked language (the hot path of coverage)."""
+        row = self._rows[key]
         if language == "en":
-            return Label(node.title, "en", "exact", "icd10cm", node.code)
-        tables = [(t.source, t.labels.get(language)) for t in self.imports]
+            return Label(row[1], "en", "exact", "icd10cm", key)
         who = self._who.get(language)
-        if node.kind in ("chapter", "block"):
-            if who and node.code in who[1]:
-                return Label(who[1][node.code], language, "exact", "who", node.code)
+        if row[_KIND] in ("chapter", "block"):
+            if who and key in who[1]:
+                return Label(who[1][key], language, "exact", "who", key)
             return None
+        tables = [(t.source, t.labels[language]) for t in self.imports if t.labels.get(language)]
         if who:
             tables.append(("who", who[0]))
-        tables = [(source, table) for source, table in tables if table]
         if not tables:
             return None
-        key = compact(node.code)
-        for candidate, precision in _candidates(key):
+        for candidate, precision in _candidates(compact(key)):
             for source, table in tables:
                 text = table.get(candidate)
                 if text:
@@ -252,7 +253,8 @@ def _build_core(files: list[Path], digest: str) -> dict:
 def load_core(directory: Path, *, rebuild: bool = False) -> dict:
     """The parsed ICD-10-CM + WHO tables: from the cache when the sources' hashes match, else parsed."""
     files = _source_files()
-    digest = file_digest(*files, salt=CORE_FORMAT)
+    here = Path(__file__).parent
+    digest = file_digest(*files, here / "icd10cm.py", here / "who.py", salt=CORE_FORMAT)  # code changes rebuild too
     path = directory / f"core-{digest}.pickle"
     core = None if rebuild else read_pickle(path)
     if not isinstance(core, dict) or core.get("format") != CORE_FORMAT:

@@ -72,7 +72,7 @@ def read_who_labels(path: Path, language: str) -> tuple[dict[str, str], dict[str
             if text is None:
                 continue
             fixed = _ASTERISK_REF.sub("", text)
-            if language == "pt" and fixed != " ".join(translation.split()):
+            if language == "pt" and translation.translate(_PT_REPAIR) != translation:
                 repaired += 1
             codes[match.group(1)] = fixed
         elif _CATEGORY_CONTEXT.match(context):
