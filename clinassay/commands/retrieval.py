@@ -1,7 +1,151 @@
-"""CLI commands for retrieval."""
+"""CLI commands for retrieval: `train`, `search`, `evaluate`, and `data import-codiesp`.
+
+Heavy imports (torch, sentence-transformers, faiss) happen inside the commands, so `clinassay --help`
+stays fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
+
+from terminology.errors import ClinassayInputError
+
+
+def _retrieval_config(config_file: Path | None):
+    from clinassay.config import load_config
+
+    return load_config(config_file).retrieval
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="An audit output directory (manifest.json + accepted.jsonl) that passed."),
+    out: Path = typer.Option(..., "--out", help="Where to write the model directory (both stages, index, model card)."),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML config; its [retrieval] section applies."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Override biencoder.max_steps (and reranker.max_steps)."),
+    no_reranker: bool = typer.Option(False, "--no-reranker", help="Train stage 1 only."),
+) -> None:
+    """Train the two-stage retriever on audited pairs. Refuses data that did not pass an audit."""
+    from retrieval.audited_data import load_audited
+
+    config = _retrieval_config(config_file)
+    data_set = load_audited(data)  # refuses (exit 2) before anything heavy loads
+    if max_steps is not None:
+        config.biencoder.max_steps = max_steps
+        config.reranker.max_steps = max_steps
+    if no_reranker:
+        config.reranker.enabled = False
+    from retrieval.training import train_model
+
+    card = train_model(data_set, out, config=config, log=typer.echo)
+    typer.echo(f"model written to {out} ({card['data']['pairs']} training pairs, base {card['base_model']})")
+
+
+def search(
+    text: list[str] = typer.Argument(..., help="One or more mentions to code."),
+    model: str = typer.Option(..., "--model", help="A trained model directory, or a baseline: bm25, minilm-en, me5-small."),
+    language: str | None = typer.Option(None, "--language", help="The mentions' language (es, ca, pt, fr, it, en)."),
+    k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="How many codes to show."),
+    rerank: bool = typer.Option(False, "--rerank", help="Reorder stage 1's shortlist with the trained reranker."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus of the baselines)."),
+) -> None:
+    """Print the best-matching ICD-10-CM codes, titles and scores for each mention."""
+    from retrieval.searcher import Retriever
+
+    config = _retrieval_config(config_file) if config_file else None
+    retriever = Retriever.load(model, config=config)
+    results = retriever.search(list(text), language=language, k=k, rerank=rerank)
+    if as_json:
+        typer.echo(json.dumps([{"mention": m, "hits": [h.__dict__ for h in hits]} for m, hits in zip(text, results)], ensure_ascii=False, indent=2))
+        return
+    for mention, hits in zip(text, results):
+        typer.echo(f"{mention}")
+        for hit in hits:
+            typer.echo(f"  {hit.rank:>3}  {hit.code:<9} {hit.score:8.4f}  {hit.title}")
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", help="A trained model directory, or a baseline: bm25, minilm-en, me5-small."),
+    eval_set: Path = typer.Option(..., "--eval-set", help="TSV with a header or JSONL: mention, code, language."),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json and predictions.jsonl."),
+    rerank: bool = typer.Option(False, "--rerank", help="Also evaluate stage 2 (the reranker)."),
+    baseline: Path | None = typer.Option(None, "--baseline", help="A baseline's metrics.json: gate on per-language regressions."),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus, tolerance, gated metrics, seed)."),
+) -> None:
+    """Per-language MRR@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
+    from retrieval.evalset import file_sha256, load_eval_set
+    from retrieval.gate import compare, format_gate, load_metrics
+    from terminology import normalize_code
+
+    config = _retrieval_config(config_file)
+    items = load_eval_set(eval_set, normalize=normalize_code)
+    baseline_metrics = load_metrics(baseline) if baseline else None  # bad baseline: exit 2 before any work
+
+    from retrieval.evaluator import evaluate as run_evaluation
+    from retrieval.evaluator import model_hash, write_metrics
+    from retrieval.searcher import Retriever
+
+    retriever = Retriever.load(model, config=None if Path(model).is_dir() and not config_file else config)
+    if rerank and not retriever.has_reranker:
+        raise ClinassayInputError(f"--rerank: {model} has no trained reranker")
+    metrics, predictions = run_evaluation(
+        retriever, items, rerank=rerank, bootstrap_samples=config.bootstrap_samples, seed=config.seed
+    )
+    gate = None
+    if baseline_metrics is not None:
+        gate = compare(metrics, baseline_metrics, tolerance=config.tolerance, metrics=config.gate_metrics, baseline_name=str(baseline))
+    path = write_metrics(
+        out, metrics, predictions,
+        eval_set={"path": str(eval_set), "sha256": file_sha256(eval_set), "items": len(items)},
+        model={"name": str(model), "sha256": model_hash(retriever), "trained": retriever.is_trained,
+               "corpus_fingerprint": retriever.corpus.fingerprint},
+        seed=config.seed, comparison=gate.to_dict() if gate else None,
+    )
+    typer.echo(format_metrics(metrics))
+    typer.echo(f"metrics written to {path}")
+    if gate is not None:
+        typer.echo(format_gate(gate))
+        if not gate.passed:
+            raise typer.Exit(1)
+
+
+def format_metrics(metrics: dict) -> str:
+    lines = [f"{'stage':<10} {'slice':<8} {'n':>6} {'MRR@10':>7} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'R@10':>6}"]
+    for stage, block in metrics["stages"].items():
+        slices = [("overall", block["overall"])] + sorted(block["languages"].items())
+        for name, s in slices:
+            lines.append(
+                f"{stage:<10} {name:<8} {s['n']:>6} {s['mrr@10']:>7.4f} {s['r@1']:>6.3f} {s['r@3']:>6.3f} {s['r@5']:>6.3f} {s['r@10']:>6.3f}"
+            )
+    missing = metrics.get("coverage", {}).get("gold_not_in_corpus")
+    if missing:
+        lines.append(f"note: {missing} items have a gold code outside the corpus (counted as misses)")
+    return "\n".join(lines)
+
+
+def import_codiesp(
+    split_dir: Path = typer.Argument(..., help="A CodiEsp split directory holding *X.tsv (e.g. codiesp/dev)."),
+    out: Path = typer.Option(..., "--out", help="Evaluation set to write (.tsv or .jsonl)."),
+) -> None:
+    """Build an evaluation set from CodiEsp's diagnosis mentions (codes absent from ICD-10-CM are dropped and counted)."""
+    from retrieval.evalset import import_codiesp as build, write_eval_set
+    from terminology import load_terminology
+
+    items, stats = build(split_dir, load_terminology())
+    write_eval_set(items, out)
+    typer.echo(
+        f"{stats['kept']} diagnosis mentions written to {out}; dropped {stats['dropped_absent_from_icd10cm']} "
+        f"with codes absent from ICD-10-CM and {stats['dropped_malformed']} malformed"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("train")(train)
+    app.command("search")(search)
+    app.command("evaluate")(evaluate)
+    data = typer.Typer(help="Import evaluation data from public corpora.", no_args_is_help=True)
+    data.command("import-codiesp")(import_codiesp)
+    app.add_typer(data, name="data")

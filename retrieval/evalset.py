@@ -1,0 +1,130 @@
+"""Evaluation sets: (mention, code, language) rows from a TSV with a header or from JSONL, and the
+importer that turns a CodiEsp split into one. Codes are normalised with the terminology; rows whose
+code is not in ICD-10-CM are dropped and counted, never silently lost."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from terminology.errors import ClinassayInputError
+
+REQUIRED = ("mention", "code", "language")
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    mention: str
+    code: str
+    language: str
+
+
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _rows(path: Path) -> list[tuple[int, dict]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ClinassayInputError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(record, dict):
+                raise ClinassayInputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            rows.append((number, record))
+        return rows
+    reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ClinassayInputError(
+            f"{path}: the header must name {', '.join(REQUIRED)}; missing {', '.join(missing)} "
+            f"(header: {reader.fieldnames})"
+        )
+    return [(number, row) for number, row in enumerate(reader, start=2)]
+
+
+def load_eval_set(path: Path | str, *, normalize=None) -> list[EvalItem]:
+    """Read an evaluation set; `normalize` (e.g. terminology.normalize_code) canonicalises codes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClinassayInputError(f"evaluation set not found: {path}")
+    items = []
+    for number, row in _rows(path):
+        values = {c: str(row.get(c) or "").strip() for c in REQUIRED}
+        empty = [c for c in REQUIRED if not values[c]]
+        if empty:
+            raise ClinassayInputError(f"{path}:{number}: empty {', '.join(empty)}")
+        code = normalize(values["code"]) if normalize else values["code"]
+        items.append(EvalItem(mention=values["mention"], code=code, language=values["language"].lower()))
+    if not items:
+        raise ClinassayInputError(f"evaluation set is empty: {path}")
+    return items
+
+
+def write_eval_set(items: list[EvalItem], path: Path | str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        if path.suffix == ".jsonl":
+            for item in items:
+                handle.write(json.dumps({"mention": item.mention, "code": item.code, "language": item.language}, ensure_ascii=False) + "\n")
+        else:
+            handle.write("mention\tcode\tlanguage\n")
+            for item in items:
+                mention = item.mention.replace("\t", " ").replace("\n", " ")
+                handle.write(f"{mention}\t{item.code}\t{item.language}\n")
+
+
+def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tuple[list[EvalItem], dict]:
+    """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as an evaluation set, with counts of what was
+    dropped (codes absent from ICD-10-CM, malformed codes) and why."""
+    from terminology.codes import MalformedCodeError  # the terminology owns code parsing
+
+    split_dir = Path(split_dir)
+    files = sorted(split_dir.glob("*X.tsv"))
+    if not files:
+        raise ClinassayInputError(f"no *X.tsv file in {split_dir} (expected a CodiEsp split such as codiesp/dev)")
+    items: list[EvalItem] = []
+    absent: Counter = Counter()
+    malformed: Counter = Counter()
+    procedures = 0
+    for file in files:
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+            parts = line.split("\t")
+            if len(parts) < 4:
+                continue
+            label, raw_code, mention = parts[1].strip(), parts[2].strip(), parts[3].strip()
+            if label != "DIAGNOSTICO":
+                procedures += label == "PROCEDIMIENTO"
+                continue
+            try:
+                found = term.find(raw_code)
+            except MalformedCodeError:
+                malformed[raw_code] += 1
+                continue
+            if found is None:
+                absent[raw_code] += 1
+                continue
+            items.append(EvalItem(mention=mention, code=found.code, language=language))
+    stats = {
+        "files": [f.name for f in files],
+        "kept": len(items),
+        "dropped_absent_from_icd10cm": sum(absent.values()),
+        "dropped_malformed": sum(malformed.values()),
+        "procedures_skipped": procedures,
+        "absent_codes": dict(absent.most_common(20)),
+    }
+    return items, stats

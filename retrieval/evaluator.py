@@ -1,0 +1,109 @@
+"""Per-language evaluation of a retriever on (mention, code, language) items, writing the
+`metrics.json` the gate and the reports read.
+
+Why ranks are computed here from the index's results rather than by sentence-transformers'
+`InformationRetrievalEvaluator`: a code is scored by the best of its labels (max pooling over
+several label vectors), slices are per language with bootstrap intervals, and the corpus
+embeddings come from the cache instead of being re-encoded on every call (minutes for the full
+corpus). The evaluator would rank labels, not codes. Training's dev early stopping does use
+`InformationRetrievalEvaluator` (small dev corpus, one document per code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from pathlib import Path
+
+from retrieval.evalset import EvalItem
+from retrieval.metrics import rank_of, ranking_metrics
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("clinassay", "sentence-transformers", "torch", "transformers", "faiss-cpu", "bm25s", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def model_hash(retriever) -> str:
+    """Hash of what decides the rankings: the trained model's card (which holds the hashes of its
+    weights) or the baseline's name and corpus."""
+    if retriever.model_dir is not None:
+        data = (Path(retriever.model_dir) / "model_card.json").read_bytes()
+    else:
+        encoder_id = retriever.name
+        if retriever.name != "bm25":
+            encoder_id = getattr(retriever.encoder, "fingerprint", retriever.name)
+        data = f"{encoder_id}|{retriever.corpus.fingerprint}".encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def evaluate(
+    retriever,
+    items: list[EvalItem],
+    *,
+    rerank: bool = False,
+    bootstrap_samples: int = 1000,
+    seed: int = 13,
+) -> tuple[dict, list[dict]]:
+    """Metrics per stage (`{"biencoder": M, "reranker": M}`) and one prediction row per item."""
+    mentions = [item.mention for item in items]
+    languages = [item.language for item in items]
+    shortlist = max(10, retriever.config.reranker.candidates_top_k) if rerank else 10
+    first = retriever.stage1(mentions, k=shortlist)
+    stages = {}
+    ranks1 = [rank_of(item.code, [c for c, _ in row[:10]]) for item, row in zip(items, first)]
+    stages["biencoder"] = ranking_metrics(ranks1, languages, bootstrap_samples=bootstrap_samples, seed=seed)
+    predictions = [
+        {"mention": item.mention, "code": item.code, "language": item.language, "rank_biencoder": r,
+         "top_biencoder": [c for c, _ in row[:5]]}
+        for item, row, r in zip(items, first, ranks1)
+    ]
+    if rerank:
+        second = retriever.rerank(mentions, first, languages=languages)
+        ranks2 = [rank_of(item.code, [c for c, _ in row[:10]]) for item, row in zip(items, second)]
+        stages["reranker"] = ranking_metrics(ranks2, languages, bootstrap_samples=bootstrap_samples, seed=seed)
+        for prediction, row, r in zip(predictions, second, ranks2):
+            prediction["rank_reranker"] = r
+            prediction["top_reranker"] = [c for c, _ in row[:5]]
+    corpus_codes = set(retriever.corpus.codes)
+    coverage = {"items": len(items), "gold_not_in_corpus": sum(item.code not in corpus_codes for item in items)}
+    return {"stages": stages, "coverage": coverage}, predictions
+
+
+def write_metrics(
+    out_dir: Path | str,
+    metrics: dict,
+    predictions: list[dict],
+    *,
+    eval_set: dict,
+    model: dict,
+    seed: int,
+    comparison: dict | None = None,
+) -> Path:
+    """`metrics.json` (stages, eval set and model hashes, versions, seed, and the gate's comparison
+    when a baseline was given) and `predictions.jsonl` (one row per item, for error analysis)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = {
+        **metrics,
+        "eval_set": eval_set,
+        "model": model,
+        "seed": seed,
+        "versions": _versions(),
+    }
+    if comparison is not None:
+        document["comparison"] = comparison
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for row in predictions:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path

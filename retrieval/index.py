@@ -1,0 +1,137 @@
+"""The faiss index over the corpus's label vectors, with max pooling per code, and the corpus
+embedding cache (encoding the full ~76k-code corpus takes minutes on a laptop: do it once per
+model and corpus).
+
+Exact inner product (`IndexFlatIP`) by default; HNSW optional. Vectors are L2-normalised, so inner
+product is cosine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from retrieval.corpus import CodeCorpus
+
+INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("CLINASSAY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "clinassay")
+    return Path(root) / "embeddings"
+
+
+def corpus_embeddings(
+    encoder,
+    corpus: CodeCorpus,
+    *,
+    cache_dir: Path | str | None = None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Passage vectors of the corpus's label texts, cached by encoder fingerprint + corpus hash."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    key = f"{_safe(encoder.fingerprint)}-{corpus.fingerprint}.npy"
+    path = cache / key
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(corpus.texts):
+            return vectors
+    vectors = encoder.encode(list(corpus.texts), kind="passage", batch_size=batch_size, show_progress=show_progress)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
+
+
+class CodeIndex:
+    """Label vectors in faiss; `search` returns the top codes per query, scored by their best label."""
+
+    def __init__(self, corpus: CodeCorpus, index, *, kind: str = "exact") -> None:
+        self.corpus = corpus
+        self.index = index
+        self.kind = kind
+        # flat arrays for the text -> codes expansion
+        self._owner_offsets = np.cumsum([0] + [len(o) for o in corpus.text_codes])
+        self._owners = np.fromiter((c for o in corpus.text_codes for c in o), dtype=np.int64)
+
+    @classmethod
+    def build(
+        cls, corpus: CodeCorpus, vectors: np.ndarray, *, kind: str = "exact", hnsw_m: int = 32, ef_search: int = 128
+    ) -> "CodeIndex":
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[0] != len(corpus.texts):
+            raise ValueError(f"got {vectors.shape[0]} vectors for {len(corpus.texts)} corpus texts")
+        dim = vectors.shape[1]
+        if kind == "exact":
+            index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = ef_search
+        else:
+            raise ValueError(f"The 'index' parameter must be 'exact' or 'hnsw'. Got {kind!r} instead.")
+        index.add(vectors)
+        return cls(corpus, index, kind=kind)
+
+    def search(self, query_vectors: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
+        """Top-k (code, score) per query; a code's score is its best label's. Exact for the pooled
+        ranking: texts are fetched until they cover k codes, and any code not reached scores no
+        higher than the last text fetched."""
+        queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        n_texts = self.index.ntotal
+        k = min(k, len(self.corpus.codes))
+        fetch = min(n_texts, max(4 * k, 50))
+        results: list[list[tuple[str, float]] | None] = [None] * len(queries)
+        pending = np.arange(len(queries))
+        while len(pending):
+            scores, ids = self.index.search(queries[pending], fetch)
+            retry = []
+            for row, qi in enumerate(pending):
+                pooled = self._pool(scores[row], ids[row], k)
+                if len(pooled) < k and fetch < n_texts:
+                    retry.append(qi)
+                else:
+                    results[qi] = pooled
+            pending = np.asarray(retry, dtype=np.int64)
+            fetch = min(n_texts, fetch * 4)
+        return results  # type: ignore[return-value]
+
+    def _pool(self, scores: np.ndarray, ids: np.ndarray, k: int) -> list[tuple[str, float]]:
+        best: dict[int, float] = {}
+        for score, text_id in zip(scores, ids):
+            if text_id < 0:
+                continue
+            start, end = self._owner_offsets[text_id], self._owner_offsets[text_id + 1]
+            for code in self._owners[start:end].tolist():
+                if code not in best:
+                    best[code] = float(score)
+        ranked = sorted(best.items(), key=lambda item: -item[1])[:k]
+        return [(self.corpus.codes[i], s) for i, s in ranked]
+
+    def save(self, directory: Path | str) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.index, str(directory / INDEX_FILE))
+        (directory / CORPUS_FILE).write_text(json.dumps(self.corpus.to_dict(), ensure_ascii=False), encoding="utf-8")
+        meta = {"kind": self.kind, "texts": len(self.corpus.texts), "codes": len(self.corpus.codes),
+                "corpus_fingerprint": self.corpus.fingerprint, "dimension": self.index.d}
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "CodeIndex":
+        directory = Path(directory)
+        corpus = CodeCorpus.from_dict(json.loads((directory / CORPUS_FILE).read_text(encoding="utf-8")))
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        return cls(corpus, faiss.read_index(str(directory / INDEX_FILE)), kind=meta.get("kind", "exact"))

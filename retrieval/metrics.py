@@ -1,0 +1,69 @@
+"""Ranking metrics from the rank of each gold code, per language and overall, with bootstrap
+intervals. Pure numpy: the gate and the reports read these without loading torch.
+
+A rank is 1-based; 0 means "not in the top k". Every figure is computed from the same ranks, so
+MRR@10 and R@k of one slice always agree with each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+METRICS: tuple[str, ...] = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
+
+
+def _per_query(ranks: np.ndarray) -> dict[str, np.ndarray]:
+    hit = ranks > 0
+    reciprocal = np.where(hit & (ranks <= 10), 1.0 / np.maximum(ranks, 1), 0.0)
+    values = {"mrr@10": reciprocal}
+    for k in (1, 3, 5, 10):
+        values[f"r@{k}"] = (hit & (ranks <= k)).astype(float)
+    return values
+
+
+def slice_metrics(ranks: Sequence[int], *, bootstrap_samples: int = 1000, seed: int = 13) -> dict:
+    """`{"n", "mrr@10", "r@1", "r@3", "r@5", "r@10", "ci95": {metric: [lo, hi]}}` for one slice."""
+    array = np.asarray(ranks, dtype=np.int64)
+    n = int(array.size)
+    if n == 0:
+        return {"n": 0, **{m: None for m in METRICS}, "ci95": {m: None for m in METRICS}}
+    values = _per_query(array)
+    result: dict = {"n": n}
+    for name in METRICS:
+        result[name] = round(float(values[name].mean()), 6)
+    result["ci95"] = {}
+    if bootstrap_samples > 0:
+        rng = np.random.default_rng(seed)
+        samples = rng.integers(0, n, size=(bootstrap_samples, n))
+        for name in METRICS:
+            means = values[name][samples].mean(axis=1)
+            result["ci95"][name] = [round(float(np.percentile(means, 2.5)), 6), round(float(np.percentile(means, 97.5)), 6)]
+    return result
+
+
+def ranking_metrics(
+    ranks: Sequence[int], languages: Sequence[str], *, bootstrap_samples: int = 1000, seed: int = 13
+) -> dict:
+    """`{"overall": S, "languages": {lang: S}}` from aligned ranks and query languages."""
+    if len(ranks) != len(languages):
+        raise ValueError(f"ranks and languages must align: got {len(ranks)} ranks and {len(languages)} languages")
+    ranks_array = np.asarray(ranks, dtype=np.int64)
+    langs = np.asarray(languages, dtype=object)
+    per_language = {
+        language: slice_metrics(ranks_array[langs == language], bootstrap_samples=bootstrap_samples, seed=seed)
+        for language in sorted(set(languages))
+    }
+    return {
+        "overall": slice_metrics(ranks_array, bootstrap_samples=bootstrap_samples, seed=seed),
+        "languages": per_language,
+    }
+
+
+def rank_of(gold: str, ranked_codes: Sequence[str]) -> int:
+    """1-based position of the gold code in a ranking, 0 when absent."""
+    for position, code in enumerate(ranked_codes, start=1):
+        if code == gold:
+            return position
+    return 0

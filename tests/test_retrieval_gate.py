@@ -1,0 +1,136 @@
+"""The per-language regression gate: fires on a planted regression, stays quiet without one, lists
+languages the baseline lacks; and `clinassay evaluate` writes metrics.json and exits 1 on a regression."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from retrieval.gate import compare, format_gate
+from retrieval.metrics import ranking_metrics
+from test_retrieval_support import DATA, FakeTerminology
+
+
+def _metrics(ranks_by_language: dict[str, list[int]]) -> dict:
+    ranks = [r for rs in ranks_by_language.values() for r in rs]
+    langs = [lang for lang, rs in ranks_by_language.items() for _ in rs]
+    return {"stages": {"biencoder": ranking_metrics(ranks, langs, bootstrap_samples=0)}}
+
+
+BASE = {"es": [1, 1, 2, 0], "fr": [1, 3, 0, 0], "pt": [2, 2, 1, 1]}
+
+
+def test_gate_quiet_without_regression():
+    result = compare(_metrics(BASE), _metrics(BASE))
+    assert result.passed and not result.regressions
+    assert "gate: PASS" in format_gate(result)
+
+
+def test_gate_fires_on_planted_regression_in_one_language_and_shows_lifts():
+    worse = dict(BASE, fr=[0, 0, 0, 0], es=[1, 1, 1, 1])  # fr collapses, es improves
+    result = compare(_metrics(worse), _metrics(BASE))
+    assert not result.passed
+    assert {(c.language, c.metric) for c in result.regressions} >= {("fr", "mrr@10"), ("fr", "r@5")}
+    assert "es" not in {c.language for c in result.regressions}
+    assert any(c.language == "es" and c.status == "lift" for c in result.lifts)
+    text = format_gate(result)
+    assert "REGRESSION" in text and "regressions in fr" in text
+    data = result.to_dict()
+    assert data["passed"] is False and "fr" in data["regressing_languages"]
+
+
+def test_gate_tolerance_and_missing_languages():
+    base = _metrics(BASE)
+    cur = copy.deepcopy(base)
+    cur["stages"]["biencoder"]["languages"]["es"]["mrr@10"] -= 0.009  # inside the default 0.01
+    cur["stages"]["biencoder"]["languages"]["it"] = cur["stages"]["biencoder"]["languages"]["pt"]
+    result = compare(cur, base)
+    assert result.passed
+    assert result.missing_in_baseline == ["it"]
+    assert "baseline lacks" in format_gate(result)
+    assert not compare(cur, base, tolerance=0.005).passed
+
+
+def test_gate_compares_final_stages():
+    base = _metrics(BASE)
+    cur = _metrics(BASE)
+    cur["stages"]["reranker"] = _metrics(dict(BASE, pt=[0, 0, 0, 0]))["stages"]["biencoder"]
+    result = compare(cur, base)
+    assert result.stage == "reranker" and result.baseline_stage == "biencoder"
+    assert {c.language for c in result.regressions} == {"overall", "pt"}
+
+
+def test_gate_module_does_not_import_torch():
+    code = "import sys, retrieval.gate, retrieval.metrics, retrieval.corpus, retrieval.evalset; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+@pytest.fixture()
+def fake_terminology(monkeypatch):
+    import terminology
+
+    fake = FakeTerminology()
+    monkeypatch.setattr(terminology, "load_terminology", lambda *a, **k: fake)
+    return fake
+
+
+def test_evaluate_cli_writes_metrics_and_gates(tmp_path, fake_terminology, capsys):
+    from clinassay.cli import main
+
+    out = tmp_path / "bm25"
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    stage = metrics["stages"]["biencoder"]
+    assert stage["overall"]["n"] == 16 and set(stage["languages"]) == {"es", "fr", "pt", "en"}
+    assert set(stage["overall"]) >= {"mrr@10", "r@1", "r@3", "r@5", "r@10", "ci95"}
+    assert len(metrics["eval_set"]["sha256"]) == 64 and len(metrics["model"]["sha256"]) == 64
+    assert "sentence-transformers" in metrics["versions"] and "seed" in metrics
+    assert (out / "predictions.jsonl").is_file()
+    printed = capsys.readouterr().out
+    assert "MRR@10" in printed and "biencoder" in printed
+
+    # the same model against its own metrics: quiet
+    again = tmp_path / "again"
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(again),
+                 "--baseline", str(out / "metrics.json")]) == 0
+    assert json.loads((again / "metrics.json").read_text())["comparison"]["passed"] is True
+
+    # a baseline planted to be better in French: the gate fires and names French
+    planted = json.loads((out / "metrics.json").read_text())
+    for metric in ("mrr@10", "r@5"):
+        planted["stages"]["biencoder"]["languages"]["fr"][metric] = 1.0
+    (tmp_path / "planted.json").write_text(json.dumps(planted))
+    capsys.readouterr()
+    gated = tmp_path / "gated"
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(gated),
+                 "--baseline", str(tmp_path / "planted.json")]) == 1
+    printed = capsys.readouterr().out
+    assert "REGRESSION" in printed and "regressions in fr" in printed
+    comparison = json.loads((gated / "metrics.json").read_text())["comparison"]
+    assert comparison["passed"] is False and comparison["regressing_languages"] == ["fr"]
+
+
+def test_evaluate_cli_bad_inputs_exit_2(tmp_path, fake_terminology):
+    from clinassay.cli import main
+
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(tmp_path / "missing.tsv"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "notjson.json").write_text("{")
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(tmp_path / "o"),
+                 "--baseline", str(tmp_path / "notjson.json")]) == 2
+
+
+def test_search_cli_prints_codes_titles_scores(fake_terminology, capsys):
+    from clinassay.cli import main
+
+    assert main(["search", "--model", "bm25", "cálculo del riñón", "--language", "es", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "cálculo del riñón"
+    assert lines[1].split()[:2] == ["1", "N20.0"] and "Calculus of kidney" in lines[1]
+    assert len(lines) == 4
+    assert main(["search", "--model", "bm25", "fiebre", "--json", "-k", "1"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload[0]["hits"][0]["code"] == "R50.9"
