@@ -1,0 +1,233 @@
+"""The plain data a report is laid out from: dataclasses only, no markup.
+
+Every renderer (HTML, Markdown, JSON, JUnit) reads the same context, so the figures cannot disagree
+between formats. Missing figures are None and render as "n/a".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class GateRow:
+    name: str
+    scope: str
+    value: float | None
+    threshold: float | None
+    comparison: str
+    passed: bool | None
+    margin: float | None
+    sentence: str  # the result in plain words, e.g. "reject rate (language:es) 0.31, allowed <= 0.20: over by 0.11"
+
+
+@dataclass
+class Verdict:
+    status: str  # "pass" | "fail" | "n/a"
+    gate_passed: bool | None
+    counts: dict[str, int | None]
+    failed: list[GateRow]
+    gate: list[GateRow]
+    regressions: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generator:
+    name: str
+    litellm_model: str | None
+    prompt_ids: list[str]
+    prompt_hashes: list[str]
+    pairs: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+@dataclass
+class Provenance:
+    input_path: str | None
+    input_sha256: str | None
+    input_lines: int | None
+    accepted_sha256: str | None
+    generators: list[Generator]
+    versions: list[tuple[str, str]]
+    config_json: str | None
+    total_input_tokens: int | None
+    total_output_tokens: int | None
+    total_cost_usd: float | None
+
+
+@dataclass
+class MatrixCell:
+    language: str
+    generator: str
+    pairs: int | None
+    accepted: int | None
+    rejected: int | None
+    reject_rate: float | None
+    reason_rates: dict[str, float | None]
+    language_mismatch: int | None
+    duplicates: int | None
+    cost_usd: float | None
+    cost_per_accepted: float | None
+    outlier: bool
+    shade: float  # 0 (no rejects) .. 1 (at or above the colour scale's maximum)
+
+
+@dataclass
+class Matrix:
+    languages: list[str]
+    generators: list[str]
+    checks: list[str]
+    grid: list[list[MatrixCell | None]]  # rows: generators, columns: languages
+    cells: list[MatrixCell]
+    overall_reject_rate: float | None
+    outliers: list[str]
+    scale_max: float  # reject rate drawn darkest
+
+
+@dataclass
+class Example:
+    id: str | None
+    mention: str
+    mention_cut: bool
+    code: str | None
+    title: str | None
+    language: str | None
+    generator: str | None
+    score: float | None
+    severity: str | None
+    why: str
+    neighbour: str | None
+    other_reasons: list[str]
+    record_json: str
+
+
+@dataclass
+class CheckSection:
+    name: str
+    flagged: int | None
+    rejected: int | None
+    warned: int | None
+    summary: float | str | None
+    reasons: list[tuple[str, int]]
+    info: list[tuple[str, str]]
+    examples: list[Example]
+    examples_total: int
+    examples_more: int
+
+
+@dataclass
+class CoverageCell:
+    planned: int | None
+    accepted: int | None
+    ratio: float | None
+
+
+@dataclass
+class CoverageRow:
+    chapter: str
+    title: str | None
+    cells: list[CoverageCell]
+
+
+@dataclass
+class Coverage:
+    languages: list[str]
+    rows: list[CoverageRow]
+    chapters_covered: dict[str, int]  # language -> chapters with at least one accepted pair
+
+
+@dataclass
+class DriftLanguage:
+    language: str
+    drifted: bool | None
+    figures: list[tuple[str, str]]
+    link: str | None
+    embed_html: str | None
+    note: str | None
+
+
+@dataclass
+class MetricCell:
+    metric: str
+    value: float | None
+    low: float | None
+    high: float | None
+    delta: float | None  # against the baseline run (or the bi-encoder, for the reranker lift)
+    status: str  # "regression" | "lift" | "same" | "n/a"
+
+
+@dataclass
+class MetricRow:
+    language: str
+    n: int | None
+    cells: list[MetricCell]
+
+
+@dataclass
+class StageTable:
+    stage: str
+    against: str | None  # what the deltas are measured against
+    rows: list[MetricRow]
+    baseline: bool = False  # deltas against the baseline run (they count as regressions/lifts)
+
+
+@dataclass
+class ComparisonRow:
+    stage: str | None
+    language: str
+    metric: str
+    baseline: float | None
+    candidate: float | None
+    delta: float | None
+    status: str
+
+
+@dataclass
+class EvalRun:
+    name: str
+    path: str
+    metrics: list[str]
+    stages: list[StageTable]
+    comparison: list[ComparisonRow]
+    missing_languages: list[str]
+    eval_set: list[tuple[str, str]]
+    reproducibility: list[tuple[str, str]]
+
+
+@dataclass
+class Retrieval:
+    runs: list[EvalRun]
+    tolerance: float
+    regressions: int
+    lifts: int
+
+
+@dataclass
+class MalformedLine:
+    line: int | None
+    error: str
+
+
+@dataclass
+class ReportContext:
+    title: str
+    generated_by: str
+    audit_path: str | None
+    verdict: Verdict
+    provenance: Provenance | None
+    matrix: Matrix | None
+    checks: list[CheckSection]
+    coverage: Coverage | None
+    bias: list[tuple[str, str]]
+    drift: list[DriftLanguage]
+    retrieval: Retrieval | None
+    malformed: list[MalformedLine]
+    malformed_total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the `--format json` output)."""
+        return asdict(self)

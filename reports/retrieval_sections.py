@@ -1,0 +1,134 @@
+"""Turn `clinassay evaluate` outputs (metrics.json) into the retrieval section.
+
+Deltas are shown against the first run given (the baseline) and, inside a run, the reranker against
+the bi-encoder (its lift). The evaluation's own comparison (with `--baseline`) is shown as it decided it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reports.audit_sections import _dict, _float, _int, _list, flatten, ordered_languages, short_value
+from reports.context import ComparisonRow, EvalRun, MetricCell, MetricRow, Retrieval, StageTable
+from reports.sources import EvalOutput
+
+METRICS = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
+STAGE_ORDER = ("biencoder", "reranker")
+
+
+def _status(delta: float | None, tolerance: float) -> str:
+    if delta is None:
+        return "n/a"
+    if delta < -tolerance:
+        return "regression"
+    if delta > tolerance:
+        return "lift"
+    return "same"
+
+
+def _scores(stage: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """language -> scores, with the overall row first."""
+    rows = {"overall": _dict(stage.get("overall"))} if stage.get("overall") else {}
+    languages = _dict(stage.get("languages"))
+    for lang in ordered_languages(languages):
+        rows[lang] = _dict(languages[lang])
+    return rows
+
+
+def _stage_table(
+    stage: str, scores: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]] | None, against: str | None,
+    *, tolerance: float,
+) -> StageTable:
+    rows = []
+    for language, s in scores.items():
+        ci = _dict(s.get("ci95"))
+        cells = []
+        for metric in METRICS:
+            value = _float(s.get(metric))
+            bounds = _list(ci.get(metric))
+            low, high = (_float(bounds[0]), _float(bounds[1])) if len(bounds) == 2 else (None, None)
+            base = _float(_dict((reference or {}).get(language)).get(metric)) if reference is not None else None
+            delta = value - base if value is not None and base is not None else None
+            cells.append(MetricCell(metric, value, low, high, delta, _status(delta, tolerance)))
+        rows.append(MetricRow(language=language, n=_int(s.get("n")), cells=cells))
+    return StageTable(stage=stage, against=against, rows=rows)
+
+
+def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[ComparisonRow], list[str]]:
+    comparison = metrics.get("comparison")
+    if not isinstance(comparison, dict):
+        return [], []
+    rows = []
+    for status, key in (("regression", "regressions"), ("lift", "lifts"), (None, "rows"), (None, "deltas")):
+        for item in _list(comparison.get(key)):
+            if not isinstance(item, dict):
+                continue
+            base, cand = _float(item.get("baseline")), _float(item.get("candidate", item.get("value")))
+            delta = _float(item.get("delta"))
+            if delta is None and base is not None and cand is not None:
+                delta = cand - base
+            rows.append(
+                ComparisonRow(
+                    stage=None if item.get("stage") is None else str(item["stage"]),
+                    language=str(item.get("language", "overall")),
+                    metric=str(item.get("metric", "?")),
+                    baseline=base,
+                    candidate=cand,
+                    delta=delta,
+                    status=status or str(item.get("status") or _status(delta, tolerance)),
+                )
+            )
+    missing = [str(x) for x in _list(comparison.get("missing_languages") or comparison.get("missing"))]
+    return rows, missing
+
+
+def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | None:
+    if not evals:
+        return None
+    runs = []
+    baseline_scores: dict[str, dict[str, dict[str, Any]]] | None = None
+    for index, ev in enumerate(evals):
+        stages = _dict(ev.metrics.get("stages"))
+        names = [s for s in STAGE_ORDER if s in stages] + sorted(s for s in stages if s not in STAGE_ORDER)
+        scores = {name: _scores(_dict(stages[name])) for name in names}
+        tables = []
+        for name in names:
+            if index > 0 and baseline_scores is not None and name in baseline_scores:
+                reference, against = baseline_scores[name], f"baseline {evals[0].name} ({name})"
+            elif name != "biencoder" and "biencoder" in scores:
+                reference, against = scores["biencoder"], "the bi-encoder (reranker lift)"
+            else:
+                reference, against = None, None
+            table = _stage_table(name, scores[name], reference, against, tolerance=tolerance)
+            table.baseline = index > 0 and reference is not None and against.startswith("baseline")
+            tables.append(table)
+        if index == 0:
+            baseline_scores = scores
+        comparison, missing = _comparison(ev.metrics, tolerance=tolerance)
+        model = _dict(ev.metrics.get("model"))
+        repro = [(f"model.{k}", short_value(v)) for k, v in model.items()]
+        repro += [(f"versions.{k}", short_value(v)) for k, v in _dict(ev.metrics.get("versions")).items()]
+        if ev.metrics.get("seed") is not None:
+            repro.append(("seed", short_value(ev.metrics.get("seed"))))
+        runs.append(
+            EvalRun(
+                name=ev.name,
+                path=str(ev.path),
+                metrics=list(METRICS),
+                stages=tables,
+                comparison=comparison,
+                missing_languages=missing,
+                eval_set=flatten(_dict(ev.metrics.get("eval_set"))),
+                reproducibility=repro,
+            )
+        )
+    return Retrieval(runs=runs, tolerance=tolerance, regressions=_count(runs, "regression"), lifts=_count(runs, "lift"))
+
+
+def _count(runs: list[EvalRun], status: str) -> int:
+    """The evaluation's own comparison decides when it made one; otherwise the deltas against the first run."""
+    if any(r.comparison for r in runs):
+        return sum(1 for r in runs for c in r.comparison if c.status == status)
+    return sum(
+        1 for r in runs[1:] for t in r.stages if t.baseline for row in t.rows for c in row.cells if c.status == status
+    )

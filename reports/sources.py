@@ -1,0 +1,116 @@
+"""Read what the audit and the evaluation wrote, tolerantly: a report must render from any output folder
+that has its summary, even when optional figures are missing, and must never load a 100k-pair file
+into memory (example rows are streamed and capped).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from terminology.errors import ClinassayInputError
+
+SUMMARY, MANIFEST, REJECTED, ACCEPTED, METRICS = (
+    "summary.json",
+    "manifest.json",
+    "rejected.jsonl",
+    "accepted.jsonl",
+    "metrics.json",
+)
+
+
+class ReportInputError(ClinassayInputError):
+    """A folder or file given to `clinassay report` is not an audit or evaluation output."""
+
+
+@dataclass
+class AuditOutput:
+    """An audit output folder: its summary and manifest, loaded; the JSONL files, only located."""
+
+    path: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rejected_path(self) -> Path:
+        return self.path / REJECTED
+
+    @property
+    def accepted_path(self) -> Path:
+        return self.path / ACCEPTED
+
+
+@dataclass
+class EvalOutput:
+    """An evaluation output folder (or a metrics.json file) of the retrieval issue."""
+
+    path: Path
+    name: str
+    metrics: dict[str, Any]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportInputError(f"{path}: not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def is_audit_dir(path: Path) -> bool:
+    return (Path(path) / SUMMARY).is_file()
+
+
+def is_eval_dir(path: Path) -> bool:
+    path = Path(path)
+    return (path / METRICS).is_file() or (path.is_file() and path.suffix == ".json")
+
+
+def load_audit_output(path: Path | str) -> AuditOutput:
+    """Load an audit output folder; the error names the folder and what it lacks."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportInputError(f"audit output folder not found: {path}")
+    if not (path / SUMMARY).is_file():
+        raise ReportInputError(f"{path} is not an audit output folder: it has no {SUMMARY}")
+    summary = _read_json(path / SUMMARY)
+    if not isinstance(summary, dict):
+        raise ReportInputError(f"{path / SUMMARY}: expected a JSON object, got {type(summary).__name__}")
+    manifest = _read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
+    return AuditOutput(path=path, summary=summary, manifest=manifest if isinstance(manifest, dict) else {})
+
+
+def load_eval_output(path: Path | str) -> EvalOutput:
+    """Load `metrics.json` from an evaluation output folder (or the file itself)."""
+    path = Path(path)
+    metrics_path = path if path.is_file() else path / METRICS
+    if not metrics_path.is_file():
+        raise ReportInputError(f"{path} is not an evaluation output: it has no {METRICS}")
+    metrics = _read_json(metrics_path)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("stages"), dict):
+        raise ReportInputError(f"{metrics_path}: expected an object with 'stages' (clinassay evaluate's metrics.json)")
+    folder = metrics_path.parent
+    model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
+    name = str(model.get("name") or folder.name or metrics_path.stem)
+    return EvalOutput(path=metrics_path, name=name, metrics=metrics)
+
+
+def iter_flagged_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Stream the records of a JSONL file that carry reasons; unreadable lines are skipped, not fatal
+    (the audit already reported malformed input; a report must still render)."""
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if '"reasons"' not in line:  # cheap pre-filter: most accepted lines carry no reasons
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("reasons"), list) and record["reasons"]:
+                yield record
