@@ -6,6 +6,7 @@ $XDG_CACHE_HOME/clinassay/terminology > ~/.cache/clinassay/terminology.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
@@ -57,11 +58,16 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def read_pickle(path: Path) -> Any | None:
     """The cached object, or None when it is missing or unreadable (then it is rebuilt)."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # ~100k small tuples: the cycle collector would only slow the load down
     try:
         with open(path, "rb") as handle:
             return pickle.load(handle)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
         return None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def write_pickle(path: Path, obj: Any) -> None:

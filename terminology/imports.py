@@ -23,7 +23,7 @@ from terminology.errors import ClinassayInputError
 IMPORT_FORMAT = 1
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2})?$")
-_WHO_SUBCATEGORY = re.compile(r"^[A-Z][0-9]{2}[0-9A-Z]$")
+_WHO_SUBCATEGORY = re.compile(r"^[A-Z][0-9]{2}[0-9A-Z]?$")  # undivided categories are listed too (A09)
 _WHO_CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 _RESTRSEXO = {"": None, "0": None, "5": None, "1": "male", "M": "male", "3": "female", "F": "female"}
 MAX_REPORTED_ERRORS = 10
@@ -144,6 +144,7 @@ def import_datasus(directory: Path | str, *, name: str = "datasus", cache_dir: P
     problems = _Problems()
     labels: dict[str, str] = {}
     sex: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()
     for kind, path, key, pattern in (
         ("category", files[DATASUS_CATEGORIES], "CAT", _WHO_CATEGORY),
         ("subcategory", files[DATASUS_SUBCATEGORIES], "SUBCAT", _WHO_SUBCATEGORY),
@@ -152,15 +153,16 @@ def import_datasus(directory: Path | str, *, name: str = "datasus", cache_dir: P
         for line_no, row in _datasus_rows(path, key, required, problems):
             code = row[key].upper()
             if not pattern.match(code):
-                size = 4 if kind == "subcategory" else 3
-                problems.add(path, line_no, f"{key} {row[key]!r} is not a {size}-character {kind} code (like {'A000' if size == 4 else 'A00'})")
+                like = "a 4-character subcategory (A000) or an undivided category (A09)" if kind == "subcategory" else "a 3-character category (A00)"
+                problems.add(path, line_no, f"{key} {row[key]!r} is not {like}")
                 continue
             if not row["DESCRICAO"]:
                 problems.add(path, line_no, f"DESCRICAO is empty for {code}")
                 continue
-            if code in labels:
+            if (kind, code) in seen:
                 problems.add(path, line_no, f"{code} appears twice")
                 continue
+            seen.add((kind, code))
             labels[code] = row["DESCRICAO"]
             if kind == "subcategory":
                 restriction = row["RESTRSEXO"].upper()

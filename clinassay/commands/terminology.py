@@ -97,13 +97,14 @@ def stats(config: Optional[Path] = _CONFIG) -> None:
     typer.echo(f"billable codes: {len(billable):,} ({seventh:,} formed with a 7th character)")
     typer.echo("")
     typer.echo(f"{'lang':<5}{'labelled':>10}{'share':>8}" + "".join(f"{p:>13}" for p in PRECISIONS) + "  sources")
-    for cov in coverage(term):
+    covered = coverage(term)
+    for cov in covered:
         sources = ", ".join(f"{s} {n:,}" for s, n in sorted(cov.by_source.items(), key=lambda kv: -kv[1])) or "-"
         typer.echo(f"{cov.language:<5}{cov.labelled:>10,}{cov.share:>8.1%}"
                    + "".join(f"{cov.by_precision.get(p, 0):>13,}" for p in PRECISIONS) + f"  {sources}")
     typer.echo("")
     typer.echo("gaps:")
-    for cov in coverage(term):
+    for cov in covered:
         typer.echo(f"  {cov.language}: {cov.gap}")
     if term.imports:
         typer.echo("")
