@@ -48,19 +48,21 @@ class Request:
         if not self.key:
             object.__setattr__(self, "key", request_key(self))
 
+    @property
+    def prompt_hash(self) -> str:
+        """The rendered prompt's hash; for the terminology generator, a hash of the labels used."""
+        if self.prompt is not None:
+            return self.prompt.prompt_hash
+        return hashlib.sha256(repr(self.static_mentions).encode("utf-8")).hexdigest()[:16]
+
 
 def request_key(r: Request) -> str:
-    prompt_hash = r.prompt.prompt_hash if r.prompt else _hash_static(r.static_mentions)
     h = hashlib.sha256()
-    for part in (r.model, r.litellm_model or "", prompt_hash, r.code, r.language, str(r.sample_index),
+    for part in (r.model, r.litellm_model or "", r.prompt_hash, r.code, r.language, str(r.sample_index),
                  str(r.seed), r.task, r.negative_of or ""):
         h.update(part.encode("utf-8"))
         h.update(b"\x1f")
     return h.hexdigest()[:24]
-
-
-def _hash_static(items: tuple[tuple[str, str], ...]) -> str:
-    return hashlib.sha256(repr(items).encode("utf-8")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------- codes

@@ -1,0 +1,243 @@
+"""A thin LLM client over a LiteLLM Router: one deployment per configured model.
+
+The Router does retries with backoff (429, 5xx, timeouts) and fallbacks; this module adds what the
+project needs around it: keys read from named environment variables only (never logged or
+written), a requests-per-minute pacer per model, costs from LiteLLM's price table or the
+configured per-token prices, and the project's own errors raised `from` LiteLLM's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from generation.config import ModelConfig
+from generation.errors import GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
+from generation.parser import MentionList
+from generation.prompts import Prompt
+
+EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
+"""How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""
+
+_LOCAL_KEY = "sk-local-no-key"  # placeholder for local servers that need none (OpenAI clients insist on one)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's reply and what it cost. `served_by` is the configured name that answered (a fallback
+    may have served the request)."""
+
+    text: str
+    served_by: str
+    litellm_model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+
+class RatePacer:
+    """Spaces calls at most `rpm` per minute (evenly, so bursts never trip the provider's limit)."""
+
+    def __init__(self, rpm: int | None) -> None:
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+def resolve_api_key(model: ModelConfig) -> str | None:
+    """The key from the environment variable the config names; None lets LiteLLM use its own defaults."""
+    if model.api_key_env is None:
+        return _LOCAL_KEY if model.api_base or model.kind == "embedded" else None
+    value = os.environ.get(model.api_key_env)
+    if not value:
+        raise GenerationInputError(
+            f"model '{model.name}': environment variable {model.api_key_env} (api_key_env) is not set or empty"
+        )
+    return value
+
+
+class LLMClient:
+    """Calls configured models by name. Builds its Router lazily, on the first call."""
+
+    def __init__(self, models: list[ModelConfig], *, api_bases: dict[str, str] | None = None) -> None:
+        self.models = {m.name: m for m in models if m.kind != "terminology"}
+        self.api_bases = dict(api_bases or {})
+        self._router: Any = None
+        self._pacers = {name: RatePacer(m.rpm) for name, m in self.models.items()}
+
+    def check_credentials(self) -> None:
+        """Fail before any request when a named key variable is missing."""
+        for m in self.models.values():
+            resolve_api_key(m)
+
+    def litellm_model(self, name: str) -> str:
+        m = self.models[name]
+        return EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model
+
+    def _deployment(self, m: ModelConfig) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.litellm_model(m.name),
+            "timeout": m.timeout_s,
+            "max_parallel_requests": m.max_concurrency,
+        }
+        api_base = self.api_bases.get(m.name, m.api_base)
+        if api_base:
+            params["api_base"] = api_base
+        key = resolve_api_key(m)
+        if key is not None:
+            params["api_key"] = key
+        if m.rpm:
+            params["rpm"] = m.rpm
+        if m.input_cost_per_token is not None:
+            params["input_cost_per_token"] = m.input_cost_per_token
+        if m.output_cost_per_token is not None:
+            params["output_cost_per_token"] = m.output_cost_per_token
+        return {"model_name": m.name, "litellm_params": params}
+
+    def router(self) -> Any:
+        if self._router is None:
+            from litellm import Router  # heavy import, only when a model is really called
+
+            fallbacks = [{m.name: list(m.fallbacks)} for m in self.models.values() if m.fallbacks]
+            self._router = Router(
+                model_list=[self._deployment(m) for m in self.models.values()],
+                fallbacks=fallbacks,
+                retry_after=0,
+                num_retries=max((m.num_retries for m in self.models.values()), default=0),
+            )
+        return self._router
+
+    async def complete(self, name: str, prompt: Prompt, *, temperature: float | None, seed: int | None) -> Completion:
+        """One reply for `prompt` from model `name`, after the Router's retries and fallbacks."""
+        import litellm
+
+        m = self.models[name]
+        await self._pacers[name].wait()
+        kwargs: dict[str, Any] = {
+            "model": name,
+            "messages": prompt.messages(),
+            "max_tokens": m.max_tokens,
+            "num_retries": m.num_retries,
+            "drop_params": True,
+        }
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if seed is not None:
+            kwargs["seed"] = seed
+        if m.kind == "embedded":
+            kwargs["stop"] = ["\n", "]"]
+        elif m.structured_output:
+            kwargs["response_format"] = _response_format(m.model)
+        try:
+            response = await self.router().acompletion(**kwargs)
+        except (litellm.RateLimitError,) as exc:
+            raise RateLimitedError(f"model '{name}': rate limited after {m.num_retries} retries") from exc
+        except (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError) as exc:
+            raise LLMAuthError(f"model '{name}': {type(exc).__name__}: {self._short(exc)}") from exc
+        except (litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
+                litellm.ServiceUnavailableError, litellm.BadRequestError, litellm.APIError) as exc:
+            raise LLMRequestError(f"model '{name}': {type(exc).__name__}: {self._short(exc)}") from exc
+        return self._completion(name, response, prompt)
+
+    def _short(self, exc: Exception, limit: int = 300) -> str:
+        """A one-line error text, with any configured key scrubbed out (it may end up in a rejects file)."""
+        text = " ".join(str(exc).split())
+        for m in self.models.values():
+            key = os.environ.get(m.api_key_env) if m.api_key_env else None
+            if key:
+                text = text.replace(key, "***")
+        return text if len(text) <= limit else text[:limit] + "..."
+
+    def _completion(self, name: str, response: Any, prompt: Prompt) -> Completion:
+        hidden = getattr(response, "_hidden_params", {}) or {}
+        served_by = (hidden.get("additional_headers") or {}).get("x-litellm-model-group") or name
+        m = self.models.get(served_by, self.models[name])
+        choice = response.choices[0]
+        text = getattr(choice, "message", None)
+        text = text.content if text is not None else getattr(choice, "text", "")
+        usage = getattr(response, "usage", None)
+        tin = int(getattr(usage, "prompt_tokens", 0) or 0)
+        tout = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Completion(
+            text=text or "",
+            served_by=m.name,
+            litellm_model=self.litellm_model(m.name),
+            input_tokens=tin,
+            output_tokens=tout,
+            cost_usd=_cost(m, response, hidden, tin, tout),
+        )
+
+
+def _cost(m: ModelConfig, response: Any, hidden: dict, tin: int, tout: int) -> float | None:
+    """Configured prices win; else LiteLLM's price table; None when nobody knows the price."""
+    if m.kind == "embedded":
+        return 0.0
+    if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
+        return tin * (m.input_cost_per_token or 0.0) + tout * (m.output_cost_per_token or 0.0)
+    cost = hidden.get("response_cost")
+    if cost is not None:
+        return float(cost)
+    import litellm
+
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except (litellm.NotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def estimate_cost(m: ModelConfig, input_tokens: int, output_tokens: int) -> float | None:
+    """Price of a planned request, for the dry run; None when the model is not priced."""
+    if m.kind in ("embedded", "terminology"):
+        return 0.0
+    if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
+        return input_tokens * (m.input_cost_per_token or 0.0) + output_tokens * (m.output_cost_per_token or 0.0)
+    import litellm
+
+    try:
+        cin, cout = litellm.cost_per_token(model=m.model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
+    except (litellm.NotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return float(cin + cout)
+
+
+def _response_format(model: str) -> dict[str, Any]:
+    import litellm
+
+    try:
+        schema_ok = litellm.supports_response_schema(model=model)
+    except (ValueError, KeyError, TypeError):
+        schema_ok = False
+    if schema_ok:
+        return {"type": "json_schema",
+                "json_schema": {"name": "mentions", "schema": MentionList.model_json_schema()}}
+    return {"type": "json_object"}
+
+
+@contextmanager
+def quiet_litellm() -> Iterator[None]:
+    """For the length of a run: LiteLLM logs every failed attempt at ERROR, while the runner records
+    each failure itself (as a reject) and the progress bar would be drowned."""
+    loggers = [logging.getLogger(n) for n in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, before):
+            lg.setLevel(lvl)
