@@ -193,7 +193,8 @@ class EvalRun:
     metrics: list[str]
     stages: list[StageTable]
     comparison: list[ComparisonRow]
-    missing_languages: list[str]
+    missing_languages: list[str]  # in this run but not in its baseline (not gated)
+    missing_in_run: list[str]  # in the baseline but not in this run
     eval_set: list[tuple[str, str]]
     reproducibility: list[tuple[str, str]]
 

@@ -54,10 +54,10 @@ def _stage_table(
     return StageTable(stage=stage, against=against, rows=rows)
 
 
-def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[ComparisonRow], list[str]]:
+def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[ComparisonRow], list[str], list[str]]:
     comparison = metrics.get("comparison")
     if not isinstance(comparison, dict):
-        return [], []
+        return [], [], []
     rows = []
     for status, key in (("regression", "regressions"), ("lift", "lifts"), (None, "rows"), (None, "deltas")):
         for item in _list(comparison.get(key)):
@@ -79,7 +79,10 @@ def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[Comp
                 )
             )
     missing = [str(x) for x in _list(comparison.get("missing_languages") or comparison.get("missing"))]
-    return rows, missing
+    absent = [str(x) for x in _list(comparison.get("missing_in_current"))]
+    order = {"regression": 0, "lift": 1}
+    rows.sort(key=lambda c: (order.get(c.status, 2), c.stage or "", c.language != "overall", c.language, c.metric))
+    return rows, missing, absent
 
 
 def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | None:
@@ -104,7 +107,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
             tables.append(table)
         if index == 0:
             baseline_scores = scores
-        comparison, missing = _comparison(ev.metrics, tolerance=tolerance)
+        comparison, missing, absent = _comparison(ev.metrics, tolerance=tolerance)
         model = _dict(ev.metrics.get("model"))
         repro = [(f"model.{k}", short_value(v)) for k, v in model.items()]
         repro += [(f"versions.{k}", short_value(v)) for k, v in _dict(ev.metrics.get("versions")).items()]
@@ -118,6 +121,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 stages=tables,
                 comparison=comparison,
                 missing_languages=missing,
+                missing_in_run=absent,
                 eval_set=flatten(_dict(ev.metrics.get("eval_set"))),
                 reproducibility=repro,
             )

@@ -95,7 +95,7 @@ def load_eval_output(path: Path | str) -> EvalOutput:
         raise ReportInputError(f"{metrics_path}: expected an object with 'stages' (clinassay evaluate's metrics.json)")
     folder = metrics_path.parent
     model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
-    name = str(model.get("name") or folder.name or metrics_path.stem)
+    name = Path(str(model.get("name") or "")).name or folder.name or metrics_path.stem
     return EvalOutput(path=metrics_path, name=name, metrics=metrics)
 
 
