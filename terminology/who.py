@@ -47,7 +47,7 @@ def _clean(text: str, english: str, language: str) -> str | None:
         text = text.translate(_PT_REPAIR)
     if not text or text.lower() == "nan" or text.casefold() == " ".join(english.split()).casefold():
         return None
-    return text
+    return text[0].upper() + text[1:]  # some entries start in lower case ("episódio depressivo leve")
 
 
 def _entries(path: Path):

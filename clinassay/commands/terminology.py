@@ -44,7 +44,7 @@ def show(
     term = _load(config)
     node = term.get(code)
     if language is not None:
-        chosen = term._language(language)
+        chosen = term.check_language(language)
         found = term.label(node.code, chosen)
         labels = {"en": term.label(node.code, "en")}
         if chosen != "en":
