@@ -1,7 +1,133 @@
-"""The `[audit]` section of the configuration file."""
+"""The `[audit]` section of the configuration file: every check's thresholds and severity, and the gate.
 
-from pydantic import BaseModel, ConfigDict
+A `fail` finding rejects the pair; a `warn` finding keeps it but marks and counts it. Leakage has no
+severity: a leak is always a rejection.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["warn", "fail"]
+AuditLanguage = Literal["es", "ca", "pt", "fr", "it", "en"]
 
 
-class AuditConfig(BaseModel):
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ValidityConfig(_Section):
+    require_billable: bool = Field(True, description="reject codes that are only headers (not billable)")
+    billable_severity: Severity = "fail"
+    min_chars: int = Field(2, ge=1)
+    max_chars: int = Field(300, ge=10)
+    severity: Severity = "fail"
+
+
+class ConsistencyConfig(_Section):
+    semantic: bool = Field(True, description="compare the mention with sibling/nearby codes by embedding")
+    semantic_margin: float = Field(
+        0.04, ge=0.0, le=1.0,
+        description="flag when another code's cosine beats the pair's own code by at least this much",
+    )
+    max_candidates: int = Field(40, ge=1, le=500, description="sibling + nearby codes compared per pair")
+    semantic_severity: Severity = "fail"
+    negation: bool = True
+    negation_severity: Severity = "fail"
+    laterality: bool = True
+    laterality_severity: Severity = "fail"
+    sex: bool = True
+    sex_severity: Severity = "fail"
+    excludes1: bool = True
+    excludes1_min_similarity: float = Field(0.92, ge=0.5, le=1.0, description="fuzzy match ratio, 0..1")
+    excludes1_severity: Severity = "fail"
+    title_copy: bool = True
+    title_copy_severity: Severity = "warn"
+
+
+class JuryConfig(_Section):
+    """An optional jury of LLMs (LiteLLM model strings) judging each pair; off by default (it costs)."""
+
+    enabled: bool = False
+    models: list[str] = Field(default_factory=list)
+    min_agreement: float = Field(0.5, ge=0.0, le=1.0, description="share of judges that must say 'fits'")
+    severity: Severity = "warn"
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class DuplicateConfig(_Section):
+    exact: bool = True
+    near: bool = True
+    near_cosine: float = Field(
+        0.97, ge=0.5, le=1.0,
+        description="two mentions of the same code whose embeddings have at least this cosine are the same text",
+    )
+    severity: Severity = "fail"
+
+
+class LeakageConfig(_Section):
+    near_ratio: float = Field(0.9, ge=0.5, le=1.0, description="character similarity (0..1) that counts as near-equal")
+    translation_cosine: float = Field(
+        0.93, ge=0.5, le=1.0,
+        description="embedding cosine with an evaluation mention of the same code that counts as a translation",
+    )
+
+
+class LanguageConfig(_Section):
+    min_words: int = Field(3, ge=1, description="shorter mentions are too short to tell their language reliably")
+    min_confidence: float = Field(0.6, ge=0.0, le=1.0, description="detector confidence needed to call a mismatch")
+    min_margin: float = Field(0.3, ge=0.0, le=1.0, description="detected language must beat the requested one by this much")
+    mixed: bool = True
+    mixed_min_words: int = Field(6, ge=2)
+    severity: Severity = "fail"
+    mixed_severity: Severity = "warn"
+    drift_sample: int = Field(5000, ge=100, description="mentions kept per language for drift and fingerprints")
+
+
+class PhiConfig(_Section):
+    names: bool = True
+    dates: bool = True
+    phones: bool = True
+    emails: bool = True
+    addresses: bool = True
+    national_ids: bool = True
+    record_numbers: bool = True
+    severity: Severity = "fail"
+
+
+class BiasConfig(_Section):
+    outlier_factor: float = Field(2.0, ge=1.0, description="a generator x language cell is an outlier above factor x median reject rate")
+    outlier_min_gap: float = Field(0.1, ge=0.0, le=1.0, description="... and at least this many points above it")
+    fingerprint: bool = True
+    fingerprint_min_per_class: int = Field(20, ge=5)
+    fingerprint_folds: int = Field(5, ge=2, le=10)
+    top_features: int = Field(10, ge=1, le=100)
+
+
+class GateConfig(_Section):
+    max_reject_rate: float = Field(0.3, ge=0.0, le=1.0)
+    max_reject_rate_language: float = Field(0.4, ge=0.0, le=1.0)
+    max_reject_rate_generator: float = Field(0.5, ge=0.0, le=1.0)
+    min_accepted_per_language: int = Field(1, ge=0)
+    min_chapter_coverage: float = Field(0.0, ge=0.0, le=1.0, description="share of planned chapters with an accepted pair, per language")
+    max_leaks: int = Field(0, ge=0, description="leaked pairs allowed (they are rejected anyway)")
+    max_drift_share: float = Field(1.0, ge=0.0, le=1.0, description="share of drifted features per language (with --reference)")
+
+
+class AuditConfig(_Section):
+    languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"])
+    encoder: str = Field("me5-small", description="encoder name for the embedding checks")
+    embeddings: bool = Field(True, description="run the embedding checks (semantic, near-duplicate, translation leaks, embedding drift)")
+    chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")
+    encode_batch_size: int = Field(64, ge=1)
+    validity: ValidityConfig = ValidityConfig()
+    consistency: ConsistencyConfig = ConsistencyConfig()
+    jury: JuryConfig = JuryConfig()
+    duplicate: DuplicateConfig = DuplicateConfig()
+    leakage: LeakageConfig = LeakageConfig()
+    language: LanguageConfig = LanguageConfig()
+    phi: PhiConfig = PhiConfig()
+    bias: BiasConfig = BiasConfig()
+    gate: GateConfig = GateConfig()

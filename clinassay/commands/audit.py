@@ -1,7 +1,54 @@
-"""CLI commands for audit."""
+"""`clinassay audit PAIRS.jsonl --out DIR`: accept or reject every pair with reasons, and pass or fail
+the dataset at the gate (exit 0 pass, 1 gate failed, 2 bad input)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+
+    @app.command("audit")
+    def audit(
+        pairs: Path = typer.Argument(..., help="JSONL pairs (mention, code, language required; provenance used when present)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder: accepted.jsonl, rejected.jsonl, summary.json, manifest.json, report.html."),
+        config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section)."),
+        eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items (TSV with header or JSONL: mention, code, language): any leak is rejected."),
+        reference: Path | None = typer.Option(None, "--reference", help="Real mentions (same format) for drift and the synthetic-vs-real fingerprint."),
+        encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
+        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (semantic fit, near duplicates, translation leaks)."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
+    ) -> None:
+        """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
+        from audit import run_audit
+        from clinassay.config import load_config, with_overrides
+
+        config = load_config(config_file)
+        audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
+        model = None
+        if audit_config.embeddings:
+            from retrieval.models import load_encoder
+
+            model = load_encoder(audit_config.encoder)
+        outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                            reference_path=reference, config_path=config_file)
+        counts = outcome.summary["counts"]
+        typer.echo(f"{out}: {counts['input_lines']} lines -> {counts['accepted']} accepted "
+                   f"({counts['warned']} with warnings), {counts['rejected']} rejected, {counts['malformed']} malformed")
+        for failed in outcome.summary["gate"]["failed"]:
+            typer.echo(f"  gate: {failed['name']} [{failed['scope']}] = {failed['value']:g}, needs "
+                       f"{failed['comparison']} {failed['threshold']:g} (off by {abs(failed['margin']):g})")
+        if report:
+            from reports.render import write_report
+
+            try:
+                write_report(out, out / "report.html", eval_dirs=[], fmt="html", config=config.reports)
+            except Exception as exc:  # noqa: BLE001 - the audit's verdict must not depend on the report's rendering
+                typer.echo(f"warning: report.html not written ({type(exc).__name__}: {exc}); "
+                           f"run `clinassay report {out} --out report.html` after fixing it", err=True)
+        typer.echo(f"verdict: {outcome.summary['verdict']}")
+        if not outcome.passed:
+            raise typer.Exit(1)

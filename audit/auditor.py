@@ -1,0 +1,319 @@
+"""The audit itself: pairs stream through the checks chunk by chunk; dataset-level figures (bias,
+drift, the gate) are computed at the end from bounded tallies.
+
+Three entry points, one engine:
+- `Auditor.audit_chunk(parsed)` -> decisions: the per-chunk function a distributed map can call;
+- `audit_pairs(pairs, ...)` -> an iterator of decisions over any iterable of Pair/dict;
+- `run_audit(path, out_dir, ...)` -> writes accepted/rejected/summary/manifest and returns the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from audit.bias import fingerprints, reject_outliers
+from audit.checks import CHECKS, AuditResources
+from audit.config import AuditConfig
+from audit.embedding import CodeVectors, Encoder
+from audit.findings import Decision
+from audit.gate import evaluate_gate
+from audit.items import Chunk, Item
+from audit.reader import Malformed, Parsed, chunked, file_sha256, parse_record, read_lines
+from audit.references import EvalSet, LabelledMention, read_labelled
+from audit.tally import DatasetTally
+from terminology.errors import ClinassayInputError
+
+MAX_MALFORMED_LISTED = 1000
+VERSIONED = ("clinassay", "numpy", "scikit-learn", "faiss-cpu", "evidently", "lingua-language-detector", "py3langid",
+             "rapidfuzz", "litellm", "sentence-transformers", "pydantic")
+
+
+def _default_terminology():
+    from terminology import load_terminology
+
+    return load_terminology()
+
+
+class Auditor:
+    """Holds the checks and the tallies; constructing it loads nothing (models load on first use)."""
+
+    def __init__(self, config: AuditConfig | None = None, *, terminology: Any = None, encoder: Encoder | None = None,
+                 eval_set: EvalSet | None = None) -> None:
+        self.config = config or AuditConfig()
+        self.terminology = terminology if terminology is not None else _default_terminology()
+        self.encoder = encoder if self.config.embeddings else None
+        code_vectors = (CodeVectors(self.terminology, self.encoder, batch_size=self.config.encode_batch_size)
+                        if self.encoder is not None else None)
+        self.resources = AuditResources(self.terminology, self.encoder, code_vectors, eval_set)
+        self.checks = [cls(self.config, self.resources) for cls in CHECKS]
+        self.tally = DatasetTally(self.terminology, sample_size=self.config.language.drift_sample)
+        self.malformed: list[Malformed] = []
+        self.malformed_count = 0
+        self.accepted = self.rejected = self.warned = 0
+        self.timings: dict[str, float] = {"embedding": 0.0, **{c.name: 0.0 for c in self.checks}}
+
+    # ---- per chunk ----
+    def _item(self, parsed: Parsed) -> Item:
+        pair = parsed.pair
+        record = dict(parsed.record)
+        if not record.get("id"):
+            record["id"] = pair.ensure_id().id
+        return Item(line=parsed.line, record=record, mention=pair.mention, raw_code=pair.code,
+                    language=pair.language, generator=pair.model or "unknown")
+
+    def audit_chunk(self, parsed: list[Parsed | Malformed]) -> list[Decision | Malformed]:
+        """Check one chunk; returns a decision (or the malformed report) per input, in order."""
+        for p in parsed:
+            if isinstance(p, Malformed):
+                self.note_malformed(p)
+        items = [self._item(p) for p in parsed if isinstance(p, Parsed)]
+        chunk = Chunk(items)
+        if self.encoder is not None and items:
+            started = time.perf_counter()
+            chunk.embeddings = self._embed(items)
+            self.timings["embedding"] += time.perf_counter() - started
+        for check in self.checks:
+            started = time.perf_counter()
+            results = check.check_chunk(chunk)
+            for item, findings in zip(items, results):
+                item.findings.extend(findings)
+                check.tally(findings)
+            self.timings[check.name] += time.perf_counter() - started
+        decisions: dict[int, Decision] = {}
+        for i, item in enumerate(items):
+            self.tally.add(item, chunk.embeddings[i] if chunk.embeddings is not None else None)
+            record = item.record
+            if not item.rejected and item.code:
+                record = {**record, "code": item.code}
+            decision = Decision(item.line, record, item.findings)
+            if decision.accepted:
+                self.accepted += 1
+                self.warned += decision.warned
+            else:
+                self.rejected += 1
+            decisions[id(item)] = decision
+        it = iter(items)
+        return [p if isinstance(p, Malformed) else decisions[id(next(it))] for p in parsed]
+
+    def _embed(self, items: list[Item]) -> np.ndarray:
+        texts = [item.mention if item.norm else " " for item in items]
+        vectors = np.asarray(self.encoder.encode(texts, kind="query", batch_size=self.config.encode_batch_size),
+                             dtype=np.float32)
+        for i, item in enumerate(items):
+            if not item.norm:
+                vectors[i] = 0.0
+        return vectors
+
+    def note_malformed(self, malformed: Malformed) -> None:
+        self.malformed_count += 1
+        if len(self.malformed) < MAX_MALFORMED_LISTED:
+            self.malformed.append(malformed)
+
+    # ---- dataset level ----
+    def summarize(self, *, reference: list[LabelledMention] | None = None, out_dir: Path | None = None,
+                  input_info: dict[str, Any] | None = None) -> dict[str, Any]:
+        cfg = self.config
+        checks = {c.name: c.summary().to_json() for c in self.checks}
+        matrix = self.tally.matrix()
+        coverage = self.tally.chapter_rows()
+        reference_by_lang: dict[str, list[str]] = {}
+        for r in reference or []:
+            bucket = reference_by_lang.setdefault(r.language, [])
+            if len(bucket) < cfg.language.drift_sample:
+                bucket.append(r.mention)
+        bias: dict[str, Any] = {
+            "outliers": reject_outliers(matrix, cfg.bias),
+            "cost": [{k: g[k] for k in ("name", "pairs", "accepted", "cost_usd", "cost_per_accepted")}
+                     for g in self.tally.provenance_generators()],
+            "coverage": _coverage_shares(coverage),
+        }
+        if cfg.bias.fingerprint:
+            started = time.perf_counter()
+            bias["fingerprint"] = fingerprints(self.tally.samples, reference_by_lang, cfg.bias)
+            self.timings["fingerprint"] = time.perf_counter() - started
+        drift, drift_reports = None, {}
+        if reference:
+            started = time.perf_counter()
+            drift, drift_reports = self._drift(reference_by_lang, out_dir)
+            self.timings["drift"] = time.perf_counter() - started
+        leaks = checks["leakage"]["flagged"]
+        gate = evaluate_gate(cfg.gate, matrix=matrix, coverage=coverage, leaks=leaks, drift=drift)
+        passed = all(r.passed for r in gate)
+        total = self.accepted + self.rejected + self.malformed_count
+        return {
+            "verdict": "pass" if passed else "fail",
+            "counts": {"input_lines": total, "accepted": self.accepted, "rejected": self.rejected,
+                       "malformed": self.malformed_count, "warned": self.warned},
+            "gate": {"passed": passed, "results": [r.to_json() for r in gate],
+                     "failed": [r.to_json() for r in gate if not r.passed]},
+            "checks": checks,
+            "matrix": matrix,
+            "coverage": {"chapters": coverage},
+            "bias": bias,
+            "drift": drift,
+            "drift_reports": drift_reports,
+            "provenance": {"input": input_info or {}, "generators": self.tally.provenance_generators(),
+                           "config": cfg.model_dump(mode="json"), "versions": versions(),
+                           "encoder": getattr(self.encoder, "name", None)},
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "malformed": [m.to_json() for m in self.malformed],
+        }
+
+    def _drift(self, reference_by_lang: dict[str, list[str]], out_dir: Path | None):
+        from audit.drift import language_drift
+
+        drift: dict[str, Any] = {}
+        reports: dict[str, str] = {}
+        for lang, reservoir in sorted(self.tally.samples.items()):
+            real = reference_by_lang.get(lang)
+            kept = [s for s in reservoir.items if s.accepted]
+            if not real or len(real) < 20 or len(kept) < 10:
+                if real:
+                    drift[lang] = {"skipped": f"too few mentions ({len(kept)} accepted synthetic, {len(real)} real)"}
+                continue
+            syn_emb = real_emb = None
+            if self.encoder is not None and all(s.embedding is not None for s in kept):
+                syn_emb = np.stack([s.embedding for s in kept]).astype(np.float32)
+                real_emb = np.asarray(self.encoder.encode(real, kind="query", batch_size=self.config.encode_batch_size),
+                                      dtype=np.float32)
+            html = out_dir / f"drift_{lang}.html" if out_dir is not None else None
+            drift[lang] = language_drift([s.mention for s in kept], real, synthetic_embeddings=syn_emb,
+                                         real_embeddings=real_emb, html_path=html)
+            if html is not None:
+                reports[lang] = html.name
+        return drift, reports
+
+
+def _coverage_shares(coverage: list[dict[str, Any]]) -> dict[str, Any]:
+    langs = sorted({l for row in coverage for l in row["planned"]})
+    out = {}
+    for lang in langs:
+        planned = [row for row in coverage if row["planned"].get(lang)]
+        covered = [row for row in planned if row["accepted"].get(lang)]
+        out[lang] = {"chapters_planned": len(planned), "chapters_accepted": len(covered),
+                     "share": round(len(covered) / len(planned), 4) if planned else 0.0,
+                     "missing": [row["chapter"] for row in planned if not row["accepted"].get(lang)]}
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def audit_pairs(pairs: Iterable[Any], *, config: AuditConfig | None = None, terminology: Any = None,
+                encoder: Encoder | None = None, eval_set: EvalSet | None = None,
+                auditor: Auditor | None = None) -> Iterator[Decision | Malformed]:
+    """Audit a stream of Pair objects or dicts; yields one decision (or malformed report) per pair."""
+    auditor = auditor or Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
+    parsed = (parse_record(n, p) for n, p in enumerate(pairs, start=1))
+    for chunk in chunked(parsed, auditor.config.chunk_size):
+        yield from auditor.audit_chunk(chunk)
+
+
+@dataclass
+class AuditOutcome:
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return self.summary["verdict"] == "pass"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
+              terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
+              reference_path: Path | str | None = None, config_path: Path | str | None = None) -> AuditOutcome:
+    """Audit a JSONL file into `out_dir`; bad files raise ClinassayInputError, bad lines are reported."""
+    config = config or AuditConfig()
+    pairs_path, out_dir = Path(pairs_path), Path(out_dir)
+    sha, _ = file_sha256(pairs_path)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClinassayInputError(f"--out must be a directory: {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    terminology = terminology if terminology is not None else _default_terminology()
+    normalize = _code_normalizer(terminology)
+    eval_set = None
+    if eval_path is not None:
+        eval_set = EvalSet(read_labelled(eval_path, normalize_code=normalize), path=str(eval_path))
+    reference = read_labelled(reference_path, normalize_code=normalize) if reference_path is not None else None
+    auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
+    accepted_path, rejected_path = out_dir / "accepted.jsonl", out_dir / "rejected.jsonl"
+    started = time.perf_counter()
+    with accepted_path.open("w", encoding="utf-8") as acc, rejected_path.open("w", encoding="utf-8") as rej:
+        for chunk in chunked(read_lines(pairs_path), config.chunk_size):
+            for decision in auditor.audit_chunk(chunk):
+                if isinstance(decision, Malformed):
+                    continue
+                if decision.accepted:
+                    record = decision.record if not decision.findings else decision.to_json()
+                    acc.write(json.dumps(record, ensure_ascii=False) + "\n")
+                else:
+                    rej.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
+    audit_seconds = time.perf_counter() - started
+    input_info = {"path": str(pairs_path), "sha256": sha}
+    summary = auditor.summarize(reference=reference, out_dir=out_dir, input_info=input_info)
+    summary["provenance"]["input"]["lines"] = summary["counts"]["input_lines"]
+    summary["provenance"]["config_file"] = str(config_path) if config_path else None
+    summary["provenance"]["eval_set"] = str(eval_path) if eval_path else None
+    summary["provenance"]["reference"] = str(reference_path) if reference_path else None
+    summary["timings_s"]["per_pair_stream"] = round(audit_seconds, 3)
+    (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default),
+                                         encoding="utf-8")
+    manifest = {
+        "input": {"path": str(pairs_path), "sha256": sha, "lines": summary["counts"]["input_lines"]},
+        "accepted": {"path": accepted_path.name, "sha256": _sha256(accepted_path), "pairs": summary["counts"]["accepted"]},
+        "rejected": {"path": rejected_path.name, "sha256": _sha256(rejected_path), "pairs": summary["counts"]["rejected"]},
+        "accepted_sha256": _sha256(accepted_path),  # what training checks before it reads accepted.jsonl
+        "summary_sha256": _sha256(out_dir / "summary.json"),
+        "verdict": summary["verdict"],
+        "config": config.model_dump(mode="json"),
+        "config_file": str(config_path) if config_path else None,
+        "eval_set": {"path": str(eval_path), "sha256": _sha256(Path(eval_path))} if eval_path else None,
+        "reference": {"path": str(reference_path), "sha256": _sha256(Path(reference_path))} if reference_path else None,
+        "encoder": getattr(encoder, "name", None) if config.embeddings else None,
+        "versions": summary["provenance"]["versions"],
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return AuditOutcome(summary, manifest)
+
+
+def _code_normalizer(terminology: Any):
+    def normalize(code: str) -> str:
+        entry = terminology.find(code)
+        return entry.code if entry is not None else code
+
+    return normalize
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

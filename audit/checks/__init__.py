@@ -1,0 +1,16 @@
+"""The per-pair checks, in the order they run: later checks see earlier findings (duplicate only
+indexes pairs still accepted, so the representative it points to is really kept)."""
+
+from audit.checks.base import AuditResources, Check, CheckSummary
+from audit.checks.consistency import ConsistencyCheck
+from audit.checks.duplicate import DuplicateCheck
+from audit.checks.language import LanguageCheck
+from audit.checks.leakage import LeakageCheck
+from audit.checks.phi import PhiCheck
+from audit.checks.validity import ValidityCheck
+
+CHECKS: tuple[type[Check], ...] = (ValidityCheck, LanguageCheck, PhiCheck, ConsistencyCheck, LeakageCheck, DuplicateCheck)
+CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)
+
+__all__ = ["AuditResources", "CHECKS", "CHECK_NAMES", "Check", "CheckSummary", "ConsistencyCheck", "DuplicateCheck",
+           "LanguageCheck", "LeakageCheck", "PhiCheck", "ValidityCheck"]

@@ -1,0 +1,90 @@
+"""The contract every audit check follows (cleanlab's issue managers are the model): a `name`, a
+per-record flag with a score in [0, 1] and a plain-language reason (its findings), one summary figure
+and an info dict. Checks work on chunks so that memory stays bounded and a distributed map can call
+`check_chunk` unchanged."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from audit.config import AuditConfig
+from audit.findings import Finding
+from audit.items import Chunk
+
+
+@dataclass
+class AuditResources:
+    """What checks may use besides the pairs; built once by the auditor, never loaded in a constructor."""
+
+    terminology: Any
+    encoder: Any = None
+    code_vectors: Any = None
+    eval_set: Any = None  # audit.references.EvalSet
+
+
+@dataclass
+class CheckSummary:
+    name: str
+    flagged: int = 0
+    rejected: int = 0
+    warned: int = 0
+    summary: float = 0.0
+    summary_meaning: str = ""
+    reasons: Counter = field(default_factory=Counter)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flagged": self.flagged,
+            "rejected": self.rejected,
+            "warned": self.warned,
+            "summary": round(float(self.summary), 6),
+            "summary_meaning": self.summary_meaning,
+            "reasons": dict(self.reasons.most_common()),
+            "info": self.info,
+        }
+
+
+class Check(ABC):
+    """Base class: subclasses set `name` and implement `check_chunk`; counting lives here."""
+
+    name: ClassVar[str]
+    needs_embeddings: ClassVar[bool] = False
+    summary_meaning: ClassVar[str] = "share of checked pairs this check flagged"
+
+    def __init__(self, config: AuditConfig, resources: AuditResources) -> None:
+        self.config = config
+        self.resources = resources
+        self.seen = 0
+        self.stats = CheckSummary(name=self.name, summary_meaning=self.summary_meaning)
+
+    @abstractmethod
+    def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
+        """One list of findings per item of the chunk (empty: nothing to say)."""
+
+    def tally(self, findings: list[Finding]) -> None:
+        self.seen += 1
+        if not findings:
+            return
+        self.stats.flagged += 1
+        if any(f.severity == "fail" for f in findings):
+            self.stats.rejected += 1
+        else:
+            self.stats.warned += 1
+        for f in findings:
+            self.stats.reasons[f.reason] += 1
+
+    def info(self) -> dict[str, Any]:
+        """Extra figures for summary.json; subclasses add theirs."""
+        return {}
+
+    def summary_value(self) -> float:
+        return self.stats.flagged / self.seen if self.seen else 0.0
+
+    def summary(self) -> CheckSummary:
+        self.stats.summary = self.summary_value()
+        self.stats.info = {"checked": self.seen, **self.info()}
+        return self.stats

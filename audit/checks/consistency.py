@@ -1,0 +1,125 @@
+"""consistency: is the mention about this code? Rules (negation, laterality, sex, excludes1, title copy)
+in the six languages, a semantic comparison with sibling and nearby codes, and an optional LLM jury."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from audit import clinical_rules as rules
+from audit.checks.base import Check
+from audit.findings import Finding
+from audit.items import Chunk
+from audit.jury import ask_jury
+from audit.semantic import SemanticComparer
+
+
+class ConsistencyCheck(Check):
+    name = "consistency"
+    summary_meaning = "share of checked pairs whose mention does not fit its code (rules, semantics or jury)"
+
+    def __init__(self, config, resources) -> None:
+        super().__init__(config, resources)
+        self._comparer: SemanticComparer | None = None
+        self.semantic_checked = 0
+        self.margins: list[float] = []
+        self.jury_votes: Counter = Counter()
+        self.jury_agreement_sum = 0.0
+        self.jury_pairs = 0
+
+    @property
+    def comparer(self) -> SemanticComparer | None:
+        if self._comparer is None and self.resources.code_vectors is not None:
+            self._comparer = SemanticComparer(self.resources.terminology, self.resources.code_vectors,
+                                              limit=self.config.consistency.max_candidates)
+        return self._comparer
+
+    def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
+        cfg = self.config.consistency
+        out: list[list[Finding]] = [[] for _ in chunk.items]
+        semantic_rows: list[tuple[int, Any, str, str]] = []
+        for i, item in enumerate(chunk.items):
+            if item.entry is None or not item.norm or item.language not in self.config.languages:
+                continue
+            out[i].extend(self._rules(item))
+            if cfg.semantic and chunk.embeddings is not None and self.comparer is not None:
+                semantic_rows.append((i, chunk.embeddings[i], item.code, item.language))
+        if semantic_rows:
+            results = self.comparer.compare([(v, c, l) for _, v, c, l in semantic_rows])
+            for (i, _, code, _lang), (own, other, other_sim) in zip(semantic_rows, results):
+                self.semantic_checked += 1
+                if other is None:
+                    continue
+                margin = other_sim - own
+                self.margins.append(margin)
+                if margin >= cfg.semantic_margin:
+                    out[i].append(self._better_code(chunk.items[i], other, own, other_sim, margin))
+        if self.config.jury.enabled and self.config.jury.models:
+            for i, item in enumerate(chunk.items):
+                if item.entry is not None and item.language in self.config.languages and not any(f.severity == "fail" for f in item.findings + out[i]):
+                    finding = self._jury(item)
+                    if finding is not None:
+                        out[i].append(finding)
+        return out
+
+    def _rules(self, item) -> list[Finding]:
+        cfg = self.config.consistency
+        term = self.resources.terminology
+        hits: list[tuple[rules.RuleHit | None, str]] = []
+        if cfg.negation:
+            hits.append((rules.negation(item.norm, item.entry, item.language), cfg.negation_severity))
+        if cfg.laterality:
+            hits.append((rules.laterality(item.norm, item.entry, item.language), cfg.laterality_severity))
+        if cfg.sex:
+            hits.append((rules.sex(item.norm, item.entry, item.language, terminology=term), cfg.sex_severity))
+        if cfg.excludes1:
+            hits.append((rules.excludes1(item.norm, item.entry, item.language,
+                                         min_similarity=cfg.excludes1_min_similarity), cfg.excludes1_severity))
+        if cfg.title_copy:
+            hits.append((rules.title_copy(item.norm, item.entry, item.language, terminology=term),
+                         cfg.title_copy_severity))
+        return [Finding(self.name, reason, score, detail, severity, neighbour)
+                for hit, severity in hits if hit is not None
+                for reason, score, detail, neighbour in [hit]]
+
+    def _better_code(self, item, other: str, own: float, other_sim: float, margin: float) -> Finding:
+        entry = self.resources.terminology.find(other)
+        title = entry.title if entry is not None else other
+        score = min(1.0, 0.5 + margin / (4 * max(self.config.consistency.semantic_margin, 1e-6)))
+        detail = (f"fits {other} better than {item.code}: similarity {other_sim:.2f} to '{title}' vs "
+                  f"{own:.2f} to '{item.entry.title}'")
+        return Finding(self.name, "better_code", score, detail, self.config.consistency.semantic_severity,
+                       {"code": other, "title": title})
+
+    def _jury(self, item) -> Finding | None:
+        jury = self.config.jury
+        verdicts = ask_jury(item.mention, item.code, item.entry.title, item.language,
+                            models=jury.models, timeout_s=jury.timeout_s)
+        votes = [v.fits for v in verdicts if v.fits is not None]
+        for v in verdicts:
+            self.jury_votes[f"{v.model}:{'abstain' if v.fits is None else ('fits' if v.fits else 'misfit')}"] += 1
+        if not votes:
+            return None
+        share = sum(votes) / len(votes)
+        self.jury_pairs += 1
+        self.jury_agreement_sum += max(share, 1 - share)
+        if share >= jury.min_agreement:
+            return None
+        detail = f"{len(votes) - sum(votes)} of {len(votes)} LLM judges say the mention is not {item.code}"
+        return Finding(self.name, "jury", 1.0 - share, detail, jury.severity,
+                       {"verdicts": [{"model": v.model, "fits": v.fits} for v in verdicts]})
+
+    def info(self) -> dict[str, Any]:
+        import numpy as np
+
+        info: dict[str, Any] = {"semantic_checked": self.semantic_checked,
+                                "semantic_margin": self.config.consistency.semantic_margin}
+        if self.margins:
+            m = np.asarray(self.margins)
+            info["margin_quantiles"] = {q: round(float(np.quantile(m, float(q))), 4) for q in ("0.5", "0.9", "0.99")}
+        if self.resources.code_vectors is not None:
+            info["code_texts_encoded"] = self.resources.code_vectors.encoded
+        if self.jury_pairs:
+            info["jury"] = {"pairs": self.jury_pairs, "mean_agreement": self.jury_agreement_sum / self.jury_pairs,
+                            "votes": dict(self.jury_votes)}
+        return info

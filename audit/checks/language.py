@@ -1,0 +1,131 @@
+"""language: is the mention written in the language that was asked for? Lingua, restricted to the
+configured languages (it tells Catalan from Spanish), gives a confidence per language; py3langid is the
+light fallback. A mismatch is only called when the text is long enough and the detector is sure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from audit.checks.base import Check
+from audit.findings import Finding
+from audit.items import Chunk
+from audit.text import words
+
+_LINGUA_NAMES = {"es": "SPANISH", "ca": "CATALAN", "pt": "PORTUGUESE", "fr": "FRENCH", "it": "ITALIAN", "en": "ENGLISH"}
+
+
+class _Lingua:
+    backend = "lingua"
+
+    def __init__(self, languages: tuple[str, ...]) -> None:
+        from lingua import Language, LanguageDetectorBuilder
+
+        self._langs = {getattr(Language, _LINGUA_NAMES[code]): code for code in languages}
+        self._detector = LanguageDetectorBuilder.from_languages(*self._langs).with_preloaded_language_models().build()
+
+    def confidences(self, texts: list[str]) -> list[dict[str, float]]:
+        results = self._detector.compute_language_confidence_values_in_parallel(texts)
+        return [{self._langs[c.language]: c.value for c in row} for row in results]
+
+    def segments(self, text: str) -> list[tuple[str, int]]:
+        return [(self._langs[r.language], r.word_count) for r in self._detector.detect_multiple_languages_of(text)]
+
+
+class _LangId:
+    backend = "py3langid"
+
+    def __init__(self, languages: tuple[str, ...]) -> None:
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+        self._identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
+        self._identifier.set_languages(list(languages))
+        self._languages = languages
+
+    def confidences(self, texts: list[str]) -> list[dict[str, float]]:
+        out = []
+        for text in texts:
+            ranked = dict(self._identifier.rank(text))
+            total = sum(ranked.get(l, 0.0) for l in self._languages) or 1.0
+            out.append({l: float(ranked.get(l, 0.0)) / total for l in self._languages})
+        return out
+
+    def segments(self, text: str) -> list[tuple[str, int]]:
+        return []
+
+
+@lru_cache(maxsize=4)
+def language_detector(languages: tuple[str, ...], backend: str = "auto"):
+    """Built once per language set (loading lingua's models takes a second)."""
+    if backend in ("auto", "lingua"):
+        try:
+            return _Lingua(languages)
+        except ImportError:
+            if backend == "lingua":
+                raise
+    return _LangId(languages)
+
+
+class LanguageCheck(Check):
+    name = "language"
+    summary_meaning = "share of pairs written in another language than requested (or mixing languages)"
+
+    def __init__(self, config, resources) -> None:
+        super().__init__(config, resources)
+        self.confusion: Counter = Counter()
+        self.conf_sum: Counter = Counter()
+        self.conf_n: Counter = Counter()
+        self.too_short = 0
+
+    def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
+        cfg = self.config.language
+        langs = tuple(self.config.languages)
+        out: list[list[Finding]] = [[] for _ in chunk.items]
+        todo = []
+        for i, item in enumerate(chunk.items):
+            if item.language not in langs or not item.mention.strip():
+                continue
+            n_words = len(words(item.mention))
+            if n_words < cfg.min_words:
+                self.too_short += 1
+                continue
+            todo.append((i, n_words))
+        if not todo:
+            return out
+        detector = language_detector(langs)
+        confidences = detector.confidences([chunk.items[i].mention for i, _ in todo])
+        for (i, n_words), conf in zip(todo, confidences):
+            item = chunk.items[i]
+            detected = max(conf, key=conf.get) if conf else item.language
+            requested_conf = conf.get(item.language, 0.0)
+            self.confusion[f"{item.language}->{detected}"] += 1
+            self.conf_sum[item.language] += requested_conf
+            self.conf_n[item.language] += 1
+            if (detected != item.language and conf[detected] >= cfg.min_confidence
+                    and conf[detected] - requested_conf >= cfg.min_margin):
+                out[i].append(Finding(
+                    self.name, "wrong_language", float(conf[detected]),
+                    f"written in {detected} (confidence {conf[detected]:.2f}), not in {item.language} "
+                    f"(confidence {requested_conf:.2f})", cfg.severity, {"detected": detected}))
+                continue
+            if cfg.mixed and n_words >= cfg.mixed_min_words:
+                spans = [(lang, n) for lang, n in detector.segments(item.mention) if n >= 3]
+                others = {lang for lang, _ in spans if lang != item.language}
+                if len({lang for lang, _ in spans}) >= 2 and others:
+                    out[i].append(Finding(
+                        self.name, "mixed_language", 0.6,
+                        f"mixes {item.language} with {', '.join(sorted(others))}", cfg.mixed_severity,
+                        {"segments": [{"language": l, "words": n} for l, n in spans]}))
+        return out
+
+    def summary_value(self) -> float:
+        return self.stats.flagged / self.seen if self.seen else 0.0
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": language_detector(tuple(self.config.languages)).backend,
+            "too_short_to_tell": self.too_short,
+            "mean_confidence_requested": {l: round(self.conf_sum[l] / self.conf_n[l], 4) for l in self.conf_n},
+            "requested_to_detected": dict(self.confusion.most_common()),
+        }

@@ -1,0 +1,160 @@
+"""The rule half of the `consistency` check: cheap, explainable contradictions between a mention and
+its code (negated findings, opposite laterality, the other sex, an excludes1 note, a copied title).
+
+Each rule takes the mention's normalised text, the code's terminology entry and the language, and
+returns a (reason, score, detail, neighbour) tuple or None.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from rapidfuzz import fuzz
+
+from audit import lexicon as lx
+from audit.text import normalize_text
+
+RuleHit = tuple[str, float, str, dict[str, Any] | None]
+
+# ICD-10-CM's sex-specific ranges (pregnancy chapter, genital organs, their neoplasms), used on top of
+# the terminology's own restriction (DATASUS when imported).
+_FEMALE_RANGES = [("O00", "O9A"), ("N70", "N9A"), ("C51", "C58"), ("D06", "D07.3"), ("D25", "D28"),
+                  ("Z33", "Z39"), ("Z3A", "Z3A")]
+_MALE_RANGES = [("N40", "N53"), ("C60", "C63"), ("D07.4", "D07.6"), ("D29", "D29")]
+
+
+def _in_ranges(code: str, ranges: list[tuple[str, str]]) -> bool:
+    key = code.replace(".", "")
+    for lo, hi in ranges:
+        lo, hi = lo.replace(".", ""), hi.replace(".", "")
+        if key[: len(lo)] >= lo and key[: len(hi)] <= hi:
+            return True
+    return False
+
+
+def sex_of_code(code: str, terminology: Any) -> str | None:
+    restriction = None
+    finder = getattr(terminology, "sex_restriction", None)
+    if finder is not None:
+        restriction = finder(code)
+    if restriction:
+        return restriction
+    if _in_ranges(code, _FEMALE_RANGES):
+        return "female"
+    if _in_ranges(code, _MALE_RANGES):
+        return "male"
+    return None
+
+
+def negation(norm: str, entry: Any, language: str) -> RuleHit | None:
+    if lx.NEGATIVE_TITLE.search(entry.title.lower()):
+        return None
+    start = lx.NEGATION_START_RE.get(language)
+    anywhere = lx.NEGATION_ANYWHERE_RE.get(language)
+    match = (start.search(norm) if start else None) or (anywhere.search(norm) if anywhere else None)
+    if match is None:
+        return None
+    return ("negated", 0.9,
+            f"the mention negates the finding ('{match.group(0)}'): a negated finding is not a case of "
+            f"{entry.code} ({entry.title})", None)
+
+
+def _sides(norm: str) -> set[str]:
+    sides = set()
+    if lx.RIGHT_RE.search(norm):
+        sides.add("right")
+    if lx.LEFT_RE.search(norm):
+        sides.add("left")
+    if lx.BILATERAL_RE.search(norm):
+        sides.add("bilateral")
+    return sides
+
+
+def code_side(title: str) -> str | None:
+    title = title.lower()
+    right, left, both = (bool(r.search(title)) for r in (lx.TITLE_RIGHT, lx.TITLE_LEFT, lx.TITLE_BILATERAL))
+    if both and not (right and left):
+        return "bilateral"
+    if right and not left:
+        return "right"
+    if left and not right:
+        return "left"
+    return None
+
+
+def laterality(norm: str, entry: Any, language: str) -> RuleHit | None:
+    side = code_side(entry.title)
+    if side is None:
+        return None
+    said = _sides(norm)
+    if not said or side in said:
+        return None
+    if side == "bilateral" and said <= {"right", "left"} and len(said) == 2:
+        return None  # "right and left" is bilateral
+    if side in ("right", "left") and said == {"right", "left"}:
+        return None  # ambiguous ("right ... left"), not a contradiction we can call
+    return ("laterality", 0.95,
+            f"the mention says {' and '.join(sorted(said))} but {entry.code} is {side} ({entry.title})", None)
+
+
+def sex(norm: str, entry: Any, language: str, *, terminology: Any) -> RuleHit | None:
+    restriction = sex_of_code(entry.code, terminology)
+    if restriction is None:
+        return None
+    other = lx.MALE_RE if restriction == "female" else lx.FEMALE_RE
+    pattern = other.get(language)
+    match = pattern.search(norm) if pattern else None
+    if match is None:
+        return None
+    return ("sex", 0.95,
+            f"{entry.code} ({entry.title}) applies to {restriction} patients only, but the mention says "
+            f"'{match.group(0)}'", None)
+
+
+_CODE_REF = re.compile(r"\(([A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:[-–][^)]*)?\)")
+
+
+def _note_text(note: str) -> tuple[str, str | None]:
+    ref = _CODE_REF.search(note)
+    text = _CODE_REF.sub(" ", note)
+    text = re.sub(r"\bNOS\b", " ", text)
+    return normalize_text(text), (ref.group(1) if ref else None)
+
+
+def excludes1(norm: str, entry: Any, language: str, *, min_similarity: float) -> RuleHit | None:
+    best: tuple[float, str, str | None] | None = None
+    for note in getattr(entry, "excludes1", ()) or ():
+        text, ref = _note_text(note)
+        if not text:
+            continue
+        score = fuzz.ratio(norm, text) / 100.0
+        if best is None or score > best[0]:
+            best = (score, note, ref)
+    if best is None or best[0] < min_similarity:
+        return None
+    score, note, ref = best
+    neighbour = {"code": ref, "title": note} if ref else None
+    return ("excludes1", score,
+            f"the mention matches an Excludes1 note of {entry.code}: '{note}' is coded elsewhere"
+            + (f" ({ref})" if ref else ""), neighbour)
+
+
+def title_copy(norm: str, entry: Any, language: str, *, terminology: Any) -> RuleHit | None:
+    titles = {normalize_text(entry.title)}
+    label = terminology.label(entry.code, language) if language != "en" else None
+    if label is not None and getattr(label, "text", None):
+        titles.add(normalize_text(label.text))
+    if norm in titles:
+        return ("title_copy", 0.5,
+                f"the mention only copies the title of {entry.code}: it teaches a retriever nothing new", None)
+    return None
+
+
+RULES: dict[str, Callable[..., RuleHit | None]] = {
+    "negation": negation,
+    "laterality": laterality,
+    "sex": sex,
+    "excludes1": excludes1,
+    "title_copy": title_copy,
+}
