@@ -17,12 +17,15 @@ from urllib.parse import quote
 from generation.records import LANGUAGES
 from reports.config import ReportConfig
 from reports.context import (
+    Bias,
     CheckSection,
     Coverage,
     CoverageCell,
     CoverageRow,
+    DriftFeature,
     DriftLanguage,
     Example,
+    Fingerprint,
     GateRow,
     Generator,
     MalformedLine,
@@ -168,7 +171,8 @@ def provenance_of(audit: AuditOutput) -> Provenance:
         generators.append(
             Generator(
                 name=str(g.get("name") or "n/a"),
-                litellm_model=_str(g.get("litellm_model")),
+                litellm_model=", ".join(map(str, g["litellm_model"])) if isinstance(g.get("litellm_model"), list)
+                else _str(g.get("litellm_model")),
                 prompt_ids=[str(p) for p in _list(g.get("prompt_ids"))],
                 prompt_hashes=[str(p) for p in _list(g.get("prompt_hashes"))],
                 pairs=_int(g.get("pairs")),
@@ -196,6 +200,12 @@ def provenance_of(audit: AuditOutput) -> Provenance:
         total_input_tokens=total("input_tokens"),
         total_output_tokens=total("output_tokens"),
         total_cost_usd=total("cost_usd"),
+        sources=[
+            (label, short_value(prov.get(key), limit=300))
+            for key, label in (("config_file", "config file"), ("eval_set", "evaluation set"),
+                               ("reference", "reference mentions"), ("encoder", "encoder"))
+            if prov.get(key)
+        ],
     )
 
 
@@ -232,6 +242,8 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
                 pairs=pairs,
                 accepted=_int(r.get("accepted")),
                 rejected=rejected,
+                warned=_int(r.get("warned")),
+                leaks=_int(r.get("leaks")),
                 reject_rate=rate,
                 reason_rates={c: _ratio(_int(reasons.get(c)) or 0, pairs) for c in checks},
                 language_mismatch=_int(r.get("language_mismatch")),
@@ -246,8 +258,15 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
     generators = sorted({c.generator for c in cells})
     by_key = {(c.generator, c.language): c for c in cells}
     grid = [[by_key.get((g, lang)) for lang in languages] for g in generators]
+    details = {
+        (str(o.get("language")), str(o.get("generator"))): str(o["detail"])
+        for o in _list(_dict(summary.get("bias")).get("outliers"))
+        if isinstance(o, dict) and o.get("detail")
+    }
     outliers = [
-        f"{c.generator} in {c.language}: reject rate {c.reject_rate:.0%}" + (f" (overall {overall:.0%})" if overall is not None else "")
+        details.get((c.language, c.generator))
+        or f"{c.generator} rejects {c.reject_rate:.0%} of its {c.language} pairs"
+        + (f" vs {overall:.0%} overall" if overall is not None else "")
         for c in cells
         if c.outlier and c.reject_rate is not None
     ]
@@ -306,6 +325,7 @@ def _example(record: dict[str, Any], reason: dict[str, Any], *, titles: TitleLoo
         generator=_str(record.get("model") or record.get("generator")),
         score=_float(reason.get("score")),
         severity=_str(reason.get("severity")),
+        reason=_str(reason.get("reason")),
         why=short_value(reason.get("detail") or reason.get("reason") or "", limit=600),
         neighbour=describe_neighbour(reason.get("neighbour")),
         other_reasons=others,
@@ -358,6 +378,7 @@ def checks_of(audit: AuditOutput, *, titles: TitleLookup, config: ReportConfig) 
                 rejected=_int(data.get("rejected")),
                 warned=_int(data.get("warned")),
                 summary=summary if isinstance(summary, (int, float, str)) and not isinstance(summary, bool) else None,
+                summary_meaning=_str(data.get("summary_meaning")),
                 reasons=reasons,
                 info=flatten(_dict(data.get("info"))),
                 examples=shown,
@@ -391,9 +412,51 @@ def coverage_of(summary: dict[str, Any]) -> Coverage | None:
     return Coverage(languages=languages, rows=rows, chapters_covered=covered)
 
 
-def bias_of(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    bias = {k: v for k, v in _dict(summary.get("bias")).items() if k != "outliers"}
-    return flatten(bias, depth=3, limit=60)
+def _fingerprint(language: str, entry: dict[str, Any]) -> Fingerprint:
+    generators, synthetic = _dict(entry.get("generators")), _dict(entry.get("synthetic_vs_real"))
+    f1, chance = _float(generators.get("macro_f1")), _float(generators.get("chance_macro_f1"))
+    auc = _float(synthetic.get("roc_auc"))
+    strengths = []
+    if f1 is not None and chance is not None and chance < 1:
+        strengths.append((f1 - chance) / (1 - chance))
+    if auc is not None:
+        strengths.append((auc - 0.5) / 0.5)
+    giveaways = []
+    for part in (generators, synthetic):
+        for cls, features in _dict(part.get("top_features")).items():
+            giveaways.append((str(cls), ", ".join(f"“{f}”" for f in _list(features)[:12])))
+    return Fingerprint(
+        language=language,
+        generators_f1=f1,
+        chance_f1=chance,
+        generators_auc=_float(generators.get("roc_auc_ovr", generators.get("roc_auc"))),
+        generators_note=_str(generators.get("skipped")),
+        synthetic_auc=auc,
+        synthetic_note=_str(synthetic.get("skipped")),
+        strength=max(0.0, min(1.0, max(strengths))) if strengths else 0.0,
+        giveaways=giveaways,
+    )
+
+
+def bias_of(summary: dict[str, Any]) -> Bias | None:
+    bias = _dict(summary.get("bias"))
+    if not bias:
+        return None
+    outliers = [str(o.get("detail") or short_value(o)) for o in _list(bias.get("outliers")) if isinstance(o, dict)]
+    fingerprint = _dict(bias.get("fingerprint"))
+    gaps = []
+    for lang, share in _dict(bias.get("coverage")).items():
+        share = _dict(share)
+        missing = [str(m) for m in _list(share.get("missing"))]
+        text = f"{_int(share.get('chapters_accepted'))} of {_int(share.get('chapters_planned'))} planned chapters have accepted pairs"
+        gaps.append((str(lang), text + (f"; none accepted in chapter {', '.join(missing)}" if missing else "")))
+    handled = {"outliers", "fingerprint", "coverage", "cost"}  # cost is in the provenance and the matrix
+    return Bias(
+        outliers=outliers,
+        fingerprints=[_fingerprint(lang, _dict(fingerprint[lang])) for lang in ordered_languages(fingerprint)],
+        coverage_gaps=gaps,
+        other=flatten({k: v for k, v in bias.items() if k not in handled}, depth=3, limit=60),
+    )
 
 
 _SAFE_FILE = re.compile(r"^[\w.-]+\.html?$")
@@ -406,6 +469,8 @@ def drift_of(audit: AuditOutput, *, report_dir: Path | None, config: ReportConfi
     for lang in ordered_languages([*drift, *pages]):
         figures = _dict(drift.get(lang))
         flag = figures.get("drifted", figures.get("drift_detected"))
+        if not isinstance(flag, bool) and isinstance(figures.get("drifted_features"), list):
+            flag = bool(figures["drifted_features"])
         link = embed = note = None
         name = pages.get(lang)
         page = audit.path / name if isinstance(name, str) and _SAFE_FILE.match(name) else None
@@ -422,11 +487,28 @@ def drift_of(audit: AuditOutput, *, report_dir: Path | None, config: ReportConfi
                 link = quote(_relative(page.resolve(), base))
                 if config.drift_html == "embed":
                     note = f"Evidently page of {size / 1e6:.1f} MB linked, not embedded (limit {config.drift_embed_max_bytes / 1e6:.1f} MB)"
+        means = _dict(figures.get("means"))
+        features = [
+            DriftFeature(
+                name=str(name),
+                score=_float(_dict(f).get("score")),
+                method=_str(_dict(f).get("method")),
+                threshold=_float(_dict(f).get("threshold")),
+                drifted=_dict(f).get("drifted") if isinstance(_dict(f).get("drifted"), bool) else None,
+                synthetic_mean=_float(_dict(means.get(name)).get("synthetic")),
+                reference_mean=_float(_dict(means.get(name)).get("reference")),
+            )
+            for name, f in _dict(figures.get("features")).items()
+        ]
+        shown = ("drifted", "drift_detected", "features", "means", "drifted_features", "drift_share", "skipped")
         sections.append(
             DriftLanguage(
                 language=lang,
                 drifted=flag if isinstance(flag, bool) else None,
-                figures=flatten({k: v for k, v in figures.items() if k not in ("drifted", "drift_detected")}),
+                drift_share=_float(figures.get("drift_share")),
+                features=features,
+                skipped=_str(figures.get("skipped")),
+                figures=flatten({k: v for k, v in figures.items() if k not in shown}),
                 link=link,
                 embed_html=embed,
                 note=note,

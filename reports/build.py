@@ -101,7 +101,7 @@ def build_report_context(
     if audit is None:
         return ReportContext(
             title=config.title, generated_by=_version(), audit_path=None, verdict=verdict, provenance=None,
-            matrix=None, checks=[], coverage=None, bias=[], drift=[], retrieval=retrieval, malformed=[],
+            matrix=None, checks=[], coverage=None, bias=None, drift=[], retrieval=retrieval, malformed=[],
             malformed_total=0,
         )
     titles = titles or terminology_titles()

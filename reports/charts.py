@@ -122,13 +122,14 @@ def ci_chart(table: StageTable, *, metric: str = "mrr@10", width: int = 460) -> 
             rows.append((row.language, cell))
     if not rows:
         return Markup("")
-    row_h, left, right, top = 20, 70, 20, 20
+    row_h, left, right, top = 20, 84, 20, 20
     height = top + row_h * len(rows) + 6
     span = width - left - right
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(metric)} per language with 95% intervals" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
     ]
+    parts.append(_text(2, 12, f"{metric}, 95% CI", cls="tick"))
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = left + span * tick
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height}" class="grid"/>')

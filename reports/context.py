@@ -57,6 +57,7 @@ class Provenance:
     total_input_tokens: int | None
     total_output_tokens: int | None
     total_cost_usd: float | None
+    sources: list[tuple[str, str]]  # other inputs: config file, eval set, reference, encoder
 
 
 @dataclass
@@ -66,6 +67,8 @@ class MatrixCell:
     pairs: int | None
     accepted: int | None
     rejected: int | None
+    warned: int | None
+    leaks: int | None
     reject_rate: float | None
     reason_rates: dict[str, float | None]
     language_mismatch: int | None
@@ -99,6 +102,7 @@ class Example:
     generator: str | None
     score: float | None
     severity: str | None
+    reason: str | None  # the rule that fired, e.g. "sibling_fits_better"
     why: str
     neighbour: str | None
     other_reasons: list[str]
@@ -112,6 +116,7 @@ class CheckSection:
     rejected: int | None
     warned: int | None
     summary: float | str | None
+    summary_meaning: str | None
     reasons: list[tuple[str, int]]
     info: list[tuple[str, str]]
     examples: list[Example]
@@ -141,9 +146,46 @@ class Coverage:
 
 
 @dataclass
+class Fingerprint:
+    """How well a classifier tells the generators (or synthetic from real) apart in one language."""
+
+    language: str
+    generators_f1: float | None
+    chance_f1: float | None
+    generators_auc: float | None
+    generators_note: str | None  # why it was skipped
+    synthetic_auc: float | None
+    synthetic_note: str | None
+    strength: float  # 0 (chance) .. 1 (perfectly separable): the colour of the row
+    giveaways: list[tuple[str, str]]  # class -> its most telling character n-grams
+
+
+@dataclass
+class Bias:
+    outliers: list[str]
+    fingerprints: list[Fingerprint]
+    coverage_gaps: list[tuple[str, str]]  # language -> chapters share and the chapters with nothing accepted
+    other: list[tuple[str, str]]
+
+
+@dataclass
+class DriftFeature:
+    name: str
+    score: float | None
+    method: str | None
+    threshold: float | None
+    drifted: bool | None
+    synthetic_mean: float | None
+    reference_mean: float | None
+
+
+@dataclass
 class DriftLanguage:
     language: str
     drifted: bool | None
+    drift_share: float | None
+    features: list[DriftFeature]
+    skipped: str | None
     figures: list[tuple[str, str]]
     link: str | None
     embed_html: str | None
@@ -223,7 +265,7 @@ class ReportContext:
     matrix: Matrix | None
     checks: list[CheckSection]
     coverage: Coverage | None
-    bias: list[tuple[str, str]]
+    bias: Bias | None
     drift: list[DriftLanguage]
     retrieval: Retrieval | None
     malformed: list[MalformedLine]

@@ -104,7 +104,22 @@ def test_matrix_marks_the_bad_generator_language_cell(context):
     fine = next(c for c in matrix.cells if c.generator == "gpt-mini" and c.language == "fr")
     assert not fine.outlier and fine.shade == 0.0
     assert bad.reason_rates["consistency"] == pytest.approx(0.5)
-    assert any("gemma-270m in es" in o for o in matrix.outliers)
+    assert matrix.outliers == ["gemma-270m rejects 100% of its es pairs vs a median of 67% across generators"]
+
+
+def test_bias_fingerprints_and_drift_features(context):
+    bias = context.bias
+    es, en = bias.fingerprints
+    assert (es.language, es.generators_f1, es.chance_f1) == ("es", 0.91, 0.5)
+    assert es.strength == pytest.approx(0.82) and es.synthetic_note.startswith("needs")
+    assert ("gemma-270m", "“<b>”, “: ”, “<script>”") in es.giveaways
+    assert en.generators_note.startswith("needs >= 2 generators") and en.strength == 0.0
+    assert bias.coverage_gaps == [("es", "2 of 3 planned chapters have accepted pairs; none accepted in chapter 9")]
+    drift = {d.language: d for d in context.drift}
+    assert drift["es"].drifted is True and drift["es"].drift_share == pytest.approx(0.6667)
+    chars = drift["es"].features[0]
+    assert (chars.name, chars.drifted, chars.synthetic_mean, chars.reference_mean) == ("chars", True, 18.2, 41.5)
+    assert drift["fr"].skipped.startswith("too few mentions") and drift["fr"].link is None
 
 
 def test_checks_carry_counts_reasons_and_examples(context, summary):
@@ -142,6 +157,7 @@ INJECTED = [
     "</script><script>window.__pwned=3</script>",
     "</script><b>bold</b>",
     "<i>x</i>",
+    "<script>window.__pwned=4</script>",
 ]
 
 
