@@ -1,0 +1,131 @@
+"""Every audit check honours the same contract, and the suite enumerates them: a check added to
+audit.checks.CHECKS without a case here fails `test_every_check_has_a_case`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from audit import CHECK_NAMES, CHECKS, AuditConfig, Auditor
+from audit.reader import parse_record
+from audit.references import EvalSet, LabelledMention
+
+DATA = Path(__file__).parent / "data" / "audit"
+_spec = importlib.util.spec_from_file_location("audit_fakes", DATA / "fakes.py")
+fakes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fakes)
+
+
+@pytest.fixture(scope="module")
+def terminology():
+    from terminology import load_terminology
+
+    return load_terminology()
+
+
+def _pair(mention, code, language="es", **extra):
+    return {"mention": mention, "code": code, "language": language, "model": "gen", **extra}
+
+
+# check name -> (pairs fed in order, index of the pair that must be flagged, expected reason)
+CASES = {
+    "validity": ([_pair("infección urinaria", "X99.99")], 0, "unknown_code"),
+    "language": ([_pair("infecció del tracte urinari de repetició", "N39.0")], 0, "wrong_language"),
+    "phi": ([_pair("ITU, paciente con DNI 12345678Z", "N39.0")], 0, "dni_nie"),
+    "consistency": ([_pair("sin fiebre", "R50.9")], 0, "negated"),
+    "leakage": ([_pair("Infección urinaria!", "N39.0")], 0, "equal"),
+    "duplicate": ([_pair("infección urinaria baja", "N39.0"), _pair("Infeccion  urinaria baja.", "N39.0")], 1,
+                  "exact_duplicate"),
+}
+CLEAN = _pair("infección del tracto urinario de repetición", "N39.0")
+
+
+def _auditor(terminology, encoder=None):
+    eval_set = EvalSet([LabelledMention("infección urinaria", "N39.0", "es", 2)], path="eval.tsv")
+    return Auditor(AuditConfig(), terminology=terminology, encoder=encoder, eval_set=eval_set)
+
+
+def test_every_check_has_a_case() -> None:
+    assert set(CASES) == set(CHECK_NAMES), f"add a case for {set(CHECK_NAMES) - set(CASES)}"
+    assert len(CHECK_NAMES) == len(set(CHECK_NAMES))
+
+
+@pytest.mark.parametrize("check", [c.name for c in CHECKS])
+def test_check_flags_its_case_with_the_common_contract(check, terminology) -> None:
+    pairs, flagged, reason = CASES[check]
+    auditor = _auditor(terminology)
+    decisions = auditor.audit_chunk([parse_record(i + 1, p) for i, p in enumerate(pairs + [CLEAN])])
+    findings = [f for f in decisions[flagged].findings if f.check == check]
+    assert findings, f"{check} did not flag {pairs[flagged]}: {decisions[flagged].findings}"
+    assert any(f.reason == reason for f in findings)
+    for f in findings:
+        assert 0.0 <= f.score <= 1.0 and f.detail and f.severity in ("warn", "fail")
+    assert not [f for f in decisions[-1].findings if f.check == check], "the clean pair was flagged"
+    summary = next(c for c in auditor.checks if c.name == check).summary().to_json()
+    assert summary["flagged"] >= 1 and 0.0 <= summary["summary"] <= 1.0 and isinstance(summary["info"], dict)
+    assert summary["reasons"][reason] >= 1
+
+
+@pytest.mark.parametrize("check_cls", CHECKS)
+def test_constructors_do_no_work(check_cls) -> None:
+    """Constructors store parameters; nothing loads (no terminology access, no model)."""
+
+    class Exploding:
+        def __getattr__(self, name):
+            raise AssertionError(f"constructor touched terminology.{name}")
+
+    from audit.checks import AuditResources
+
+    check_cls(AuditConfig(), AuditResources(terminology=Exploding()))
+
+
+def test_embedding_checks_with_an_injected_encoder(terminology) -> None:
+    encoder = fakes.FakeEncoder(aliases={"urinary infection, lower tract": "infección urinaria",
+                                         "infección baja del tracto urinario": "infección del tracto urinario baja"})
+    auditor = _auditor(terminology, encoder)
+    pairs = [
+        _pair("infección del tracto urinario baja", "N39.0"),
+        _pair("infección baja del tracto urinario", "N39.0"),  # near duplicate of the first (same vector)
+        _pair("urinary infection, lower tract", "N39.0", language="en"),  # translates the eval item
+    ]
+    decisions = auditor.audit_chunk([parse_record(i + 1, p) for i, p in enumerate(pairs)])
+    assert decisions[0].accepted
+    near = [f for f in decisions[1].findings if f.reason == "near_duplicate"]
+    assert near and near[0].neighbour["id"] == decisions[0].record["id"]
+    leak = [f for f in decisions[2].findings if f.check == "leakage"]
+    assert leak and leak[0].reason == "translation" and leak[0].neighbour["eval_line"] == 2
+    assert leak[0].severity == "fail"
+    consistency = next(c for c in auditor.checks if c.name == "consistency")
+    assert consistency.semantic_checked == 3
+    assert auditor.resources.code_vectors.encoded > 0
+
+
+def test_semantic_check_names_the_better_code(terminology) -> None:
+    """With an encoder that sees the sibling's title in the mention, the better code is named."""
+    title = terminology.get("N39.3").title
+    auditor = Auditor(AuditConfig(languages=["en"]), terminology=terminology, encoder=fakes.FakeEncoder())
+    decision = auditor.audit_chunk([parse_record(1, _pair(title.lower() + " in woman", "N39.0", language="en"))])[0]
+    better = [f for f in decision.findings if f.reason == "better_code"]
+    assert better, decision.findings
+    assert better[0].neighbour["code"] == "N39.3"
+    assert "fits N39.3 better than N39.0" in better[0].detail
+
+
+def test_jury_records_verdicts_with_mock_responses(terminology, monkeypatch) -> None:
+    import litellm
+
+    replies = iter(["NO, this is not it", "no", "Yes"])
+    original = litellm.completion
+
+    def fake_completion(**kwargs):
+        return original(model="gpt-4o-mini", messages=kwargs["messages"], mock_response=next(replies))
+
+    monkeypatch.setattr(litellm, "completion", fake_completion)
+    config = AuditConfig.model_validate({"jury": {"enabled": True, "models": ["a/judge1", "b/judge2", "c/judge3"]}})
+    auditor = Auditor(config, terminology=terminology)
+    decision = auditor.audit_chunk([parse_record(1, _pair("dolor de cabeza", "N39.0"))])[0]
+    jury = [f for f in decision.findings if f.reason == "jury"]
+    assert jury and jury[0].severity == "warn" and len(jury[0].neighbour["verdicts"]) == 3
+    assert abs(jury[0].score - 2 / 3) < 1e-6

@@ -1,0 +1,91 @@
+"""The clinical rules in all six languages, and the cases they must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit import clinical_rules as rules
+from audit.checks.phi import find_phi
+from audit.text import normalize_text
+
+
+@pytest.fixture(scope="module")
+def term():
+    from terminology import load_terminology
+
+    return load_terminology()
+
+
+@pytest.mark.parametrize("language, mention", [
+    ("es", "sin fiebre"), ("es", "niega dolor torácico"), ("ca", "sense febre"), ("pt", "sem febre"),
+    ("fr", "pas de fièvre"), ("it", "senza febbre"), ("en", "no evidence of fever"), ("en", "denies fever"),
+    ("fr", "absence de fièvre"), ("it", "febbre esclusa"), ("pt", "febre descartada"), ("es", "se descarta fiebre"),
+])
+def test_negated_findings(term, language, mention) -> None:
+    hit = rules.negation(normalize_text(mention), term.get("R50.9"), language)
+    assert hit is not None and hit[0] == "negated"
+
+
+@pytest.mark.parametrize("language, mention, code", [
+    ("es", "diabetes mellitus tipo 2 sin complicaciones", "E11.9"),  # the title itself says "without"
+    ("es", "linfoma no Hodgkin", "C85.90"),
+    ("es", "fiebre sin foco", "R50.9"),
+    ("en", "fever of unknown origin", "R50.9"),
+])
+def test_negation_leaves_expected_wording_alone(term, language, mention, code) -> None:
+    assert rules.negation(normalize_text(mention), term.get(code), language) is None
+
+
+@pytest.mark.parametrize("language, mention", [
+    ("es", "catarata senil nuclear ojo izquierdo"), ("ca", "cataracta nuclear ull esquerre"),
+    ("pt", "catarata nuclear olho esquerdo"), ("fr", "cataracte nucléaire oeil gauche"),
+    ("it", "cataratta nucleare occhio sinistro"), ("en", "nuclear cataract, left eye"),
+    ("es", "catarata nuclear bilateral"),
+])
+def test_laterality_contradictions(term, language, mention) -> None:
+    hit = rules.laterality(normalize_text(mention), term.get("H25.11"), language)  # right eye
+    assert hit is not None and hit[0] == "laterality"
+
+
+@pytest.mark.parametrize("mention", ["catarata nuclear ojo derecho", "catarata nuclear", "cataratta nucleare destra"])
+def test_laterality_agreement(term, mention) -> None:
+    assert rules.laterality(normalize_text(mention), term.get("H25.11"), "es") is None
+
+
+@pytest.mark.parametrize("language, mention, code", [
+    ("es", "hiperplasia prostática en mujer", "N40.0"), ("en", "enlarged prostate in a pregnant patient", "N40.0"),
+    ("es", "endometriosis en varón", "N80.00"), ("it", "endometriosi uterina nell'uomo", "N80.00"),
+    ("pt", "câncer de próstata em mulher", "C61"), ("fr", "grossesse chez un homme", "O26.90"),
+])
+def test_sex_restricted_codes(term, language, mention, code) -> None:
+    entry = term.find(code) or term.get(term.siblings(code)[0])
+    hit = rules.sex(normalize_text(mention), entry, language, terminology=term)
+    assert hit is not None and hit[0] == "sex", (code, entry.code)
+
+
+def test_excludes1_and_title_copy(term) -> None:
+    entry = term.get("N39.0")
+    hit = rules.excludes1(normalize_text("pyuria"), entry, "en", min_similarity=0.92)
+    assert hit is not None and hit[3] == {"code": "R82.81", "title": "pyuria (R82.81)"}
+    assert rules.excludes1(normalize_text("urinary tract infection"), entry, "en", min_similarity=0.92) is None
+    copy = rules.title_copy(normalize_text("urinary tract infection, site not specified"), entry, "en", terminology=term)
+    assert copy is not None and copy[0] == "title_copy"
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Sr. García con neumonía", "name"), ("paciente José Martínez con ITU", "name"), ("ingreso 12/03/2019", "date"),
+    ("fractura el 3 de marzo de 2020", "date"), ("tel. 612 345 678", "phone"), ("juan.perez@gmail.com", "email"),
+    ("DNI 12345678Z", "dni_nie"), ("NIE X1234567L", "dni_nie"), ("NIF B12345678", "nif"),
+    ("CPF 529.982.247-25", "cpf"), ("NIR 1 85 05 78 006 084 36", "nir"), ("CF RSSMRA85T10A562S", "codice_fiscale"),
+    ("SSN 123-45-6789", "ssn"), ("NHC 1234567", "record_number"), ("calle Mayor 12, Madrid", "address"),
+    ("Rua das Flores 123", "address"), ("12 Baker Street", "address"),
+])
+def test_phi_kinds(text, kind) -> None:
+    assert kind in {reason for reason, *_ in find_phi(text)}
+
+
+@pytest.mark.parametrize("text", ["enfermedad de Crohn", "síndrome de Down", "diabetes mellitus tipo 2", "T2N0M0",
+                                  "hernia discal L4-L5", "TA 140/90", "ITU por E. coli >100.000 UFC/ml",
+                                  "PSA 12.5 ng/ml", "via biliare dilatata 2 cm", "fractura de Colles"])
+def test_phi_leaves_clinical_text_alone(text) -> None:
+    assert find_phi(text) == []
