@@ -209,3 +209,22 @@ def test_embedded_drift_page_stays_offline(browser, tmp_path):
     assert errors == [] and requests == []
     assert evaluate(browser, session, "document.querySelectorAll('iframe[sandbox=\"allow-scripts\"]').length") == 1
     assert evaluate(browser, session, "typeof window.__pwned") == "undefined"
+
+
+def test_report_written_by_a_real_audit_opens_clean(browser, tmp_path):
+    from clinassay.cli import main as cli_main
+
+    out = tmp_path / "audit"
+    cli_main(["audit", str(DATA / "pairs_xss.jsonl"), "--out", str(out), "--no-embeddings"])
+    report = out / "report.html"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    session, events = open_page(browser, report)
+    errors, requests = problems(events, report)
+    assert errors == [] and requests == []
+    assert evaluate(browser, session, "document.getElementById('verdict-status').textContent.trim()") == summary["verdict"].upper()
+    assert evaluate(browser, session, "document.getElementById('count-rejected').textContent.trim()") == str(summary["counts"]["rejected"])
+    assert evaluate(browser, session, "typeof window.__pwned") == "undefined"
+    assert evaluate(browser, session, "document.querySelectorAll('img, b').length") == 0
+    assert "<script>window.__pwned=1</script>" in evaluate(browser, session, "document.body.textContent")
+    shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
+    (tmp_path / "audit-report.png").write_bytes(base64.b64decode(shot["data"]))
