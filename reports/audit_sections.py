@@ -120,21 +120,32 @@ def counts_of(summary: dict[str, Any]) -> dict[str, int | None]:
     return {key: _int(counts.get(key)) for key in COUNT_KEYS}
 
 
+_SHARES = ("rate", "share", "coverage")
+_SYMBOLS = {"<=": "≤", ">=": "≥"}
+
+
 def _gate_sentence(row: dict[str, Any]) -> str:
+    """e.g. "reject rate (language:pt): 45.3%, allowed ≤ 40.0%: over by 5.3 points"."""
     name = str(row.get("name", "threshold")).replace("_", " ")
     scope = row.get("scope")
     where = f" ({scope})" if scope and scope != "overall" else ""
     value, threshold = _float(row.get("value")), _float(row.get("threshold"))
     comparison = str(row.get("comparison") or "")
-    text = f"{name}{where}: {short_value(value)}"
+    share = any(word in name for word in _SHARES)
+
+    def show(x: float | None) -> str:
+        return f"{x:.1%}" if share and x is not None else short_value(x)
+
+    text = f"{name}{where}: {show(value)}"
     if threshold is not None:
-        text += f", required {comparison or 'vs'} {short_value(threshold)}".replace("  ", " ")
+        text += f", required {_SYMBOLS.get(comparison, comparison or 'vs')} {show(threshold)}"
     if row.get("passed") is False:
         margin = _float(row.get("margin"))
         if margin is None and value is not None and threshold is not None:
             margin = value - threshold
         if margin is not None:
-            text += f": misses by {short_value(abs(margin))}"
+            gap = f"{abs(margin) * 100:.1f} points" if share else short_value(abs(margin))
+            text += f": {'over' if comparison == '<=' else 'short' if comparison == '>=' else 'off'} by {gap}"
     return text
 
 
@@ -219,11 +230,16 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
     judged = (counts["accepted"] or 0) + (counts["rejected"] or 0)
     overall = _ratio(counts["rejected"], judged)
     checks = ordered_checks(k for r in rows for k in _dict(r.get("reasons")))
+    audit_outliers = _dict(summary.get("bias")).get("outliers")
     flagged_by_audit = {
-        (str(o.get("language")), str(o.get("generator")))
-        for o in _list(_dict(summary.get("bias")).get("outliers"))
-        if isinstance(o, dict)
+        (str(o.get("language")), str(o.get("generator"))) for o in _list(audit_outliers) if isinstance(o, dict)
     }
+    medians: dict[str, float] = {}
+    for language in {str(r.get("language") or "n/a") for r in rows}:
+        rates = sorted(
+            _float(r.get("reject_rate")) or 0.0 for r in rows if str(r.get("language") or "n/a") == language
+        )
+        medians[language] = rates[len(rates) // 2] if len(rates) % 2 else sum(rates[len(rates) // 2 - 1 : len(rates) // 2 + 1]) / 2
     cells: list[MatrixCell] = []
     for r in rows:
         language, generator = str(r.get("language") or "n/a"), str(r.get("generator") or "n/a")
@@ -232,9 +248,10 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
         if rate is None:
             rate = _ratio(rejected, pairs)
         reasons = _dict(r.get("reasons"))
-        outlier = (language, generator) in flagged_by_audit or (
-            rate is not None and overall is not None and rate - overall >= config.outlier_margin
-        )
+        if isinstance(audit_outliers, list):  # the audit decided (its bias check)
+            outlier = (language, generator) in flagged_by_audit
+        else:  # older or other outputs: far above the language's median across generators
+            outlier = rate is not None and rate - medians[language] >= config.outlier_margin
         cells.append(
             MatrixCell(
                 language=language,
@@ -265,8 +282,8 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
     }
     outliers = [
         details.get((c.language, c.generator))
-        or f"{c.generator} rejects {c.reject_rate:.0%} of its {c.language} pairs"
-        + (f" vs {overall:.0%} overall" if overall is not None else "")
+        or f"{c.generator} rejects {c.reject_rate:.0%} of its {c.language} pairs vs a median of "
+        f"{medians[c.language]:.0%} across generators"
         for c in cells
         if c.outlier and c.reject_rate is not None
     ]

@@ -26,7 +26,7 @@ class ReportConfig(BaseModel):
         0.5, gt=0, le=1, description="reject rate drawn in the darkest colour of the generator x language matrix"
     )
     outlier_margin: float = Field(
-        0.15, ge=0, le=1, description="a generator x language cell whose reject rate exceeds the overall rate by this is marked"
+        0.15, ge=0, le=1, description="without the audit's own outlier list: a generator x language cell whose reject rate exceeds the language's median by this is marked"
     )
     regression_tolerance: float = Field(
         0.01, ge=0, le=1, description="retrieval deltas beyond this (absolute) are drawn as regressions or lifts"

@@ -163,8 +163,8 @@ def test_report_opens_clean_and_shows_the_verdict(browser, report, tmp_path):
         assert evaluate(browser, session, f"document.getElementById('{element}').textContent.trim()") == str(counts[key])
     failures = evaluate(browser, session, "Array.from(document.querySelectorAll('.gate-failure')).map(e => e.textContent)")
     assert len(failures) == sum(not g["passed"] for g in summary["gate"]["results"])
-    assert "misses by 0.4143" in " ".join(failures)
-    assert evaluate(browser, session, "document.querySelector('#matrix-table td.outlier .rate').textContent") == "100%"
+    assert "over by 41.4 points" in " ".join(failures)
+    assert evaluate(browser, session, "document.querySelector('#matrix-table td.outlier .rate').textContent") == "⚠ 100%"
     assert evaluate(browser, session, "document.querySelectorAll('td.regression').length") > 0
     assert evaluate(browser, session, "document.querySelectorAll('svg.chart').length") >= 3
     # our own script ran (its CSP hash matches) and works

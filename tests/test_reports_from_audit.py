@@ -76,7 +76,7 @@ def test_matrix_matches_summary(audit_dir, summary, html):
         cell = cells[(row["generator"], row["language"])]
         assert (cell.pairs, cell.accepted, cell.rejected) == (row["pairs"], row["accepted"], row["rejected"])
         assert cell.reject_rate == pytest.approx(row["reject_rate"])
-    rates = re.findall(r'<div class="rate">(\d+)%</div><div class="sub">(\d+) / (\d+)</div>', html)
+    rates = re.findall(r'<div class="rate">(?:⚠ )?(\d+)%</div><div class="sub">(\d+) / (\d+)</div>', html)
     expected = sorted((f"{r['reject_rate']:.0%}"[:-1], str(r["accepted"]), str(r["pairs"])) for r in summary["matrix"])
     assert sorted(rates) == expected
     outliers = {(o["generator"], o["language"]) for o in summary["bias"]["outliers"]}

@@ -92,7 +92,7 @@ def test_verdict_and_counts_match_summary(html, summary):
 def test_failed_thresholds_are_named_with_their_margin(context, html, summary):
     failed = [g for g in summary["gate"]["results"] if not g["passed"]]
     assert [(g.name, g.scope) for g in context.verdict.failed] == [(g["name"], g["scope"]) for g in failed]
-    assert "max reject rate (language:es): 0.7143, required &lt;= 0.3: misses by 0.4143" in html
+    assert "max reject rate (language:es): 71.4%, required ≤ 30.0%: over by 41.4 points" in html
     assert html.count('class="gate-failure"') == len(failed)
 
 
@@ -277,7 +277,7 @@ def test_markdown_escapes_text_and_keeps_tables(context):
     assert not re.search(r"(?<!\\)<(script|img|/script|b>|i>)", md)  # every "<" from the data is backslash-escaped
     assert r"\<script\>window.\_\_pwned=1\</script\>" in md
     assert "| gemma-270m | **100%** ⚠️ | 50% | 0% |" in md
-    assert "- max reject rate (language:es): 0.7143, required \\<= 0.3: misses by 0.4143" in md
+    assert "- max reject rate (language:es): 71.4%, required ≤ 30.0%: over by 41.4 points" in md
     table_rows = [line for line in md.splitlines() if line.startswith("| en |")]
     assert table_rows and all(line.count("|") == 8 for line in table_rows)
     assert "0.310 (-0.050 🔻)" in md
