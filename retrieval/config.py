@@ -24,6 +24,11 @@ class BiEncoderConfig(BaseModel):
     learning_rate: float = Field(3e-5, gt=0, le=1.0)
     warmup_ratio: float = Field(0.1, ge=0, le=1)
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
+    document_side: Literal["frozen", "trained"] = Field(
+        "frozen",
+        description="frozen: only the mention side learns and the corpus index is the base model's (encoded once, "
+        "cached); trained: both sides learn and the corpus is re-encoded",
+    )
     mini_batch_size: int = Field(16, ge=1, description="chunk size of the cached loss")
     freeze_embeddings: bool = Field(
         True, description="freeze the token-embedding matrix (250k rows in me5-small): ~2x faster steps on CPU"

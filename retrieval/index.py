@@ -21,8 +21,9 @@ INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("CLINASSAY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "clinassay")
-    return Path(root) / "embeddings"
+    from retrieval.models import default_cache_dir as user_cache
+
+    return user_cache() / "embeddings"
 
 
 def corpus_embeddings(

@@ -1,0 +1,210 @@
+"""Stage 1: fine-tune the bi-encoder with sentence-transformers' own trainer.
+
+`SentenceTransformerTrainer` + MultipleNegativesRankingLoss (or its cached variant) over
+(mention, gold title, hard negatives...) rows, a no-duplicates batch sampler so in-batch negatives
+are real negatives, dev MRR@10 from `InformationRetrievalEvaluator` on codes held out of training,
+checkpoints, early stopping on that MRR, and seeds.
+
+Two ways to adapt the model (`biencoder.document_side`):
+- "frozen" (default): the code side keeps the base model; only the mention (query) side learns.
+  The model is a sentence-transformers `Router` with a trainable query route and the frozen base as
+  the document route, so the corpus index is the base model's, encoded once and cached, and a
+  retrained model never re-encodes the ~76k-code corpus (about 15-45 minutes on 2 cores).
+- "trained": both sides share weights and learn together (the textbook recipe); the corpus is
+  re-encoded with the trained model.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.modules import Router
+from sentence_transformers.base.sampler import BatchSamplers
+from sentence_transformers.sentence_transformer import losses
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+from transformers import EarlyStoppingCallback, TrainerCallback
+
+DEV_METRIC = "dev_cosine_mrr@10"
+
+
+def set_threads() -> None:
+    """Use the cores there are; never oversubscribe a shared 2-core machine."""
+    import os
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+def freeze_token_embeddings(model: SentenceTransformer) -> int:
+    """Freeze every word-embedding matrix (250k x 384 in me5-small): the optimizer step over it is
+    most of a CPU training step. Returns the number of frozen parameters."""
+    frozen = 0
+    for name, parameter in model.named_parameters():
+        if "word_embeddings" in name and parameter.requires_grad:
+            parameter.requires_grad = False
+            frozen += parameter.numel()
+    return frozen
+
+
+def _prompts(base: SentenceTransformer) -> tuple[str, str]:
+    prompts = base.prompts or {}
+    return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
+
+
+def asymmetric_model(base: SentenceTransformer) -> tuple[SentenceTransformer, list]:
+    """A Router model: a trainable copy of `base` for queries, `base` itself (frozen) for documents.
+    Returns the model and the query route's modules (saved alone: the document side is the base)."""
+    query_modules = [copy.deepcopy(module) for module in base]
+    document_modules = list(base)
+    for module in document_modules:
+        for parameter in module.parameters():
+            parameter.requires_grad = False
+    router = Router.for_query_document(query_modules=query_modules, document_modules=document_modules, default_route="query")
+    model = SentenceTransformer(modules=[router], device="cpu", similarity_fn_name=base.similarity_fn_name)
+    model.prompts = dict(base.prompts or {})
+    return model, query_modules
+
+
+def standalone(modules: list, like: SentenceTransformer) -> SentenceTransformer:
+    model = SentenceTransformer(modules=modules, device="cpu", similarity_fn_name=like.similarity_fn_name)
+    model.prompts = dict(like.prompts or {})
+    return model
+
+
+class ProgressCallback(TrainerCallback):
+    """One plain line per logging step, for terminals and logs (no progress bars in CI logs)."""
+
+    def __init__(self, log: Callable[[str], None], stage: str) -> None:
+        self.log, self.stage = log, stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in logs.items() if k != "total_flos"}
+            self.log(f"[{self.stage}] step {state.global_step}/{state.max_steps} {shown}")
+
+
+def dev_evaluator(
+    dev_mentions: Sequence[str], dev_codes: Sequence[str], corpus_docs: dict[str, str], *, prompts: dict[str, str] | None = None
+) -> InformationRetrievalEvaluator | None:
+    """MRR@10 of held-out codes' mentions over a small corpus (dev codes and their neighbours)."""
+    if not dev_mentions:
+        return None
+    queries = {f"q{i}": m for i, m in enumerate(dev_mentions)}
+    relevant = {f"q{i}": {code} for i, code in enumerate(dev_codes)}
+    return InformationRetrievalEvaluator(
+        queries=queries, corpus=corpus_docs, relevant_docs=relevant, name="dev",
+        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 5, 10], precision_recall_at_k=[5, 10], map_at_k=[10],
+        show_progress_bar=False, batch_size=64,
+        query_prompt=(prompts or {}).get("query") or None, corpus_prompt=(prompts or {}).get("passage") or None,
+    )
+
+
+def train_biencoder(
+    base: SentenceTransformer,
+    rows: list[dict[str, str]],
+    *,
+    out_dir: Path,
+    config,
+    seed: int,
+    evaluator: InformationRetrievalEvaluator | None = None,
+    log: Callable[[str], None] = print,
+    bare: bool = False,
+) -> dict:
+    """Train and save to `out_dir`; returns the training metrics (steps/s, dev MRR...).
+    `bare=True` runs the same trainer without our callbacks, evaluator or checkpoints (benchmarks)."""
+    from datasets import Dataset
+
+    set_threads()
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    frozen_docs = config.document_side == "frozen"
+    if frozen_docs:
+        model, query_modules = asymmetric_model(base)
+    else:
+        model, query_modules = base, None
+    for module in (query_modules or list(model)):
+        if hasattr(module, "max_seq_length"):
+            module.max_seq_length = config.max_seq_length
+    frozen = freeze_token_embeddings(model) if config.freeze_embeddings else 0
+    if frozen:
+        log(f"[biencoder] froze {frozen:,} token-embedding parameters")
+    query_prompt, passage_prompt = _prompts(base)
+    columns = list(rows[0].keys())
+    dataset = Dataset.from_list(rows)
+    prompts = {c: (query_prompt if c == "anchor" else passage_prompt) for c in columns} if (query_prompt or passage_prompt) else None
+    router_mapping = {c: ("query" if c == "anchor" else "document") for c in columns} if frozen_docs else None
+    if config.loss == "cached_mnrl":
+        loss = losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+    else:
+        loss = losses.MultipleNegativesRankingLoss(model)
+    use_eval = evaluator is not None and not bare
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio (transformers v5)
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts,
+        router_mapping=router_mapping or {},
+        seed=seed,
+        data_seed=seed,
+        eval_strategy="steps" if use_eval else "no",
+        eval_steps=config.eval_steps if use_eval else None,
+        save_strategy="steps" if use_eval else "no",
+        save_steps=config.eval_steps,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=use_eval,
+        metric_for_best_model=f"eval_{DEV_METRIC}" if use_eval else None,
+        greater_is_better=True,
+        logging_steps=max(1, min(config.eval_steps, 10)),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_drop_last=len(dataset) > config.batch_size,
+        use_cpu=True,
+    )
+    callbacks = []
+    if not bare:
+        callbacks.append(ProgressCallback(log, "biencoder"))
+        if use_eval and config.early_stopping_patience > 0:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=loss,
+        evaluator=evaluator if use_eval else None, callbacks=callbacks,
+    )
+    result = trainer.train()
+    if result.global_step == 0:
+        raise ValueError(
+            f"stage 1 made no training step: {len(dataset)} rows cannot fill a batch of {config.batch_size} "
+            "without duplicate texts; lower biencoder.batch_size or add data"
+        )
+    metrics = dict(result.metrics)
+    metrics["global_step"] = result.global_step
+    if evaluator is not None and not bare:
+        final = evaluator(model)
+        metrics["dev"] = {k.replace("dev_cosine_", ""): round(float(v), 6) for k, v in final.items() if "cosine" in k}
+        metrics["best_dev_mrr@10"] = trainer.state.best_metric
+    if not bare:
+        saved = standalone(query_modules, base) if frozen_docs else model
+        saved.save(str(out_dir))
+        _drop_checkpoints(out_dir)
+    return metrics
+
+
+def _drop_checkpoints(out_dir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+
+
+def mine_with_index(encoder, mentions: Sequence[str], index, *, top_k: int, batch_size: int = 64) -> list[list[str]]:
+    """The base model's nearest codes for each mention: clinically plausible hard negatives."""
+    if not mentions:
+        return []
+    vectors = encoder.encode(list(mentions), kind="query", batch_size=batch_size)
+    return [[code for code, _ in row] for row in index.search(vectors, top_k)]

@@ -1,0 +1,162 @@
+"""`clinassay train`: audited pairs -> MODEL_DIR with both stages, the corpus index and a model card.
+
+    MODEL_DIR/biencoder/   stage 1 (a sentence-transformers model; the query side when the document
+                           side is frozen)
+    MODEL_DIR/reranker/    stage 2 (a cross-encoder), unless disabled
+    MODEL_DIR/index/       faiss index + the corpus it was built from
+    MODEL_DIR/model_card.json, README.md
+
+Heavy libraries load inside the functions, after the audit check has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from retrieval.audited_data import AuditedData
+from retrieval.config import RetrievalConfig
+from retrieval.corpus import corpus_from_config
+from retrieval.model_card import write_model_card
+from retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
+from terminology.errors import ClinassayInputError
+
+
+def _documents(corpus, term):
+    def document(code: str, language: str) -> str:
+        return corpus.document(code, language) if corpus.position(code) is not None else title_of(term, code)
+
+    return document
+
+
+def train_model(
+    data: AuditedData,
+    out: Path | str,
+    *,
+    config: RetrievalConfig | None = None,
+    log: Callable[[str], None] = print,
+    term=None,
+) -> dict:
+    """Train both stages on audited data and write MODEL_DIR; returns the model card."""
+    from retrieval.index import CodeIndex, corpus_embeddings
+    from retrieval.models import load_encoder, resolve_model_path
+    from retrieval.trainer import dev_evaluator, mine_with_index, train_biencoder
+
+    config = config or RetrievalConfig()
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ClinassayInputError(f"--out {out} exists and is not empty: choose a new model directory")
+    started = time.time()
+    if term is None:
+        from terminology import load_terminology, normalize_code
+
+        term = load_terminology()
+    else:
+        from terminology import normalize_code
+    bi = config.biencoder
+    corpus = corpus_from_config(term, config.corpus)
+    examples = examples_from_pairs(data.pairs, normalize=normalize_code)
+    split = split_by_code(examples, dev_fraction=bi.dev_fraction, seed=config.seed)
+    if not split.train:
+        raise ClinassayInputError("no training pairs left after the dev split: lower biencoder.dev_fraction")
+    log(f"[data] {len(examples)} examples: {len(split.train)} train, {len(split.dev)} dev (split by code); "
+        f"corpus {len(corpus.codes)} codes, {len(corpus.texts)} label texts")
+
+    base = load_encoder(config.base_model)
+    log(f"[index] base corpus embeddings ({config.base_model}, cached by model and corpus)")
+    base_vectors = corpus_embeddings(base, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size)
+    base_index = CodeIndex.build(corpus, base_vectors, kind="exact")
+
+    mined: dict[int, list[str]] = {}
+    if bi.mined_negatives > 0:
+        log(f"[mining] nearest codes of {len(split.train)} mentions with the base model")
+        neighbours = mine_with_index(base, [e.mention for e in split.train], base_index, top_k=bi.mining_top_k,
+                                     batch_size=config.encode_batch_size)
+        # skip the very top neighbours: with noisy labels the nearest "negative" is often a true positive
+        mined = {i: row[1:] for i, row in enumerate(neighbours)}
+    rows = stage1_rows(split.train, term=term, corpus_codes=corpus.codes, mined=mined,
+                       sibling_negatives=bi.sibling_negatives, mined_negatives=bi.mined_negatives, seed=config.seed)
+    evaluator = None
+    if split.dev:
+        dev_codes = sorted({e.code for e in split.dev})
+        neighbourhood = set(dev_codes)
+        for code in dev_codes:
+            neighbourhood.update(term.siblings(code) if hasattr(term, "siblings") else [])
+        neighbourhood.update(e.code for e in split.train)
+        docs = {code: title_of(term, code) for code in sorted(neighbourhood)}
+        evaluator = dev_evaluator([e.mention for e in split.dev], [e.code for e in split.dev], docs, prompts=base.prompts)
+
+    log(f"[biencoder] training on {len(rows)} rows from {config.base_model}")
+    bi_dir = out / "biencoder"
+    bi_metrics = train_biencoder(base.sentence_transformer(), rows, out_dir=bi_dir, config=bi, seed=config.seed,
+                                 evaluator=evaluator, log=log)
+
+    trained = load_encoder(str(bi_dir))
+    if bi.document_side == "frozen":
+        vectors = base_vectors  # the document side is the base model: its cached corpus vectors are the index
+    else:
+        log("[index] re-encoding the corpus with the trained model")
+        vectors = corpus_embeddings(trained, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size)
+    index = CodeIndex.build(corpus, vectors, kind=config.index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
+    index.save(out / "index")
+
+    rr_metrics = None
+    rr = config.reranker
+    if rr.enabled:
+        from retrieval.reranker import train_reranker
+
+        log(f"[reranker] stage-1 shortlists (top {rr.candidates_top_k}) for {len(split.train)} mentions")
+        shortlist = index.search(trained.encode([e.mention for e in split.train], kind="query",
+                                                batch_size=config.encode_batch_size), rr.candidates_top_k)
+        groups = reranker_groups(split.train, [[c for c, _ in row] for row in shortlist],
+                                 documents=_documents(corpus, term), negatives=rr.negatives, seed=config.seed,
+                                 max_groups=rr.max_groups)
+        if not groups:
+            raise ClinassayInputError("no reranker groups could be built: too few candidate codes for reranker.negatives")
+        backbone = rr.base_model or config.base_model
+        log(f"[reranker] training on {len(groups)} groups from {backbone}")
+        rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
+                                    seed=config.seed, log=log)
+
+    card = {
+        "base_model": config.base_model,
+        "document_encoder": config.base_model if bi.document_side == "frozen" else "biencoder",
+        "document_encoder_fingerprint": base.fingerprint if bi.document_side == "frozen" else trained.fingerprint,
+        "query_encoder_fingerprint": trained.fingerprint,
+        "reranker_backbone": (rr.base_model or config.base_model) if rr.enabled else None,
+        "audit": {
+            "manifest_sha256": data.manifest_sha256,
+            "accepted_sha256": data.accepted_sha256,
+            "verdict": data.manifest.get("verdict"),
+        },
+        "data": {
+            **data.sizes(),
+            "examples": len(examples),
+            "train_examples": len(split.train),
+            "dev_examples": len(split.dev),
+            "dev_codes": len({e.code for e in split.dev}),
+            "stage1_rows": len(rows),
+            "reranker_groups": len(groups) if rr.enabled else 0,
+        },
+        "corpus": {
+            "codes": len(corpus.codes), "texts": len(corpus.texts), "languages": list(corpus.languages),
+            "fingerprint": corpus.fingerprint, "index": config.index,
+        },
+        "config": json.loads(config.model_dump_json()),
+        "evaluation": {"biencoder": _clean(bi_metrics), "reranker": _clean(rr_metrics) if rr_metrics else None},
+        "seed": config.seed,
+        "training_seconds": round(time.time() - started, 1),
+    }
+    write_model_card(out, card)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    log(f"[done] {out} in {card['training_seconds']} s")
+    return card
+
+
+def _clean(metrics: dict | None) -> dict | None:
+    if metrics is None:
+        return None
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
