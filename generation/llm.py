@@ -24,6 +24,7 @@ from generation.prompts import Prompt
 EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
 """How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""
 
+EMBEDDED_MAX_TOKENS = 160
 _LOCAL_KEY = "sk-local-no-key"  # placeholder for local servers that need none (OpenAI clients insist on one)
 
 
@@ -111,7 +112,7 @@ class LLMClient:
 
     def router(self) -> Any:
         if self._router is None:
-            from litellm import Router  # heavy import, only when a model is really called
+            Router = _litellm().Router  # heavy import, only when a model is really called
 
             fallbacks = [{m.name: list(m.fallbacks)} for m in self.models.values() if m.fallbacks]
             self._router = Router(
@@ -122,9 +123,16 @@ class LLMClient:
             )
         return self._router
 
+    async def aclose(self) -> None:
+        """Close LiteLLM's pooled HTTP sessions while the event loop still runs (no 'Unclosed connector')."""
+        if self._router is not None:
+            close = getattr(_litellm(), "close_litellm_async_clients", None)
+            if close is not None:
+                await close()
+
     async def complete(self, name: str, prompt: Prompt, *, temperature: float | None, seed: int | None) -> Completion:
         """One reply for `prompt` from model `name`, after the Router's retries and fallbacks."""
-        import litellm
+        litellm = _litellm()
 
         m = self.models[name]
         await self._pacers[name].wait()
@@ -140,7 +148,9 @@ class LLMClient:
         if seed is not None:
             kwargs["seed"] = seed
         if m.kind == "embedded":
+            # the few-shot prompt ends inside a list: its end (or the line's) ends the answer
             kwargs["stop"] = ["\n", "]"]
+            kwargs["max_tokens"] = min(m.max_tokens, EMBEDDED_MAX_TOKENS)
         elif m.structured_output:
             kwargs["response_format"] = _response_format(m.model)
         try:
@@ -183,6 +193,20 @@ class LLMClient:
         )
 
 
+def _litellm() -> Any:
+    """LiteLLM, imported on first use; offline by default (its price table from the package, not the web)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    return litellm
+
+
+def _price_unknown_errors(litellm: Any) -> tuple[type[Exception], ...]:
+    """What LiteLLM raises for a model missing from its price table."""
+    extra = tuple(e for e in (getattr(litellm.exceptions, "ModelNotMappedError", None), litellm.NotFoundError) if e)
+    return (ValueError, KeyError, TypeError, *extra)
+
+
 def _cost(m: ModelConfig, response: Any, hidden: dict, tin: int, tout: int) -> float | None:
     """Configured prices win; else LiteLLM's price table; None when nobody knows the price."""
     if m.kind == "embedded":
@@ -192,11 +216,10 @@ def _cost(m: ModelConfig, response: Any, hidden: dict, tin: int, tout: int) -> f
     cost = hidden.get("response_cost")
     if cost is not None:
         return float(cost)
-    import litellm
-
+    litellm = _litellm()
     try:
         return float(litellm.completion_cost(completion_response=response))
-    except (litellm.NotFoundError, ValueError, KeyError, TypeError):
+    except _price_unknown_errors(litellm):
         return None
 
 
@@ -206,21 +229,19 @@ def estimate_cost(m: ModelConfig, input_tokens: int, output_tokens: int) -> floa
         return 0.0
     if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
         return input_tokens * (m.input_cost_per_token or 0.0) + output_tokens * (m.output_cost_per_token or 0.0)
-    import litellm
-
+    litellm = _litellm()
     try:
         cin, cout = litellm.cost_per_token(model=m.model, prompt_tokens=input_tokens, completion_tokens=output_tokens)
-    except (litellm.NotFoundError, ValueError, KeyError, TypeError):
+    except _price_unknown_errors(litellm):
         return None
     return float(cin + cout)
 
 
 def _response_format(model: str) -> dict[str, Any]:
-    import litellm
-
+    litellm = _litellm()
     try:
         schema_ok = litellm.supports_response_schema(model=model)
-    except (ValueError, KeyError, TypeError):
+    except _price_unknown_errors(litellm):
         schema_ok = False
     if schema_ok:
         return {"type": "json_schema",

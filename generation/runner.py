@@ -115,7 +115,8 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
     queues: dict[str, deque[Request]] = {}
     for r in requests:
         queues.setdefault(r.model, deque()).append(r)
-    concurrency = {m.name: m.max_concurrency for m in config.models}
+    # llama.cpp answers one request at a time: more workers would only queue (and time out) there
+    concurrency = {m.name: 1 if m.kind in ("embedded", "terminology") else m.max_concurrency for m in config.models}
     stopped_models: set[str] = set()
 
     with Progress(len(requests), enabled=progress) as bar:
@@ -174,14 +175,14 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
 
         flush_task = asyncio.create_task(flusher())
         try:
-            workers = [worker(name, q) for name, q in queues.items()
-                       for _ in range(1 if q and q[0].kind == "terminology" else concurrency.get(name, 1))]
+            workers = [worker(name, q) for name, q in queues.items() for _ in range(concurrency.get(name, 1))]
             await asyncio.gather(*workers)
         finally:
             flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flush_task
             store.flush()
+            await client.aclose()
     summary.remaining = sum(len(q) for q in queues.values())
     return summary
 

@@ -1,7 +1,63 @@
-"""CLI commands for generate."""
+"""`clinassay generate`: synthetic (mention, code) pairs from the configured models into a JSONL file."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("generate", help="Generate mention-code pairs with the configured models (JSONL, resumable).")(generate)
+
+
+def generate(
+    config: Path = typer.Option(..., "--config", help="TOML configuration with a [generation] section."),
+    out: Path = typer.Option(..., "--out", help="Output JSONL of pairs; rejects go beside it (NAME.rejects.jsonl)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run into the existing output."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (requests, pairs, tokens, cost) and exit."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> int:
+    from clinassay.config import load_config
+    from generation.store import PairStore, rejects_path_for
+
+    settings = load_config(config).generation
+    store = PairStore(out)
+    if store.has_output() and not resume and not dry_run:
+        typer.echo(f"error: {out} already exists and is not empty; pass --resume to finish it, "
+                   "or choose another --out", err=True)
+        raise typer.Exit(2)
+    from generation.plan import build_plan
+    from terminology import load_terminology
+
+    plan = build_plan(load_terminology(), settings)
+    if dry_run:
+        from generation.estimate import estimate_plan, format_estimate
+
+        done = store.recover().done if store.has_output() and resume else set()
+        typer.echo(format_estimate(estimate_plan(plan, done=done), codes=len(plan.codes), languages=settings.languages))
+        return 0
+    from generation.runner import generate as run_generation
+
+    summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(
+        f"generated {summary.pairs} pairs from {summary.requests} requests "
+        f"({summary.already_done} already done, {summary.failed} failed, {summary.rejects} rejects); "
+        f"tokens in/out {summary.input_tokens}/{summary.output_tokens}; cost USD {summary.cost_usd:.4f} "
+        f"(output total {summary.total_cost_usd:.4f})",
+        err=True,
+    )
+    if summary.stopped:
+        typer.echo(f"stopped by the budget ({summary.stopped}); {summary.remaining} requests left: "
+                   "raise it and rerun with --resume", err=True)
+    if summary.failed:
+        typer.echo(f"{summary.failed} requests failed (see {rejects_path_for(out)}); rerun with --resume "
+                   "to retry them", err=True)
+    typer.echo(str(out))
+    if not store.has_output():
+        typer.echo("error: no pair was generated", err=True)
+        raise typer.Exit(1)
+    return 0
