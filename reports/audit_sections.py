@@ -149,6 +149,20 @@ def _gate_sentence(row: dict[str, Any]) -> str:
     return text
 
 
+def _gate_figures(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Value, requirement and margin as people read them: rates in percent, margins in points."""
+    share = any(word in str(row.get("name", "")) for word in _SHARES)
+    value, threshold, margin = (_float(row.get(k)) for k in ("value", "threshold", "margin"))
+    comparison = _SYMBOLS.get(str(row.get("comparison") or ""), str(row.get("comparison") or ""))
+    if share:
+        return (
+            "n/a" if value is None else f"{value:.1%}",
+            f"{comparison} {'n/a' if threshold is None else f'{threshold:.1%}'}".strip(),
+            "n/a" if margin is None else f"{margin * 100:+.1f} pts",
+        )
+    return short_value(value), f"{comparison} {short_value(threshold)}".strip(), "n/a" if margin is None else f"{margin:+g}"
+
+
 def gate_rows(summary: dict[str, Any]) -> list[GateRow]:
     rows = []
     for row in _list(_dict(summary.get("gate")).get("results")):
@@ -165,6 +179,7 @@ def gate_rows(summary: dict[str, Any]) -> list[GateRow]:
                 passed=passed if isinstance(passed, bool) else None,
                 margin=_float(row.get("margin")),
                 sentence=_gate_sentence(row),
+                shown=_gate_figures(row),
             )
         )
     return rows
@@ -355,9 +370,12 @@ def _example(record: dict[str, Any], reason: dict[str, Any], *, titles: TitleLoo
 def collect_examples(
     audit: AuditOutput, *, titles: TitleLookup, config: ReportConfig
 ) -> tuple[dict[str, list[Example]], dict[str, int]]:
-    """Stream rejected.jsonl (then the warnings kept in accepted.jsonl): the first examples per check,
-    and how many records each check flagged in total."""
-    examples: dict[str, list[Example]] = {}
+    """Stream rejected.jsonl (then the warnings kept in accepted.jsonl) once. Per check: examples of
+    every reason (rejections before warnings, the reasons taken in turn, so a rare reason is not
+    hidden behind a frequent one), and how many records the check flagged in total. Memory is bounded
+    by checks x reasons x the cap."""
+    cap = config.examples_per_check
+    pools: dict[str, dict[tuple[bool, str], list[Example]]] = {}
     totals: dict[str, int] = {}
     for path in (audit.rejected_path, audit.accepted_path):
         for record in iter_flagged_records(path):
@@ -370,9 +388,21 @@ def collect_examples(
                     continue
                 seen.add(check)
                 totals[check] = totals.get(check, 0) + 1
-                shown = examples.setdefault(check, [])
-                if len(shown) < config.examples_per_check:
-                    shown.append(_example(record, reason, titles=titles, config=config))
+                key = (reason.get("severity") == "warn", str(reason.get("reason") or ""))
+                pool = pools.setdefault(check, {}).setdefault(key, [])
+                if len(pool) < cap:
+                    pool.append(_example(record, reason, titles=titles, config=config))
+    examples: dict[str, list[Example]] = {}
+    for check, by_reason in pools.items():
+        chosen: list[Example] = []
+        for warned in (False, True):
+            queues = [list(v) for k, v in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0][1])) if k[0] is warned]
+            while queues and len(chosen) < cap:
+                for queue in queues:
+                    if queue and len(chosen) < cap:
+                        chosen.append(queue.pop(0))
+                queues = [q for q in queues if q]
+        examples[check] = chosen
     return examples, totals
 
 
@@ -422,6 +452,8 @@ def coverage_of(summary: dict[str, Any]) -> Coverage | None:
         cells = []
         for lang in languages:
             p, a = _int(planned.get(lang)), _int(accepted.get(lang))
+            if p and a is None:  # the audit leaves out the languages where nothing was accepted
+                a = 0
             if a:
                 covered[lang] += 1
             cells.append(CoverageCell(planned=p, accepted=a, ratio=min(1.0, a / p) if p and a is not None else None))

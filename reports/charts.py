@@ -95,7 +95,9 @@ def coverage_heatmap(coverage: Coverage) -> Markup:
         parts.append(_text(left - 6, y + 14, name if len(name) <= 44 else name[:43] + "…", anchor="end"))
         for j, cell in enumerate(row.cells):
             x = left + cell_w * j
-            if cell.ratio is not None:
+            if cell.planned and not cell.accepted:
+                fill = bad_colour(0.55)  # planned, nothing accepted: a hole in the data
+            elif cell.ratio is not None:
                 fill = good_colour(cell.ratio)
             elif cell.accepted:
                 fill = good_colour(1.0)  # accepted without a plan

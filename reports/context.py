@@ -19,7 +19,8 @@ class GateRow:
     comparison: str
     passed: bool | None
     margin: float | None
-    sentence: str  # the result in plain words, e.g. "reject rate (language:es) 0.31, allowed <= 0.20: over by 0.11"
+    sentence: str  # the result in plain words, e.g. "reject rate (language:pt): 45.3%, required ≤ 40.0%: over by 5.3 points"
+    shown: tuple[str, str, str] = ("n/a", "n/a", "n/a")  # value, requirement, margin as displayed
 
 
 @dataclass

@@ -113,7 +113,9 @@ def test_coverage_and_malformed_match_summary(audit_dir, summary):
     assert [row.chapter for row in context.coverage.rows] == [c["chapter"] for c in chapters]
     for row, chapter in zip(context.coverage.rows, chapters):
         for lang, cell in zip(context.coverage.languages, row.cells):
-            assert cell.planned == chapter["planned"].get(lang) and cell.accepted == chapter["accepted"].get(lang)
+            planned = chapter["planned"].get(lang)
+            assert cell.planned == planned
+            assert cell.accepted == chapter["accepted"].get(lang, 0 if planned else None)
     assert [(m.line, m.error) for m in context.malformed] == [(m["line"], m["error"]) for m in summary["malformed"]]
 
 

@@ -135,7 +135,9 @@ def test_checks_carry_counts_reasons_and_examples(context, summary):
     assert sibling.neighbour == "better fit: R07.9 Chest pain, unspecified"
     assert by_name["duplicate"].examples[0].neighbour == "duplicate of #a1: “Infección urinaria”"
     assert "evaluation line 12" in by_name["leakage"].examples[0].neighbour
-    assert by_name["phi"].examples[0].other_reasons  # the same record was also rejected for its language
+    phi = by_name["phi"].examples
+    assert [e.severity for e in phi] == ["fail", "warn"]  # rejections first
+    assert phi[1].id == "r2" and phi[1].other_reasons  # the same record was also rejected for its language
 
 
 def test_example_tables_are_capped_with_a_pointer_to_rejected_jsonl():
@@ -143,6 +145,20 @@ def test_example_tables_are_capped_with_a_pointer_to_rejected_jsonl():
     consistency = next(c for c in context.checks if c.name == "consistency")
     assert len(consistency.examples) == 1 and consistency.examples_more == 3
     assert "3 more in rejected.jsonl" in render_html(context)
+
+
+def test_examples_take_every_reason_in_turn(tmp_path):
+    audit = tmp_path / "audit"
+    shutil.copytree(AUDIT, audit)
+    rows = [{"id": f"n{i}", "mention": f"m{i}", "code": "R50.9", "language": "es", "model": "g",
+             "reasons": [{"check": "phi", "reason": "name" if i < 50 else "email", "score": 1.0, "detail": "d", "severity": "fail"}]}
+            for i in range(52)]
+    (audit / "rejected.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (audit / "accepted.jsonl").write_text("")
+    context = build_report_context(audit, config=ReportConfig(examples_per_check=4), titles=no_titles)
+    phi = next(c for c in context.checks if c.name == "phi")
+    assert [e.id for e in phi.examples] == ["n0", "n50", "n1", "n51"]
+    assert phi.examples_total == 52 and phi.examples_more == 48
 
 
 def test_titles_come_from_the_lookup():
