@@ -465,15 +465,14 @@ def _fingerprint(language: str, entry: dict[str, Any]) -> Fingerprint:
     generators, synthetic = _dict(entry.get("generators")), _dict(entry.get("synthetic_vs_real"))
     f1, chance = _float(generators.get("macro_f1")), _float(generators.get("chance_macro_f1"))
     auc = _float(synthetic.get("roc_auc"))
-    strengths = []
-    if f1 is not None and chance is not None and chance < 1:
-        strengths.append((f1 - chance) / (1 - chance))
-    if auc is not None:
-        strengths.append((auc - 0.5) / 0.5)
+
+    def clip(x: float) -> float:
+        return max(0.0, min(1.0, x))
+
     giveaways = []
-    for part in (generators, synthetic):
+    for label, part in (("generators", generators), ("synthetic vs real", synthetic)):
         for cls, features in _dict(part.get("top_features")).items():
-            giveaways.append((str(cls), ", ".join(f"“{f}”" for f in _list(features)[:12])))
+            giveaways.append((f"{label}: {cls}", ", ".join(f"“{f}”" for f in _list(features)[:12])))
     return Fingerprint(
         language=language,
         generators_f1=f1,
@@ -482,7 +481,8 @@ def _fingerprint(language: str, entry: dict[str, Any]) -> Fingerprint:
         generators_note=_str(generators.get("skipped")),
         synthetic_auc=auc,
         synthetic_note=_str(synthetic.get("skipped")),
-        strength=max(0.0, min(1.0, max(strengths))) if strengths else 0.0,
+        generators_strength=clip((f1 - chance) / (1 - chance)) if f1 is not None and chance is not None and chance < 1 else 0.0,
+        synthetic_strength=clip((auc - 0.5) / 0.5) if auc is not None else 0.0,
         giveaways=giveaways,
     )
 

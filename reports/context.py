@@ -157,7 +157,8 @@ class Fingerprint:
     generators_note: str | None  # why it was skipped
     synthetic_auc: float | None
     synthetic_note: str | None
-    strength: float  # 0 (chance) .. 1 (perfectly separable): the colour of the row
+    generators_strength: float  # 0 (chance) .. 1 (perfectly separable): the colour of the cell
+    synthetic_strength: float
     giveaways: list[tuple[str, str]]  # class -> its most telling character n-grams
 
 

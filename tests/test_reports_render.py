@@ -111,9 +111,10 @@ def test_bias_fingerprints_and_drift_features(context):
     bias = context.bias
     es, en = bias.fingerprints
     assert (es.language, es.generators_f1, es.chance_f1) == ("es", 0.91, 0.5)
-    assert es.strength == pytest.approx(0.82) and es.synthetic_note.startswith("needs")
-    assert ("gemma-270m", "“<b>”, “: ”, “<script>”") in es.giveaways
-    assert en.generators_note.startswith("needs >= 2 generators") and en.strength == 0.0
+    assert es.generators_strength == pytest.approx(0.82) and es.synthetic_strength == 0.0
+    assert es.synthetic_note.startswith("needs")
+    assert ("generators: gemma-270m", "“<b>”, “: ”, “<script>”") in es.giveaways
+    assert en.generators_note.startswith("needs >= 2 generators") and en.generators_strength == 0.0
     assert bias.coverage_gaps == [("es", "2 of 3 planned chapters have accepted pairs; none accepted in chapter 9")]
     drift = {d.language: d for d in context.drift}
     assert drift["es"].drifted is True and drift["es"].drift_share == pytest.approx(0.6667)
