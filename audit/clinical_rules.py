@@ -48,8 +48,8 @@ def sex_of_code(code: str, terminology: Any) -> str | None:
 
 
 def negation(norm: str, entry: Any, language: str) -> RuleHit | None:
-    if lx.NEGATIVE_TITLE.search(entry.title.lower()):
-        return None
+    if lx.NEGATIVE_TITLE.search(entry.title.lower()) or entry.code.startswith("Q"):
+        return None  # the code is about an absence (or a congenital one): negation words are expected
     start = lx.NEGATION_START_RE.get(language)
     anywhere = lx.NEGATION_ANYWHERE_RE.get(language)
     match = (start.search(norm) if start else None) or (anywhere.search(norm) if anywhere else None)
@@ -72,28 +72,39 @@ def _sides(norm: str) -> set[str]:
 
 
 def code_side(title: str) -> str | None:
+    """The side a code's English title names; a named side wins over 'bilateral' ("bilateral ..., left side")."""
     title = title.lower()
     right, left, both = (bool(r.search(title)) for r in (lx.TITLE_RIGHT, lx.TITLE_LEFT, lx.TITLE_BILATERAL))
-    if both and not (right and left):
-        return "bilateral"
     if right and not left:
         return "right"
     if left and not right:
         return "left"
+    if both and not (right or left):
+        return "bilateral"
     return None
 
 
-def laterality(norm: str, entry: Any, language: str) -> RuleHit | None:
+def _has_bilateral_sibling(code: str, terminology: Any) -> bool:
+    for sibling in terminology.siblings(code):
+        entry = terminology.find(sibling)
+        if entry is not None and code_side(entry.title) == "bilateral":
+            return True
+    return False
+
+
+def laterality(norm: str, entry: Any, language: str, *, terminology: Any = None) -> RuleHit | None:
     side = code_side(entry.title)
     if side is None:
         return None
     said = _sides(norm)
     if not said or side in said:
         return None
-    if side == "bilateral" and said <= {"right", "left"} and len(said) == 2:
+    if side == "bilateral" and said == {"right", "left"}:
         return None  # "right and left" is bilateral
     if side in ("right", "left") and said == {"right", "left"}:
         return None  # ambiguous ("right ... left"), not a contradiction we can call
+    if said == {"bilateral"} and terminology is not None and not _has_bilateral_sibling(entry.code, terminology):
+        return None  # no bilateral code exists: coders code each side, so a bilateral mention is right here
     return ("laterality", 0.95,
             f"the mention says {' and '.join(sorted(said))} but {entry.code} is {side} ({entry.title})", None)
 

@@ -37,7 +37,7 @@ NEGATION_ANYWHERE: dict[str, list[str]] = {
 }
 # A code whose own title is about an absence or a negative finding expects negation words.
 NEGATIVE_TITLE = re.compile(
-    r"\b(without|absence|absent|not|no|non|negative|lack|lacking|missing|ruled out|failure to|unable|agenesis|aplasia)\b"
+    r"\b(without|absence|absent|not|no|non|negative|lack|lacking|missing|ruled out|failure to|unable|agenesis|aplasia|loss|anodontia|hypodontia|alopecia|atrophy)\b"
 )
 
 RIGHT = [r"derech[oa]s?", r"dch[oa]", r"drets?", r"dreta", r"dretes", r"direit[oa]s?", r"droite?s?",
@@ -57,7 +57,7 @@ TITLE_RIGHT, TITLE_LEFT, TITLE_BILATERAL = (re.compile(r"\bright\b"), re.compile
                                             re.compile(r"\bbilateral\b"))
 
 # Words that place a mention in one sex. Anatomy stems hold in every language; the rest per language.
-_FEMALE_ANATOMY = [r"uter\w*", r"ovari\w*", r"ovaire\w*", r"ovaio", r"ovaie", r"vagin\w*", r"vulv\w*",
+_FEMALE_ANATOMY = [r"uter\w*", r"ovari\w*", r"ovaire\w*", r"ovaio", r"ovaie", r"(?<!tunica )vagin\w*", r"vulv\w*",
                    r"endometri\w*", r"cervix", r"placent\w*", r"trompas? de falopio", r"salping\w*"]
 _MALE_ANATOMY = [r"prostat\w*", r"testic\w*", r"testis", r"testicul\w*", r"testicol\w*", r"escrot\w*",
                  r"scrot\w*", r"epididim\w*", r"epididym\w*", r"penis", r"penile", r"pene", r"peneana?"]

@@ -43,7 +43,7 @@ def test_outputs_and_counts_add_up(audited: Path) -> None:
     for record in rejected:
         assert record["reasons"] and all({"check", "score", "detail"} <= set(r) for r in record["reasons"])
     by_id = {r["id"]: r for r in rejected}
-    assert by_id["p02"]["reasons"][0]["neighbour"] == {"id": "p01", "mention": "infección urinaria baja"}
+    assert by_id["p02"]["reasons"][0]["neighbour"] == {"id": "p01", "mention": "infección urinaria baja", "kept": True}
     assert {r["check"] for r in by_id["p07"]["reasons"]} == {"language"}
     assert summary["verdict"] == "fail" and not summary["gate"]["passed"]
     assert {"input_lines", "accepted", "rejected", "malformed", "warned"} <= set(counts)

@@ -69,7 +69,7 @@ class ConsistencyCheck(Check):
         if cfg.negation:
             hits.append((rules.negation(item.norm, item.entry, item.language), cfg.negation_severity))
         if cfg.laterality:
-            hits.append((rules.laterality(item.norm, item.entry, item.language), cfg.laterality_severity))
+            hits.append((rules.laterality(item.norm, item.entry, item.language, terminology=term), cfg.laterality_severity))
         if cfg.sex:
             hits.append((rules.sex(item.norm, item.entry, item.language, terminology=term), cfg.sex_severity))
         if cfg.excludes1:

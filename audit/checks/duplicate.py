@@ -5,7 +5,8 @@ differ by little more than a word order or a typo). The first one seen is kept, 
 rejected with a pointer to it. Per code, the diversity of its kept mentions is measured.
 
 The near-duplicate index is partitioned by code (a faiss inner-product index per code), so the search
-grows linearly with the number of pairs; only kept pairs are indexed (float16 vectors)."""
+grows linearly with the number of pairs (float16 vectors). Pairs rejected by earlier checks are indexed
+too: a copy of a rejected pair is still a copy, and the pointer says the first one was not kept."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class _CodeIndex:
         import faiss
 
         self.index = faiss.IndexScalarQuantizer(dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        self.pointers: list[tuple[str, str]] = []
+        self.pointers: list[tuple[str, str, bool]] = []
         self.vector_sum = np.zeros(dimension, dtype=np.float64)
 
     def nearest(self, vector: np.ndarray) -> tuple[float, int]:
@@ -36,7 +37,7 @@ class _CodeIndex:
         sims, ids = self.index.search(vector[None, :], 1)
         return float(sims[0, 0]), int(ids[0, 0])
 
-    def add(self, vector: np.ndarray, pointer: tuple[str, str]) -> None:
+    def add(self, vector: np.ndarray, pointer: tuple[str, str, bool]) -> None:
         self.index.add(vector[None, :])
         self.pointers.append(pointer)
         self.vector_sum += vector
@@ -49,7 +50,7 @@ class DuplicateCheck(Check):
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
-        self._exact: dict[bytes, tuple[str, str]] = {}
+        self._exact: dict[bytes, tuple[str, str, bool]] = {}
         self._near: dict[str, _CodeIndex] = {}
         self._distinct_per_code: Counter = Counter()
         self._kept_per_code: Counter = Counter()
@@ -62,15 +63,16 @@ class DuplicateCheck(Check):
         out: list[list[Finding]] = [[] for _ in chunk.items]
         use_near = cfg.near and chunk.embeddings is not None
         for i, item in enumerate(chunk.items):
-            if item.code is None or not item.norm or item.rejected:
-                continue  # only valid, still-accepted pairs take part (so the kept one is really kept)
-            pointer = (item.record.get("id") or f"line:{item.line}", item.mention)
+            if item.code is None or not item.norm:
+                continue  # only pairs with a known code take part
+            pointer = (item.record.get("id") or f"line:{item.line}", item.mention, not item.rejected)
             key = hashlib.blake2b(f"{item.code}\x1f{item.norm}".encode(), digest_size=12).digest()
             if cfg.exact and key in self._exact:
-                kept_id, kept_mention = self._exact[key]
+                kept_id, kept_mention, kept = self._exact[key]
                 out[i].append(Finding(self.name, "exact_duplicate", 1.0,
-                                      f"same text as pair {kept_id} ('{kept_mention}') for {item.code}, kept instead",
-                                      cfg.severity, {"id": kept_id, "mention": kept_mention}))
+                                      f"same text as pair {kept_id} ('{kept_mention}') for {item.code}, "
+                                      + ("kept instead" if kept else "itself rejected for another reason"),
+                                      cfg.severity, {"id": kept_id, "mention": kept_mention, "kept": kept}))
                 continue
             if use_near:
                 vector = np.ascontiguousarray(chunk.embeddings[i], dtype=np.float32)
@@ -81,12 +83,13 @@ class DuplicateCheck(Check):
                 sim, j = index.nearest(vector)
                 self.search_seconds += time.perf_counter() - started
                 if sim >= cfg.near_cosine:
-                    kept_id, kept_mention = index.pointers[j]
+                    kept_id, kept_mention, kept = index.pointers[j]
                     out[i].append(Finding(
                         self.name, "near_duplicate", float(min(1.0, max(0.0, sim))),
                         f"nearly the same as pair {kept_id} ('{kept_mention}'), cosine {sim:.3f} >= {cfg.near_cosine}: "
-                        f"same meaning and almost the same words, kept instead", cfg.severity,
-                        {"id": kept_id, "mention": kept_mention}))
+                        f"same meaning and almost the same words, "
+                        + ("kept instead" if kept else "itself rejected for another reason"), cfg.severity,
+                        {"id": kept_id, "mention": kept_mention, "kept": kept}))
                     continue
                 index.add(vector, pointer)
             self._exact[key] = pointer

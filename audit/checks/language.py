@@ -86,7 +86,7 @@ class LanguageCheck(Check):
         for i, item in enumerate(chunk.items):
             if item.language not in langs or not item.mention.strip():
                 continue
-            n_words = len(words(item.mention))
+            n_words = len([w for w in words(item.mention) if len(w) >= 3])  # content words: 'de', 'la' tell little
             if n_words < cfg.min_words:
                 self.too_short += 1
                 continue

@@ -53,10 +53,12 @@ class LeakageCheck(Check):
                 continue
             if chunk.embeddings is not None and evals.embeddings is not None:
                 sims = evals.embeddings[same_code] @ chunk.embeddings[i]
-                k = int(np.argmax(sims))
+                crossing = np.array([evals.items[j].language != item.language for j in same_code])
+                thresholds = np.where(crossing, cfg.translation_cosine, cfg.paraphrase_cosine)
+                k = int(np.argmax(sims - thresholds))
                 sim, j = float(sims[k]), same_code[k]
-                if sim >= cfg.translation_cosine:
-                    crosses = evals.items[j].language != item.language
+                if sim >= thresholds[k]:
+                    crosses = bool(crossing[k])
                     reason = "translation" if crosses else "paraphrase"
                     how = (f"translates ({sim:.2f} cosine, {item.language} vs {evals.items[j].language})" if crosses
                            else f"paraphrases ({sim:.2f} cosine)")

@@ -8,6 +8,29 @@ from pathlib import Path
 import typer
 
 
+class DiskCachedEncoder:
+    """Wraps an encoder so that code titles/labels ("passage" texts) are encoded once per model and kept
+    on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks)."""
+
+    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False) -> None:
+        from retrieval.encoder_cache import EmbeddingCache
+        from retrieval.models import default_cache_dir
+
+        self.encoder = encoder
+        self.name = encoder.name
+        self.queries = queries
+        self.cache = EmbeddingCache(directory or default_cache_dir() / "audit-embeddings")
+
+    @property
+    def fingerprint(self) -> str:
+        return self.encoder.fingerprint
+
+    def encode(self, texts, *, kind="query", batch_size=64, show_progress=False):
+        if kind == "passage" or self.queries:
+            return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
+        return self.encoder.encode(texts, kind=kind, batch_size=batch_size, show_progress=show_progress)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
@@ -32,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if audit_config.embeddings:
             from retrieval.models import load_encoder
 
-            model = load_encoder(audit_config.encoder)
+            model = DiskCachedEncoder(load_encoder(audit_config.encoder))
         outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
                             reference_path=reference, config_path=config_file)
         counts = outcome.summary["counts"]

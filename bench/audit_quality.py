@@ -1,0 +1,167 @@
+"""Audit quality, measured: recall per kind on the labelled bad pairs (tests/data/audit/bad_pairs.jsonl,
+leaks against bad_eval.tsv), and precision on real clinician mentions: CodiEsp dev diagnoses with their
+gold codes are correct pairs, so every rejection there is a false alarm (target: at most 10%).
+
+    python bench/audit_quality.py                  # both parts, me5-small (embeddings cached on disk)
+    python bench/audit_quality.py --no-embeddings  # rules only
+    python bench/audit_quality.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from audit import AuditConfig, Auditor, Malformed, audit_pairs  # noqa: E402
+from audit.references import EvalSet, read_labelled  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "audit"
+CODIESP = ROOT.parent / "shared" / "data" / "codiesp" / "dev" / "devX.tsv"
+RULE_KINDS = {"wrong_language", "negation", "laterality", "sex", "phi", "exact_duplicate", "leak_text"}
+
+
+def _encoder(name: str | None):
+    if name is None:
+        return None
+    from clinassay.commands.audit import DiskCachedEncoder
+    from retrieval.models import load_encoder
+
+    return DiskCachedEncoder(load_encoder(name), queries=True)
+
+
+def bad_pairs_recall(config: AuditConfig, encoder, terminology) -> dict:
+    rows = [json.loads(l) for l in (DATA / "bad_pairs.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
+    normalize = lambda c: (terminology.find(c).code if terminology.find(c) else c)  # noqa: E731
+    eval_set = EvalSet(read_labelled(DATA / "bad_eval.tsv", normalize_code=normalize), path="bad_eval.tsv")
+    auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
+    pairs = [{k: v for k, v in r.items() if k != "expect"} for r in rows]
+    decisions = list(audit_pairs(pairs, auditor=auditor))
+    per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    misses: dict[str, list[str]] = defaultdict(list)
+    clean_flagged = []
+    for row, d in zip(rows, decisions):
+        expect = row["expect"]
+        if expect is None:
+            if not d.accepted:
+                clean_flagged.append((row["mention"], [f.reason for f in d.findings]))
+            continue
+        hit = any(f.check == expect["check"] and f.severity == "fail" for f in d.findings)
+        per_kind[expect["kind"]][0] += hit
+        per_kind[expect["kind"]][1] += 1
+        if not hit:
+            misses[expect["kind"]].append(f"{row['mention']} [{row['code']}, {row['language']}] -> "
+                                          f"{[(f.check, f.reason) for f in d.findings]}")
+    recall = {k: {"found": v[0], "total": v[1], "recall": round(v[0] / v[1], 3),
+                  "floor": 0.9 if k in RULE_KINDS else None} for k, v in sorted(per_kind.items())}
+    return {"recall": recall, "misses": dict(misses), "clean_rejected": clean_flagged, "clean_total":
+            sum(1 for r in rows if r["expect"] is None)}
+
+
+def codiesp_pairs(path: Path, limit: int | None, stats: Counter):
+    """Unique (normalised mention, code) pairs: CodiEsp repeats mentions across documents, and a repeat is
+    a duplicate, not a wrong pair; how many repeats there were is reported separately."""
+    from audit.text import normalize_text
+
+    seen = set()
+    with path.open(encoding="utf-8") as handle:
+        for n, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if len(row) >= 4 and row[1] == "DIAGNOSTICO":
+                stats["rows"] += 1
+                key = (normalize_text(row[3]), row[2].upper())
+                if key in seen:
+                    stats["repeats"] += 1
+                    continue
+                seen.add(key)
+                yield {"id": f"codiesp-dev-{n}", "mention": row[3], "code": row[2].upper(), "language": "es",
+                       "model": "codiesp:dev"}
+                if limit is not None:
+                    limit -= 1
+                    if limit <= 0:
+                        return
+
+
+def codiesp_precision(config: AuditConfig, encoder, terminology, limit: int | None) -> dict:
+    auditor = Auditor(config, terminology=terminology, encoder=encoder)
+    started = time.perf_counter()
+    stats: Counter = Counter()
+    decisions = [d for d in audit_pairs(codiesp_pairs(CODIESP, limit, stats), auditor=auditor)
+                 if not isinstance(d, Malformed)]
+    seconds = time.perf_counter() - started
+    rejected = [d for d in decisions if not d.accepted]
+    by_check, by_reason = Counter(), Counter()
+    examples: dict[str, list[str]] = defaultdict(list)
+    for d in rejected:
+        for check in {f.check for f in d.findings if f.severity == "fail"}:
+            by_check[check] += 1
+        for f in d.findings:
+            if f.severity == "fail":
+                by_reason[f"{f.check}.{f.reason}"] += 1
+                if len(examples[f.reason]) < 5:
+                    examples[f.reason].append(f"{d.record['mention']} [{d.record['code']}]: {f.detail}")
+    n = len(decisions)
+    return {"diagnosis_rows": stats["rows"], "repeated_rows_dropped": stats["repeats"],
+            "pairs": n, "rejected": len(rejected), "reject_rate": round(len(rejected) / n, 4),
+            "reject_rate_per_check": {k: round(v / n, 4) for k, v in by_check.most_common()},
+            "reject_rate_per_reason": {k: round(v / n, 4) for k, v in by_reason.most_common()},
+            "reject_rate_excluding_codes_unknown_to_icd10cm": round(
+                sum(1 for d in rejected if not any(f.reason in ("unknown_code", "malformed_code") for f in d.findings))
+                / max(1, sum(1 for d in decisions if not any(f.reason in ("unknown_code", "malformed_code") for f in d.findings))), 4),
+            "warned": sum(1 for d in decisions if d.warned), "seconds": round(seconds, 1), "examples": dict(examples)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="me5-small")
+    parser.add_argument("--no-embeddings", action="store_true")
+    parser.add_argument("--codiesp-limit", type=int, default=None)
+    parser.add_argument("--skip-codiesp", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    from terminology import load_terminology
+
+    terminology = load_terminology()
+    config = AuditConfig(embeddings=not args.no_embeddings)
+    encoder = None if args.no_embeddings else _encoder(args.encoder)
+    result = {"encoder": None if encoder is None else args.encoder}
+    result["bad_pairs"] = bad_pairs_recall(config, encoder, terminology)
+    print("recall per kind on tests/data/audit/bad_pairs.jsonl:")
+    for kind, r in result["bad_pairs"]["recall"].items():
+        floor = f" (floor {r['floor']})" if r["floor"] else ""
+        print(f"  {kind:16s} {r['found']:3d}/{r['total']:<3d} recall {r['recall']:.3f}{floor}")
+    print(f"  clean pairs rejected: {len(result['bad_pairs']['clean_rejected'])}/{result['bad_pairs']['clean_total']}")
+    for kind, misses in result["bad_pairs"]["misses"].items():
+        for miss in misses:
+            print(f"    missed {kind}: {miss}")
+    if not args.skip_codiesp:
+        if not CODIESP.is_file():
+            print(f"CodiEsp not found at {CODIESP}: precision part skipped")
+        else:
+            p = codiesp_precision(config, encoder, terminology, args.codiesp_limit)
+            result["codiesp"] = p
+            print(f"CodiEsp dev: {p['diagnosis_rows']} diagnosis rows, {p['repeated_rows_dropped']} exact repeats "
+                  f"of a (mention, code) pair dropped before the audit")
+            print(f"CodiEsp dev unique diagnoses as correct pairs: {p['rejected']}/{p['pairs']} rejected = "
+                  f"{p['reject_rate']:.1%} (target <= 10%), {p['seconds']} s")
+            print(f"  excluding codes unknown to ICD-10-CM: {p['reject_rate_excluding_codes_unknown_to_icd10cm']:.1%}")
+            for check, rate in p["reject_rate_per_check"].items():
+                print(f"  {check:12s} {rate:.1%}")
+            for reason, rate in p["reject_rate_per_reason"].items():
+                print(f"    {reason:32s} {rate:.2%}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
