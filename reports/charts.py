@@ -124,7 +124,7 @@ def ci_chart(table: StageTable, *, metric: str = "mrr@10", width: int = 460) -> 
             rows.append((row.language, cell))
     if not rows:
         return Markup("")
-    row_h, left, right, top = 20, 84, 20, 20
+    row_h, left, right, top = 20, 84, 20, 34
     height = top + row_h * len(rows) + 6
     span = width - left - right
     parts = [
@@ -135,7 +135,7 @@ def ci_chart(table: StageTable, *, metric: str = "mrr@10", width: int = 460) -> 
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         x = left + span * tick
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height}" class="grid"/>')
-        parts.append(_text(x, 12, f"{tick:g}", anchor="middle", cls="tick"))
+        parts.append(_text(x, 26, f"{tick:g}", anchor="middle", cls="tick"))
     for i, (language, cell) in enumerate(rows):
         y = top + i * row_h + row_h / 2
         parts.append(_text(left - 8, y + 4, language, anchor="end"))
