@@ -81,7 +81,7 @@ def short_value(value: Any, *, limit: int = 160) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{int(value):,}" if value.is_integer() else f"{value:.4g}"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -160,7 +160,11 @@ def _gate_figures(row: dict[str, Any]) -> tuple[str, str, str]:
             f"{comparison} {'n/a' if threshold is None else f'{threshold:.1%}'}".strip(),
             "n/a" if margin is None else f"{margin * 100:+.1f} pts",
         )
-    return short_value(value), f"{comparison} {short_value(threshold)}".strip(), "n/a" if margin is None else f"{margin:+g}"
+    if margin is None:
+        shown_margin = "n/a"
+    else:
+        shown_margin = f"{margin:+,.0f}" if margin.is_integer() else f"{margin:+.4g}"
+    return short_value(value), f"{comparison} {short_value(threshold)}".strip(), shown_margin
 
 
 def gate_rows(summary: dict[str, Any]) -> list[GateRow]:
