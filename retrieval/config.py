@@ -38,6 +38,7 @@ class BiEncoderConfig(BaseModel):
     mined_negatives: int = Field(1, ge=0, le=10, description="hard negatives per pair mined with the base model")
     mining_top_k: int = Field(20, ge=2, le=200, description="neighbours considered when mining")
     dev_fraction: float = Field(0.1, ge=0, le=0.5, description="share of codes held out as the dev split")
+    max_dev_queries: int = Field(500, ge=1, description="dev mentions scored at each evaluation")
     eval_steps: int = Field(50, ge=1, description="evaluate on dev (MRR@10) every this many steps")
     early_stopping_patience: int = Field(3, ge=0, description="evaluations without dev MRR gain before stopping (0: off)")
     save_total_limit: int = Field(2, ge=1)

@@ -21,7 +21,7 @@ from retrieval.audited_data import AuditedData
 from retrieval.config import RetrievalConfig
 from retrieval.corpus import corpus_from_config
 from retrieval.model_card import write_model_card
-from retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
+from retrieval.training_data import siblings_of, examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
 from terminology.errors import ClinassayInputError
 
 
@@ -81,13 +81,14 @@ def train_model(
                        sibling_negatives=bi.sibling_negatives, mined_negatives=bi.mined_negatives, seed=config.seed)
     evaluator = None
     if split.dev:
-        dev_codes = sorted({e.code for e in split.dev})
-        neighbourhood = set(dev_codes)
-        for code in dev_codes:
-            neighbourhood.update(term.siblings(code) if hasattr(term, "siblings") else [])
-        neighbourhood.update(e.code for e in split.train)
+        # dev corpus: the held-out codes and their siblings (the confusable neighbours), so that each
+        # evaluation stays cheap; queries capped for the same reason
+        dev = split.dev[: bi.max_dev_queries]
+        neighbourhood = {e.code for e in dev}
+        for code in sorted(neighbourhood):
+            neighbourhood.update(siblings_of(term, code))
         docs = {code: title_of(term, code) for code in sorted(neighbourhood)}
-        evaluator = dev_evaluator([e.mention for e in split.dev], [e.code for e in split.dev], docs, prompts=base.prompts)
+        evaluator = dev_evaluator([e.mention for e in dev], [e.code for e in dev], docs, prompts=base.prompts)
 
     log(f"[biencoder] training on {len(rows)} rows from {config.base_model}")
     bi_dir = out / "biencoder"

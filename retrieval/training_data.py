@@ -101,7 +101,7 @@ def stage1_rows(
                     added += 1
 
         take(list(example.hard_negatives), n_neg)
-        siblings = _siblings(term, example.code)
+        siblings = siblings_of(term, example.code)
         rng.shuffle(siblings)
         take(siblings, sibling_negatives)
         take(mined.get(i, []), n_neg)
@@ -115,7 +115,7 @@ def stage1_rows(
     return rows
 
 
-def _siblings(term, code: str) -> list[str]:
+def siblings_of(term, code: str) -> list[str]:
     try:
         return [c for c in term.siblings(code) if c != code]
     except Exception:  # noqa: BLE001 - a code without a parent has no siblings
