@@ -80,6 +80,7 @@ class LLMClient:
         self.api_bases = dict(api_bases or {})
         self._router: Any = None
         self._pacers = {name: RatePacer(m.rpm) for name, m in self.models.items()}
+        self._priced: dict[str, bool] = {}
 
     def check_credentials(self) -> None:
         """Fail before any request when a named key variable is missing."""
@@ -104,11 +105,29 @@ class LLMClient:
             params["api_key"] = key
         if m.rpm:
             params["rpm"] = m.rpm
-        if m.input_cost_per_token is not None:
-            params["input_cost_per_token"] = m.input_cost_per_token
-        if m.output_cost_per_token is not None:
-            params["output_cost_per_token"] = m.output_cost_per_token
+        if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
+            params["input_cost_per_token"] = m.input_cost_per_token or 0.0
+            params["output_cost_per_token"] = m.output_cost_per_token or 0.0
+        elif not self.priced(m.name):
+            # LiteLLM scans its whole price table on every reply of an unpriced model (~10 ms of CPU,
+            # the bottleneck at high concurrency); zero prices skip that, and we report None ourselves.
+            params["input_cost_per_token"] = 0.0
+            params["output_cost_per_token"] = 0.0
         return {"model_name": m.name, "litellm_params": params}
+
+    def priced(self, name: str) -> bool:
+        """Whether a cost can be given for this model: configured prices, or LiteLLM's table knows it."""
+        m = self.models[name]
+        if m.kind == "embedded" or m.input_cost_per_token is not None or m.output_cost_per_token is not None:
+            return True
+        if name not in self._priced:
+            litellm = _litellm()
+            try:
+                info = litellm.get_model_info(m.model)
+                self._priced[name] = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+            except _price_unknown_errors(litellm):
+                self._priced[name] = False
+        return self._priced[name]
 
     def router(self) -> Any:
         if self._router is None:
@@ -189,7 +208,7 @@ class LLMClient:
             litellm_model=self.litellm_model(m.name),
             input_tokens=tin,
             output_tokens=tout,
-            cost_usd=_cost(m, response, hidden, tin, tout),
+            cost_usd=_cost(m, response, hidden, tin, tout) if self.priced(m.name) else None,
         )
 
 

@@ -1,0 +1,91 @@
+"""Generation throughput against a local OpenAI-compatible server with a fixed simulated latency.
+
+Claim: generation is I/O-bound, and the runner (asyncio workers -> LiteLLM Router -> JSONL store,
+fsync'ed) keeps `concurrency` requests in flight, so throughput stays close to the ideal
+concurrency / latency. Printed as that ratio for 1..64 concurrent requests; target >= 0.8.
+
+    python bench/generation.py [--latency 0.2] [--rounds 10] [--max-concurrency 64]
+
+The stub server runs in its own process (tests/generation_stub.py) so that it does not share the
+client's event loop or GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from generation.budget import Budget  # noqa: E402
+from generation.config import GenerationConfig, ModelConfig  # noqa: E402
+from generation.llm import LLMClient, quiet_litellm  # noqa: E402
+from generation.plan import Request  # noqa: E402
+from generation.prompts import Prompt  # noqa: E402
+from generation.runner import RunSummary, run_requests  # noqa: E402
+from generation.store import PairStore  # noqa: E402
+
+
+def _requests(n: int, tag: str) -> list[Request]:
+    out = []
+    for i in range(n):
+        prompt = Prompt(prompt_id="bench/v1", text=f"Target code: B{i:05d}.{tag}\nWrite 3 different mentions.")
+        out.append(Request(model="stub", litellm_model="openai/stub-ok-bench", kind="litellm", task="positive",
+                           code=f"B{i:05d}", language="en", sample_index=0, seed=0, temperature=0.0, n=3,
+                           prompt=prompt))
+    return out
+
+
+def run_level(api_base: str, concurrency: int, n_requests: int, workdir: Path, tag: str) -> tuple[float, RunSummary]:
+    model = ModelConfig(name="stub", model="openai/stub-ok-bench", api_base=api_base, max_concurrency=concurrency,
+                        num_retries=0, timeout_s=30)
+    config = GenerationConfig(models=[model], progress=False)
+    store = PairStore(workdir / f"pairs-{tag}.jsonl")
+    client = LLMClient([model])
+    summary = RunSummary()
+    requests = _requests(n_requests, tag)
+    start = time.perf_counter()
+    asyncio.run(run_requests(requests, config=config, store=store, client=client, budget=Budget(),
+                             summary=summary, progress=False))
+    return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.2, help="simulated server latency, seconds")
+    parser.add_argument("--rounds", type=int, default=10, help="requests per level = rounds x concurrency")
+    parser.add_argument("--max-concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "generation_stub.py"), "--latency",
+                               str(args.latency)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        api_base = f"http://127.0.0.1:{port}/v1"
+        levels = [c for c in (1, 2, 4, 8, 16, 32, 64, 128, 256) if c <= args.max_concurrency]
+        with tempfile.TemporaryDirectory() as tmp, quiet_litellm():
+            run_level(api_base, 4, 8, Path(tmp), "warmup")  # imports, client pools
+            print(f"latency {args.latency * 1000:.0f} ms, {args.rounds} rounds per level")
+            print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6}")
+            for c in levels:
+                n = c * args.rounds
+                seconds, summary = run_level(api_base, c, n, Path(tmp), f"c{c}")
+                assert summary.failed == 0 and summary.pairs == 3 * n, summary
+                rate = n / seconds
+                ideal = c / args.latency
+                print(f"{c:>11} {n:>8} {seconds:>8.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>6.2f}")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
