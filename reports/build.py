@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from reports.audit_sections import (
     bias_of,
-    checks_of,
     counts_of,
     coverage_of,
     drift_of,
@@ -19,10 +18,9 @@ from reports.audit_sections import (
 )
 from reports.config import ReportConfig
 from reports.context import ReportContext, Retrieval, Verdict
+from reports.examples import TitleLookup, checks_of
 from reports.retrieval_sections import retrieval_of
 from reports.sources import AuditOutput, EvalOutput, ReportInputError, load_audit_output, load_eval_output
-
-TitleLookup = Callable[[str], "str | None"]
 
 
 def terminology_titles() -> TitleLookup:

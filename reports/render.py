@@ -25,6 +25,7 @@ from markupsafe import Markup
 from reports import charts
 from reports.config import ReportConfig
 from reports.context import ReportContext
+from reports.examples import TitleLookup
 
 Format = Literal["html", "markdown", "json", "junit"]
 FORMATS: tuple[str, ...] = ("html", "markdown", "json", "junit")
@@ -231,7 +232,7 @@ def write_report(
     eval_dirs: Sequence[Path | str] = (),
     fmt: str = "html",
     config: ReportConfig | None = None,
-    titles: Any = None,
+    titles: TitleLookup | None = None,
 ) -> ReportContext:
     """Render a report of an audit output folder (and/or evaluation outputs) into the file `out`."""
     from reports.build import build_report_context

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.audit_sections import _dict, _float, _int, _list, flatten, ordered_languages, short_value
+from reports.values import as_dict, as_float, as_int, as_list, flatten, ordered_languages, short_value
 from reports.context import ComparisonRow, EvalRun, MetricCell, MetricRow, Retrieval, StageTable
 from reports.sources import EvalOutput
 
@@ -28,10 +28,10 @@ def _status(delta: float | None, tolerance: float) -> str:
 
 def _scores(stage: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """language -> scores, with the overall row first."""
-    rows = {"overall": _dict(stage.get("overall"))} if stage.get("overall") else {}
-    languages = _dict(stage.get("languages"))
+    rows = {"overall": as_dict(stage.get("overall"))} if stage.get("overall") else {}
+    languages = as_dict(stage.get("languages"))
     for lang in ordered_languages(languages):
-        rows[lang] = _dict(languages[lang])
+        rows[lang] = as_dict(languages[lang])
     return rows
 
 
@@ -41,16 +41,16 @@ def _stage_table(
 ) -> StageTable:
     rows = []
     for language, s in scores.items():
-        ci = _dict(s.get("ci95"))
+        ci = as_dict(s.get("ci95"))
         cells = []
         for metric in METRICS:
-            value = _float(s.get(metric))
-            bounds = _list(ci.get(metric))
-            low, high = (_float(bounds[0]), _float(bounds[1])) if len(bounds) == 2 else (None, None)
-            base = _float(_dict((reference or {}).get(language)).get(metric)) if reference is not None else None
+            value = as_float(s.get(metric))
+            bounds = as_list(ci.get(metric))
+            low, high = (as_float(bounds[0]), as_float(bounds[1])) if len(bounds) == 2 else (None, None)
+            base = as_float(as_dict((reference or {}).get(language)).get(metric)) if reference is not None else None
             delta = value - base if value is not None and base is not None else None
             cells.append(MetricCell(metric, value, low, high, delta, _status(delta, tolerance)))
-        rows.append(MetricRow(language=language, n=_int(s.get("n")), cells=cells))
+        rows.append(MetricRow(language=language, n=as_int(s.get("n")), cells=cells))
     return StageTable(stage=stage, against=against, rows=rows)
 
 
@@ -60,11 +60,11 @@ def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[Comp
         return [], [], []
     rows = []
     for status, key in (("regression", "regressions"), ("lift", "lifts"), (None, "rows"), (None, "deltas")):
-        for item in _list(comparison.get(key)):
+        for item in as_list(comparison.get(key)):
             if not isinstance(item, dict):
                 continue
-            base, cand = _float(item.get("baseline")), _float(item.get("candidate", item.get("value")))
-            delta = _float(item.get("delta"))
+            base, cand = as_float(item.get("baseline")), as_float(item.get("candidate", item.get("value")))
+            delta = as_float(item.get("delta"))
             if delta is None and base is not None and cand is not None:
                 delta = cand - base
             rows.append(
@@ -78,8 +78,8 @@ def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[Comp
                     status=status or str(item.get("status") or _status(delta, tolerance)),
                 )
             )
-    missing = [str(x) for x in _list(comparison.get("missing_languages") or comparison.get("missing"))]
-    absent = [str(x) for x in _list(comparison.get("missing_in_current"))]
+    missing = [str(x) for x in as_list(comparison.get("missing_languages") or comparison.get("missing"))]
+    absent = [str(x) for x in as_list(comparison.get("missing_in_current"))]
     order = {"regression": 0, "lift": 1}
     rows.sort(key=lambda c: (order.get(c.status, 2), c.stage or "", c.language != "overall", c.language, c.metric))
     return rows, missing, absent
@@ -91,9 +91,9 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
     runs = []
     baseline_scores: dict[str, dict[str, dict[str, Any]]] | None = None
     for index, ev in enumerate(evals):
-        stages = _dict(ev.metrics.get("stages"))
+        stages = as_dict(ev.metrics.get("stages"))
         names = [s for s in STAGE_ORDER if s in stages] + sorted(s for s in stages if s not in STAGE_ORDER)
-        scores = {name: _scores(_dict(stages[name])) for name in names}
+        scores = {name: _scores(as_dict(stages[name])) for name in names}
         tables = []
         for name in names:
             if index > 0 and baseline_scores is not None and name in baseline_scores:
@@ -108,9 +108,9 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
         if index == 0:
             baseline_scores = scores
         comparison, missing, absent = _comparison(ev.metrics, tolerance=tolerance)
-        model = _dict(ev.metrics.get("model"))
+        model = as_dict(ev.metrics.get("model"))
         repro = [(f"model.{k}", short_value(v)) for k, v in model.items()]
-        repro += [(f"versions.{k}", short_value(v)) for k, v in _dict(ev.metrics.get("versions")).items()]
+        repro += [(f"versions.{k}", short_value(v)) for k, v in as_dict(ev.metrics.get("versions")).items()]
         if ev.metrics.get("seed") is not None:
             repro.append(("seed", short_value(ev.metrics.get("seed"))))
         runs.append(
@@ -122,7 +122,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 comparison=comparison,
                 missing_languages=missing,
                 missing_in_run=absent,
-                eval_set=flatten(_dict(ev.metrics.get("eval_set"))),
+                eval_set=flatten(as_dict(ev.metrics.get("eval_set"))),
                 reproducibility=repro,
             )
         )
