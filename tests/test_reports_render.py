@@ -351,6 +351,8 @@ def test_cli_renders_every_format_and_exit_codes(tmp_path):
         out = tmp_path / f"report.{suffix}"
         assert cli_main([*common, "--out", str(out), "--format", fmt]) == 0
         assert out.stat().st_size > 500
+    assert cli_main([*common, "--out", str(tmp_path / "guess.md")]) == 0  # format from the suffix
+    assert (tmp_path / "guess.md").read_text(encoding="utf-8").startswith("## clinassay report")
     assert cli_main([*common, "--out", str(tmp_path / "r.html"), "--strict"]) == 1
     assert cli_main(["report", str(EVALS[0]), "--out", str(tmp_path / "e.html"), "--strict"]) == 0
     assert cli_main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "m.html")]) == 2

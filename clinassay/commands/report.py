@@ -16,6 +16,9 @@ class ReportFormat(str, Enum):
     junit = "junit"
 
 
+_BY_SUFFIX = {".md": ReportFormat.markdown, ".json": ReportFormat.json, ".xml": ReportFormat.junit}
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
@@ -28,7 +31,9 @@ def register(app: typer.Typer) -> None:
         eval_dirs: list[Path] = typer.Option(
             [], "--eval", help="Evaluation output folder or metrics.json; repeat it: the first is the baseline."
         ),
-        fmt: ReportFormat = typer.Option(ReportFormat.html, "--format", "-f", help="html, markdown, json or junit."),
+        fmt: ReportFormat | None = typer.Option(
+            None, "--format", "-f", help="html, markdown, json or junit (default: from the --out suffix, else html)."
+        ),
         config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config ([reports] section)."),
         examples: int | None = typer.Option(None, "--examples", help="Flagged examples shown per check."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when the verdict is fail (the gate failed or a regression)."),
@@ -43,6 +48,8 @@ def register(app: typer.Typer) -> None:
         audit_dir: Path | None = source
         if not is_audit_dir(source) and is_eval_dir(source):
             audit_dir, evals = None, [source, *evals]
+        if fmt is None:
+            fmt = _BY_SUFFIX.get(out.suffix.lower(), ReportFormat.html)
         context = write_report(audit_dir, out, eval_dirs=evals, fmt=fmt.value, config=config)
         verdict = context.verdict
         counts = verdict.counts
