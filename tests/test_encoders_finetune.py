@@ -10,8 +10,12 @@ import pytest
 from retrieval.models import load_encoder
 
 PAIRS = {
-    "anchor": ["query: dolor de cabeza", "query: fractura de fémur", "query: infección urinaria", "query: tos seca"],
-    "positive": ["passage: Headache", "passage: Fracture of femur", "passage: Urinary tract infection", "passage: Cough"],
+    "anchor": [
+        "query: dolor de cabeza", "query: fractura de fémur", "query: infección urinaria", "query: tos seca",
+    ],
+    "positive": [
+        "passage: Headache", "passage: Fracture of femur", "passage: Urinary tract infection", "passage: Cough",
+    ],
 }
 
 

