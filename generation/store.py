@@ -55,7 +55,8 @@ class PairStore:
     # ------------------------------------------------------------------------------------ write
     def add(self, pairs: list[Pair], rejects: list[Reject]) -> None:
         """Queue one request's results; they reach the disk at the next `flush`."""
-        self._pairs.extend(p.model_dump_json(exclude_none=True) + "\n" for p in pairs)
+        # every provenance field is written, null included (null cost = the model has no known price)
+        self._pairs.extend(p.model_dump_json() + "\n" for p in pairs)
         self._rejects.extend(r.model_dump_json(exclude_none=True) + "\n" for r in rejects)
 
     def flush(self) -> None:
