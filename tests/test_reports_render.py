@@ -363,3 +363,32 @@ def test_reports_import_no_torch():
     code = "import sys, reports, reports.render, reports.build, clinassay.commands.report; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("key", ["gate", "checks", "matrix", "coverage", "bias", "drift", "drift_reports", "provenance", "malformed"])
+@pytest.mark.parametrize("junk", [None, "text", 3, [1, "x", None], {"a": {"b": [None]}}])
+def test_odd_optional_figures_still_render(tmp_path, summary, key, junk):
+    odd = {**summary, key: junk}
+    (tmp_path / "summary.json").write_text(json.dumps(odd))
+    context = build_report_context(tmp_path, titles=no_titles)
+    for fmt in ("html", "markdown", "json", "junit"):
+        assert render(context, fmt)
+
+
+NESTED_JUNK = {
+    "gate": {"passed": "maybe", "results": [{"name": None, "value": "x"}, "row", {"passed": False, "comparison": ">="}]},
+    "checks": {"phi": "text", "validity": {"reasons": ["a"], "info": "x", "flagged": "many"}},
+    "matrix": [{"language": None, "pairs": "x", "reasons": [1]}, {"generator": "g", "pairs": 0, "rejected": 0}],
+    "coverage": {"chapters": [{"chapter": 1, "planned": ["es"], "accepted": None}, "x"]},
+    "bias": {"outliers": "x", "fingerprint": {"es": {"generators": {"macro_f1": "high", "top_features": {"g": "abc"}}}}},
+    "drift": {"es": {"features": {"chars": "x"}, "means": [1]}, "fr": "skipped"},
+    "provenance": {"generators": [{"litellm_model": ["a", "b"], "prompt_ids": "p"}], "versions": ["x"], "input": "in"},
+}
+
+
+@pytest.mark.parametrize("key", list(NESTED_JUNK))
+def test_odd_nested_figures_still_render(tmp_path, summary, key):
+    (tmp_path / "summary.json").write_text(json.dumps({**summary, key: NESTED_JUNK[key]}))
+    context = build_report_context(tmp_path, titles=no_titles)
+    for fmt in ("html", "markdown", "json", "junit"):
+        assert render(context, fmt)
