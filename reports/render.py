@@ -139,7 +139,8 @@ def render_html(context: ReportContext) -> str:
     script = _asset("report.js")
     embeds = any(d.embed_html for d in context.drift)
     data = {"verdict": context.verdict.status, "counts": context.verdict.counts,
-            "gate_passed": context.verdict.gate_passed, "regressions": context.verdict.regressions}
+            "gate_passed": context.verdict.gate_passed, "failed": [g.sentence for g in context.verdict.failed],
+            "regressions": context.verdict.regressions}  # machine-readable; tojson escapes <, >, & and '.
     return _environment("html").get_template("report.html.j2").render(
         r=context,
         css=Markup(_asset("report.css")),

@@ -392,3 +392,14 @@ def test_odd_nested_figures_still_render(tmp_path, summary, key):
     context = build_report_context(tmp_path, titles=no_titles)
     for fmt in ("html", "markdown", "json", "junit"):
         assert render(context, fmt)
+
+
+def test_json_data_block_cannot_close_its_script(tmp_path, summary):
+    payload = "</script><script>window.__pwned=5</script>"
+    odd = json.loads(json.dumps(summary))
+    odd["gate"]["results"][0]["scope"] = f"generator:{payload}"
+    (tmp_path / "summary.json").write_text(json.dumps(odd))
+    html = render_html(build_report_context(tmp_path, titles=no_titles))
+    assert payload not in html
+    block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
+    assert "<" not in block and payload in json.loads(block)["failed"][0]
