@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 from reports.audit_sections import (
@@ -42,10 +43,8 @@ def terminology_titles() -> TitleLookup:
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
-        return f"clinassay {version('clinassay')}"
-    except Exception:  # noqa: BLE001 - an uninstalled checkout still renders
+        return f"clinassay {metadata.version('clinassay')}"
+    except metadata.PackageNotFoundError:  # an uninstalled checkout still renders
         return "clinassay"
 
 
@@ -61,7 +60,9 @@ def _verdict(audit: AuditOutput | None, retrieval: Retrieval | None) -> Verdict:
         gate_passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
         if gate_passed is None and gate:
             gate_passed = all(g.passed is not False for g in gate)
-        status = str(summary.get("verdict") or ("pass" if gate_passed else "fail" if gate_passed is False else "n/a"))
+        status = summary.get("verdict")
+        if status not in ("pass", "fail"):
+            status = "pass" if gate_passed else "fail" if gate_passed is False else "n/a"
         manifest_verdict = audit.manifest.get("verdict")
         if manifest_verdict and manifest_verdict != summary.get("verdict"):
             notes.append(f"manifest.json says {manifest_verdict!r} but summary.json says {summary.get('verdict')!r}")
@@ -69,9 +70,13 @@ def _verdict(audit: AuditOutput | None, retrieval: Retrieval | None) -> Verdict:
         if counts.get("input_lines") is not None and added != counts["input_lines"]:
             notes.append(f"counts do not add up: accepted + rejected + malformed = {added}, input lines = {counts['input_lines']}")
     regressions = retrieval.regressions if retrieval else 0
+    refused = [run.name for run in retrieval.runs if run.gate_passed is False] if retrieval else []
     if regressions:
         status = "fail"
         notes.append(f"{regressions} retrieval regression(s) beyond the tolerance of {retrieval.tolerance:g}")
+    elif refused:
+        status = "fail"
+        notes.append(f"the evaluation gate failed for {', '.join(refused)}")
     elif retrieval and status == "n/a":
         status = "pass"
     failed = [g for g in gate if g.passed is False]

@@ -237,6 +237,7 @@ class EvalRun:
     metrics: list[str]
     stages: list[StageTable]
     comparison: list[ComparisonRow]
+    gate_passed: bool | None  # the evaluation's own decision against its baseline, when it made one
     missing_languages: list[str]  # in this run but not in its baseline (not gated)
     missing_in_run: list[str]  # in the baseline but not in this run
     eval_set: list[tuple[str, str]]

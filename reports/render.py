@@ -29,7 +29,6 @@ from reports.examples import TitleLookup
 
 Format = Literal["html", "markdown", "json", "junit"]
 FORMATS: tuple[str, ...] = ("html", "markdown", "json", "junit")
-SUFFIXES = {"html": ".html", "markdown": ".md", "json": ".json", "junit": ".xml"}
 
 
 # --- value formatting (shared by the templates) ------------------------------------------------------

@@ -108,6 +108,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
         if index == 0:
             baseline_scores = scores
         comparison, missing, absent = _comparison(ev.metrics, tolerance=tolerance)
+        comparison_passed = as_dict(ev.metrics.get("comparison")).get("passed")
         model = as_dict(ev.metrics.get("model"))
         repro = [(f"model.{k}", short_value(v)) for k, v in model.items()]
         repro += [(f"versions.{k}", short_value(v)) for k, v in as_dict(ev.metrics.get("versions")).items()]
@@ -120,6 +121,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 metrics=list(METRICS),
                 stages=tables,
                 comparison=comparison,
+                gate_passed=comparison_passed if isinstance(comparison_passed, bool) else None,
                 missing_languages=missing,
                 missing_in_run=absent,
                 eval_set=flatten(as_dict(ev.metrics.get("eval_set"))),

@@ -403,3 +403,11 @@ def test_json_data_block_cannot_close_its_script(tmp_path, summary):
     assert payload not in html
     block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S).group(1)
     assert "<" not in block and payload in json.loads(block)["failed"][0]
+
+
+def test_a_failed_evaluation_gate_fails_the_verdict_even_without_rows(tmp_path):
+    metrics = json.loads((DATA / "eval_candidate" / "metrics.json").read_text())
+    metrics["comparison"] = {"passed": False, "regressions": "unreadable"}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    context = build_report_context(None, eval_dirs=[tmp_path])
+    assert context.verdict.status == "fail" and "evaluation gate failed" in context.verdict.notes[0]
