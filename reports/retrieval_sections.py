@@ -89,6 +89,9 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
     if not evals:
         return None
     runs = []
+    models = [ev.name for ev in evals]
+    # two runs of the same model (e.g. bm25 on two corpora) are told apart by their folders
+    run_names = [f"{m} ({ev.path.parent.name})" if models.count(m) > 1 else m for m, ev in zip(models, evals)]
     baseline_scores: dict[str, dict[str, dict[str, Any]]] | None = None
     for index, ev in enumerate(evals):
         stages = as_dict(ev.metrics.get("stages"))
@@ -97,7 +100,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
         tables = []
         for name in names:
             if index > 0 and baseline_scores is not None and name in baseline_scores:
-                reference, against = baseline_scores[name], f"baseline {evals[0].name} ({name})"
+                reference, against = baseline_scores[name], f"baseline {run_names[0]} ({name})"
             elif name != "biencoder" and "biencoder" in scores:
                 reference, against = scores["biencoder"], "the bi-encoder (reranker lift)"
             else:
@@ -116,7 +119,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
             repro.append(("seed", short_value(ev.metrics.get("seed"))))
         runs.append(
             EvalRun(
-                name=ev.name,
+                name=run_names[index],
                 path=str(ev.path),
                 metrics=list(METRICS),
                 stages=tables,

@@ -1,0 +1,94 @@
+"""Reports rendered from real `clinassay evaluate` runs (BM25 on a small corpus, tiny evaluation set):
+a baseline with English and Spanish labels, and a candidate with English labels only, gated against
+that baseline, so that Spanish regresses. Figures are checked against the metrics.json files."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from clinassay.cli import main as cli_main
+from reports.build import build_report_context
+from reports.render import render_html, render_junit, render_markdown
+
+EVAL_SET = Path(__file__).parent / "data" / "retrieval" / "eval.tsv"
+CONFIG = """[retrieval]
+bootstrap_samples = 200
+[retrieval.corpus]
+languages = {languages}
+chapters = ["9", "14", "18"]
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    if not EVAL_SET.is_file():
+        pytest.skip(f"needs the retrieval issue's tiny evaluation set {EVAL_SET}")
+    root = tmp_path_factory.mktemp("evaluations")
+    for name, languages in (("baseline", '["en", "es"]'), ("candidate", '["en"]')):
+        (root / f"{name}.toml").write_text(CONFIG.format(languages=languages))
+    base, cand = root / "bm25-en-es", root / "bm25-en"
+    assert cli_main(["evaluate", "--model", "bm25", "--eval-set", str(EVAL_SET), "--out", str(base),
+                     "--config", str(root / "baseline.toml")]) == 0
+    code = cli_main(["evaluate", "--model", "bm25", "--eval-set", str(EVAL_SET), "--out", str(cand),
+                     "--config", str(root / "candidate.toml"), "--baseline", str(base / "metrics.json")])
+    assert code == 1  # Spanish lost its labels: the evaluation's own gate fails
+    return base, cand
+
+
+def metrics_of(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+
+
+def test_tables_match_metrics_json(runs):
+    base, cand = runs
+    context = build_report_context(None, eval_dirs=[base, cand])
+    for run, folder in zip(context.retrieval.runs, runs):
+        stage = metrics_of(folder)["stages"]["biencoder"]
+        table = run.stages[0]
+        assert table.stage == "biencoder"
+        expected = {"overall": stage["overall"], **stage["languages"]}
+        assert [row.language for row in table.rows][0] == "overall"
+        assert {row.language for row in table.rows} == set(expected)
+        for row in table.rows:
+            scores = expected[row.language]
+            assert row.n == scores["n"]
+            for cell in row.cells:
+                assert cell.value == pytest.approx(scores[cell.metric])
+                if cell.metric in scores.get("ci95", {}):
+                    assert [cell.low, cell.high] == pytest.approx(scores["ci95"][cell.metric])
+
+
+def test_regressions_come_from_the_evaluation_gate(runs):
+    base, cand = runs
+    comparison = metrics_of(cand)["comparison"]
+    context = build_report_context(None, eval_dirs=[base, cand])
+    assert context.verdict.status == "fail"
+    assert context.retrieval.regressions == len(comparison["regressions"]) > 0
+    candidate = context.retrieval.runs[1]
+    assert candidate.gate_passed is False
+    shown = {(c.language, c.metric): c for c in candidate.comparison}
+    for row in comparison["regressions"]:
+        assert shown[(row["language"], row["metric"])].status == "regression"
+        assert shown[(row["language"], row["metric"])].delta == pytest.approx(row["delta"])
+    es = next(r for r in candidate.stages[0].rows if r.language == "es")
+    assert next(c for c in es.cells if c.metric == "mrr@10").status == "regression"  # red against the baseline run
+
+    html = render_html(context)
+    assert html.count('<td><span class="badge regression">regression</span></td>') == len(comparison["regressions"])
+    root = ET.fromstring(render_junit(context))
+    suite = root.find("testsuite[@name='clinassay.retrieval']")
+    assert int(suite.get("failures")) == len(comparison["regressions"])
+    assert [r.name for r in context.retrieval.runs] == ["bm25 (bm25-en-es)", "bm25 (bm25-en)"]
+    assert "Regressions in bm25 (bm25-en):" in render_markdown(context)
+
+
+def test_report_command_on_evaluations(runs, tmp_path):
+    base, cand = runs
+    out = tmp_path / "retrieval.html"
+    assert cli_main(["report", str(base), "--eval", str(cand), "--out", str(out)]) == 0
+    assert cli_main(["report", str(base), "--eval", str(cand), "--out", str(tmp_path / "r.xml"), "--strict"]) == 1
+    assert 'id="retrieval"' in out.read_text(encoding="utf-8")
