@@ -52,15 +52,18 @@ class DevTools:
                 return reply.get("result", {})
             self.events.append(reply)
 
-    def wait_for(self, method: str, *, timeout: float = 30) -> dict:
+    def wait_for(self, method: str, *, session: str | None = None, timeout: float = 30) -> dict:
+        def wanted(event: dict) -> bool:
+            return event.get("method") == method and (session is None or event.get("sessionId") == session)
+
         deadline = time.monotonic() + timeout
         for event in self.events:
-            if event.get("method") == method:
+            if wanted(event):
                 return event
         while True:
             event = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
             self.events.append(event)
-            if event.get("method") == method:
+            if wanted(event):
                 return event
 
     def close(self) -> None:
@@ -110,7 +113,7 @@ def open_page(browser: DevTools, report: Path) -> tuple[str, list[dict]]:
                  {"width": 1300, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)
     browser.events.clear()
     browser.send("Page.navigate", {"url": report.resolve().as_uri()}, session=session)
-    browser.wait_for("Page.loadEventFired")
+    browser.wait_for("Page.loadEventFired", session=session)
     time.sleep(0.3)  # let late console messages arrive
     browser.send("Runtime.evaluate", {"expression": "1"}, session=session)  # flush pending events
     return session, [e for e in browser.events if e.get("sessionId") == session]
