@@ -1,9 +1,27 @@
 """Reports: self-contained HTML (and Markdown, JSON, JUnit) pages of an audit and of retrieval
 evaluations. Python builds a plain context (`reports.build`); Jinja templates only lay it out
-(`reports.render`)."""
+(`reports.render`).
 
-from reports.build import build_report_context
-from reports.config import ReportConfig
-from reports.render import FORMATS, render, write_report
+    from reports import write_report
+    write_report("runs/audit", "runs/audit/report.html", eval_dirs=["runs/baseline", "runs/candidate"])
 
-__all__ = ["FORMATS", "ReportConfig", "build_report_context", "render", "write_report"]
+The names below load on first use, so that reading the `[reports]` config section stays cheap.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "build_report_context": "reports.build",
+    "ReportConfig": "reports.config",
+    "FORMATS": "reports.render",
+    "render": "reports.render",
+    "write_report": "reports.render",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'reports' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
