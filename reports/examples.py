@@ -14,6 +14,7 @@ from reports.sources import AuditOutput, iter_flagged_records
 from reports.values import as_dict, as_float, as_int, as_str, flatten, ordered_checks, short_value
 
 TitleLookup = Callable[[str], "str | None"]
+MAX_REASON_POOLS = 64
 
 
 def describe_neighbour(neighbour: Any) -> str | None:
@@ -88,8 +89,11 @@ def collect_examples(
                     continue
                 seen.add(check)
                 totals[check] = totals.get(check, 0) + 1
+                by_reason = pools.setdefault(check, {})
                 key = (reason.get("severity") == "warn", str(reason.get("reason") or ""))
-                pool = pools.setdefault(check, {}).setdefault(key, [])
+                if key not in by_reason and len(by_reason) >= MAX_REASON_POOLS:
+                    key = (key[0], "")  # an audit that names a new reason per pair still stays bounded
+                pool = by_reason.setdefault(key, [])
                 if len(pool) < cap:
                     pool.append(_example(record, reason, titles=titles, config=config))
     examples: dict[str, list[Example]] = {}
