@@ -30,11 +30,13 @@ class ValidityConfig(_Section):
 class ConsistencyConfig(_Section):
     semantic: bool = Field(True, description="compare the mention with sibling/nearby codes by embedding")
     semantic_margin: float = Field(
-        0.04, ge=0.0, le=1.0,
+        0.05, ge=0.0, le=1.0,
         description="flag when another code's cosine beats the pair's own code by at least this much",
     )
     max_candidates: int = Field(10, ge=1, le=500, description="sibling + nearby codes compared per pair (each is encoded once, then cached)")
-    semantic_severity: Severity = "fail"
+    semantic_severity: Severity = Field(
+        "warn", description="warn by default: with me5-small the margin does not separate sibling confusions from "
+                            "correct clinician mentions well enough to reject on it (see bench/audit_quality.py)")
     negation: bool = True
     negation_severity: Severity = "fail"
     laterality: bool = True
@@ -62,8 +64,9 @@ class DuplicateConfig(_Section):
     exact: bool = True
     near: bool = True
     near_cosine: float = Field(
-        0.97, ge=0.5, le=1.0,
-        description="two mentions of the same code whose embeddings have at least this cosine are the same text",
+        0.98, ge=0.5, le=1.0,
+        description="two mentions of the same code whose embeddings have at least this cosine are the same text "
+                    "('fumador' / 'fumadora' score 0.981 with me5-small)",
     )
     severity: Severity = "fail"
 
@@ -86,6 +89,7 @@ class LanguageConfig(_Section):
     min_margin: float = Field(0.15, ge=0.0, le=1.0, description="detected language must beat the requested one by this much")
     mixed: bool = True
     mixed_min_words: int = Field(6, ge=2)
+    mixed_below_confidence: float = Field(0.9, ge=0.0, le=1.0, description="look for mixed languages only when the requested language scores below this")
     severity: Severity = "fail"
     mixed_severity: Severity = "warn"
     drift_sample: int = Field(5000, ge=100, description="mentions kept per language for drift and fingerprints")

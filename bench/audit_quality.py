@@ -47,7 +47,7 @@ def bad_pairs_recall(config: AuditConfig, encoder, terminology) -> dict:
     auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
     pairs = [{k: v for k, v in r.items() if k != "expect"} for r in rows]
     decisions = list(audit_pairs(pairs, auditor=auditor))
-    per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    per_kind: dict[str, list] = defaultdict(lambda: [0, 0])
     misses: dict[str, list[str]] = defaultdict(list)
     clean_flagged = []
     for row, d in zip(rows, decisions):
@@ -59,10 +59,12 @@ def bad_pairs_recall(config: AuditConfig, encoder, terminology) -> dict:
         hit = any(f.check == expect["check"] and f.severity == "fail" for f in d.findings)
         per_kind[expect["kind"]][0] += hit
         per_kind[expect["kind"]][1] += 1
+        per_kind[expect["kind"]].append(any(f.check == expect["check"] for f in d.findings))
         if not hit:
             misses[expect["kind"]].append(f"{row['mention']} [{row['code']}, {row['language']}] -> "
                                           f"{[(f.check, f.reason) for f in d.findings]}")
     recall = {k: {"found": v[0], "total": v[1], "recall": round(v[0] / v[1], 3),
+                  "flagged_incl_warnings": sum(v[2:]),
                   "floor": 0.9 if k in RULE_KINDS else None} for k, v in sorted(per_kind.items())}
     return {"recall": recall, "misses": dict(misses), "clean_rejected": clean_flagged, "clean_total":
             sum(1 for r in rows if r["expect"] is None)}
@@ -117,7 +119,9 @@ def codiesp_precision(config: AuditConfig, encoder, terminology, limit: int | No
             "reject_rate_excluding_codes_unknown_to_icd10cm": round(
                 sum(1 for d in rejected if not any(f.reason in ("unknown_code", "malformed_code") for f in d.findings))
                 / max(1, sum(1 for d in decisions if not any(f.reason in ("unknown_code", "malformed_code") for f in d.findings))), 4),
-            "warned": sum(1 for d in decisions if d.warned), "seconds": round(seconds, 1), "examples": dict(examples)}
+            "warned": sum(1 for d in decisions if d.warned), "seconds": round(seconds, 1), "examples": dict(examples),
+            "consistency_info": next(c for c in auditor.checks if c.name == "consistency").info(),
+            "mean_mention_chars": round(sum(len(d.record["mention"]) for d in decisions) / max(1, n), 1)}
 
 
 def main() -> int:
@@ -138,7 +142,8 @@ def main() -> int:
     print("recall per kind on tests/data/audit/bad_pairs.jsonl:")
     for kind, r in result["bad_pairs"]["recall"].items():
         floor = f" (floor {r['floor']})" if r["floor"] else ""
-        print(f"  {kind:16s} {r['found']:3d}/{r['total']:<3d} recall {r['recall']:.3f}{floor}")
+        print(f"  {kind:16s} {r['found']:3d}/{r['total']:<3d} rejected, recall {r['recall']:.3f}{floor}; "
+              f"flagged incl. warnings {r['flagged_incl_warnings']}/{r['total']}")
     print(f"  clean pairs rejected: {len(result['bad_pairs']['clean_rejected'])}/{result['bad_pairs']['clean_total']}")
     for kind, misses in result["bad_pairs"]["misses"].items():
         for miss in misses:

@@ -57,6 +57,18 @@ class DuplicateCheck(Check):
         self.search_seconds = 0.0
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
+        import faiss
+
+        # one-vector searches on tiny indexes: OpenMP threads only add overhead (ms instead of µs per
+        # search on a busy machine), so run single-threaded here and restore the setting afterwards
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._check_chunk(chunk)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         import time
 
         cfg = self.config.duplicate

@@ -109,7 +109,8 @@ class LanguageCheck(Check):
                     f"written in {detected} (confidence {conf[detected]:.2f}), not in {item.language} "
                     f"(confidence {requested_conf:.2f})", cfg.severity, {"detected": detected}))
                 continue
-            if cfg.mixed and n_words >= cfg.mixed_min_words:
+            if cfg.mixed and n_words >= cfg.mixed_min_words and requested_conf < cfg.mixed_below_confidence:
+                # segmenting is ~5x slower than scoring: only texts the scorer is unsure about can be mixed
                 spans = [(lang, n) for lang, n in detector.segments(item.mention) if n >= 3]
                 others = {lang for lang, _ in spans if lang != item.language}
                 if len({lang for lang, _ in spans}) >= 2 and others:
