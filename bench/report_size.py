@@ -3,7 +3,7 @@
 Claim (issue 5): a report of 100,000 pairs stays under 5 MB, because tables are capped and plots are
 aggregated; render time grows with the streamed rejects only.
 
-    python bench/report_size.py [--sizes 1000 10000 100000] [--keep DIR]
+    python bench/report_size.py [--sizes 1000 10000 100000] [--long] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ WORDS = "dolor torácico agudo infección urinaria fiebre persistente cefalea te
 CHAPTERS = [(str(i), f"Chapter {i} of ICD-10-CM") for i in range(1, 23)]
 
 
-def synthesise(out: Path, n: int, *, seed: int = 0) -> None:
+def synthesise(out: Path, n: int, *, seed: int = 0, words: tuple[int, int] = (2, 9)) -> None:
     """An audit output folder of `n` pairs in the agreed shape (one bad generator-language cell)."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def synthesise(out: Path, n: int, *, seed: int = 0) -> None:
             cost = 0.00002 if gen != "gemma-270m" else 0.0
             cell["cost"] += cost
             record = {
-                "id": f"{i:016x}", "mention": " ".join(rng.choices(WORDS, k=rng.randint(2, 9))),
+                "id": f"{i:016x}", "mention": " ".join(rng.choices(WORDS, k=rng.randint(*words))),
                 "code": f"R{rng.randint(0, 99):02d}.{rng.randint(0, 9)}", "language": lang, "model": gen,
                 "prompt_id": "positive-v1", "input_tokens": 120, "output_tokens": 30, "cost_usd": cost,
             }
@@ -120,12 +120,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--keep", type=Path, help="keep the synthetic outputs and reports here")
+    parser.add_argument("--long", action="store_true", help="also a worst case: 100k pairs of ~1,500-character mentions")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="report-size-"))
     print(f"{'pairs':>8} {'rejected.jsonl':>15} {'html':>9} {'markdown':>9} {'json':>9} {'render s':>9}")
-    for n in args.sizes:
-        folder = root / f"audit_{n}"
-        synthesise(folder, n)
+    cases = [(n, (2, 9)) for n in args.sizes] + ([(100_000, (180, 220))] if args.long else [])
+    for n, words in cases:
+        folder = root / f"audit_{n}_{words[1]}"
+        synthesise(folder, n, words=words)
         start = time.perf_counter()
         context = build_report_context(folder, titles=lambda code: None)
         html = render(context, "html")
