@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit.config import AuditConfig
 from generation.config import GenerationConfig
@@ -31,6 +31,9 @@ class RunConfig(BaseModel):
     out: Path = Path("runs/quickstart")
     eval_set: Path | None = None
     """Evaluation set (TSV/JSONL: mention, code, language); also the audit's leakage reference."""
+    heldout_per_language: int = Field(0, ge=0)
+    """Without an eval_set: evaluate on this many held-out terminology labels per language, taken
+    from corpus codes that the generation plan does not touch."""
     reference: Path | None = None
     """Real mentions per language for the audit's drift and synthetic-vs-real checks."""
     baseline: str = "me5-small"

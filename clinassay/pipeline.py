@@ -63,6 +63,15 @@ class RunPlan:
         return self.out / "generate" / "pairs.jsonl"
 
     @property
+    def eval_set(self) -> Path | None:
+        """The configured evaluation set, or the held-out label set this run builds."""
+        if self.config.run.eval_set:
+            return self.config.run.eval_set
+        if self.config.run.heldout_per_language:
+            return self.out / "generate" / "heldout.tsv"
+        return None
+
+    @property
     def audit_dir(self) -> Path:
         return self.out / "audit"
 
@@ -91,9 +100,9 @@ def _section_digest(config: ClinassayConfig, *sections: str) -> str:
 def stage_inputs(plan: RunPlan, stage: str) -> dict[str, str | None]:
     """What a stage depends on; if none of it changed since the last success, the stage is skipped."""
     run = plan.config.run
-    eval_digest = file_digest(run.eval_set) if run.eval_set else None
+    eval_digest = file_digest(plan.eval_set) if plan.eval_set else None
     if stage == "generate":
-        return {"config": _section_digest(plan.config, "terminology", "generation")}
+        return {"config": _section_digest(plan.config, "terminology", "generation", "run")}
     if stage == "audit":
         return {
             "config": _section_digest(plan.config, "terminology", "audit"),
@@ -155,30 +164,34 @@ def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
     cfg = str(plan.config_path)
     run = plan.config.run
     if stage == "generate":
+        commands = []
+        if not run.eval_set and run.heldout_per_language:
+            commands.append(["data", "heldout-labels", "--config", cfg, "--out", str(plan.eval_set),
+                             "--per-language", str(run.heldout_per_language)])
         command = ["generate", "--config", cfg, "--out", str(plan.pairs)]
         if plan.pairs.exists():
             command.append("--resume")
-        return [command]
+        return [*commands, command]
     if stage == "audit":
         command = ["audit", str(plan.pairs), "--out", str(plan.audit_dir), "--config", cfg]
-        if run.eval_set:
-            command += ["--eval-set", str(run.eval_set)]
+        if plan.eval_set:
+            command += ["--eval-set", str(plan.eval_set)]
         if run.reference:
             command += ["--reference", str(run.reference)]
         return [command]
     if stage == "train":
         return [["train", "--data", str(plan.audit_dir), "--out", str(plan.model_dir), "--config", cfg]]
     if stage == "evaluate":
-        if not run.eval_set:
+        if not plan.eval_set:
             return []
         rerank = ["--rerank"] if run.rerank else []
         commands = []
         baseline_metrics = Path(run.baseline)
         if not (baseline_metrics.suffix == ".json" and baseline_metrics.is_file()):
-            commands.append(["evaluate", "--model", run.baseline, "--eval-set", str(run.eval_set),
+            commands.append(["evaluate", "--model", run.baseline, "--eval-set", str(plan.eval_set),
                              "--out", str(plan.baseline_dir), "--config", cfg])
             baseline_metrics = plan.baseline_dir / "metrics.json"
-        commands.append(["evaluate", "--model", str(plan.model_dir), "--eval-set", str(run.eval_set),
+        commands.append(["evaluate", "--model", str(plan.model_dir), "--eval-set", str(plan.eval_set),
                          "--out", str(plan.candidate_dir), "--config", cfg, *rerank,
                          "--baseline", str(baseline_metrics)])
         return commands
@@ -190,8 +203,10 @@ def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
 
 def _report_command(plan: RunPlan, fmt: str, out: Path) -> list[str]:
     command = ["report", str(plan.audit_dir), "--out", str(out), "--format", fmt, "--config", str(plan.config_path)]
-    if (plan.candidate_dir / "metrics.json").is_file():
-        command += ["--eval", str(plan.candidate_dir)]
+    # baseline first: the report shows the candidate's deltas against it side by side
+    for folder in (plan.baseline_dir, plan.candidate_dir):
+        if (folder / "metrics.json").is_file():
+            command += ["--eval", str(folder)]
     return command
 
 

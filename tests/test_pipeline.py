@@ -14,9 +14,9 @@ from clinassay.config import load_config
 from clinassay.pipeline import RunPlan, run_chain, selected_stages
 
 
-def _plan(tmp_path: Path, *, eval_set: bool = True) -> RunPlan:
+def _plan(tmp_path: Path, *, eval_set: bool = True, heldout: int = 0) -> RunPlan:
     cfg = tmp_path / "run.toml"
-    lines = ["[run]", 'out = "out"']
+    lines = ["[run]", 'out = "out"', f"heldout_per_language = {heldout}"]
     if eval_set:
         (tmp_path / "eval.tsv").write_text("mention\tcode\tlanguage\nitu\tN39.0\tes\n")
         lines.append('eval_set = "eval.tsv"')
@@ -36,7 +36,10 @@ class FakeCommands:
         self.calls.append(argv)
         name = argv[0]
         out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
-        if name == "generate":
+        if name == "data":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("mention\tcode\tlanguage\ninfection urinaire\tN39.0\tfr\n")
+        elif name == "generate":
             out.parent.mkdir(parents=True, exist_ok=True)
             with out.open("a") as fh:
                 fh.write('{"mention": "itu", "code": "N39.0", "language": "es"}\n')
@@ -118,3 +121,22 @@ def test_stage_window_is_validated() -> None:
     assert selected_stages("audit", "train") == ["audit", "train"]
     with pytest.raises(ValueError):
         selected_stages("report", "generate")
+
+
+def test_heldout_labels_become_the_eval_set_when_none_is_given(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, eval_set=False, heldout=5)
+    fake = FakeCommands(plan)
+    assert run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None) == 0
+    names = [c[0] for c in fake.calls]
+    assert names[:2] == ["data", "generate"]
+    heldout = fake.calls[0][fake.calls[0].index("--out") + 1]
+    audit = fake.calls[2]
+    assert audit[audit.index("--eval-set") + 1] == heldout
+    assert all(c[c.index("--eval-set") + 1] == heldout for c in fake.calls if c[0] == "evaluate")
+
+
+def test_without_any_eval_set_the_chain_skips_evaluation(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, eval_set=False)
+    fake = FakeCommands(plan)
+    assert run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None) == 0
+    assert "evaluate" not in [c[0] for c in fake.calls] and "--eval-set" not in fake.calls[1]
