@@ -101,8 +101,18 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
         if llm_models:
             client.check_credentials()
         stack.enter_context(quiet_litellm())
-        asyncio.run(run_requests(pending, config=config, store=store, client=client, budget=budget,
-                                 summary=summary, progress=show))
+        bar = stack.enter_context(Progress(len(pending), enabled=show))
+        if config.processes > 1 and llm_models:
+            from generation.shards import run_sharded
+
+            local = [r for r in pending if r.kind == "terminology"]
+            asyncio.run(run_requests(local, config=config, store=store, client=client, budget=budget,
+                                     summary=summary, progress=show, bar=bar))
+            run_sharded([r for r in pending if r.kind != "terminology"], config=config, store=store,
+                        budget=budget, summary=summary, bar=bar, api_bases=api_bases, processes=config.processes)
+        else:
+            asyncio.run(run_requests(pending, config=config, store=store, client=client, budget=budget,
+                                     summary=summary, progress=show, bar=bar))
     summary.total_cost_usd = budget.cost_usd
     summary.stopped = budget.stopped
     return summary
@@ -110,8 +120,9 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
 
 async def run_requests(requests: list[Request], *, config: GenerationConfig, store: PairStore,
                        client: LLMClient, budget: Budget, summary: RunSummary, progress: bool,
-                       flush_every_s: float = 0.25) -> RunSummary:
-    """Run `requests` (already filtered for resume) and record every outcome in `store`."""
+                       bar: Progress | None = None, flush_every_s: float = 0.25) -> RunSummary:
+    """Run `requests` (already filtered for resume) and record every outcome in `store` (or anything
+    with its `add`/`flush`, such as a worker process's sink)."""
     queues: dict[str, deque[Request]] = {}
     for r in requests:
         queues.setdefault(r.model, deque()).append(r)
@@ -119,7 +130,9 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
     concurrency = {m.name: 1 if m.kind in ("embedded", "terminology") else m.max_concurrency for m in config.models}
     stopped_models: set[str] = set()
 
-    with Progress(len(requests), enabled=progress) as bar:
+    with contextlib.ExitStack() as stack:
+        if bar is None:
+            bar = stack.enter_context(Progress(len(requests), enabled=progress))
 
         def record(r: Request, pairs: list[Pair], rejects: list[Reject], completion: Completion | None) -> None:
             store.add(pairs, rejects)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class PairStore:
         self.rejects_path = rejects_path_for(self.path)
         self._pairs: list[str] = []
         self._rejects: list[str] = []
+        self._lock = threading.Lock()
 
     def has_output(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
@@ -56,15 +58,22 @@ class PairStore:
     def add(self, pairs: list[Pair], rejects: list[Reject]) -> None:
         """Queue one request's results; they reach the disk at the next `flush`."""
         # every provenance field is written, null included (null cost = the model has no known price)
-        self._pairs.extend(p.model_dump_json() + "\n" for p in pairs)
-        self._rejects.extend(r.model_dump_json(exclude_none=True) + "\n" for r in rejects)
+        self.add_lines([p.model_dump_json() + "\n" for p in pairs],
+                       [r.model_dump_json(exclude_none=True) + "\n" for r in rejects])
+
+    def add_lines(self, pair_lines: list[str], reject_lines: list[str]) -> None:
+        """Queue one request's results already serialised (by a worker process)."""
+        with self._lock:
+            self._pairs.extend(pair_lines)
+            self._rejects.extend(reject_lines)
 
     def flush(self) -> None:
-        # Rejects first: a crash in between redoes the request rather than losing its pairs.
-        for target, lines in ((self.rejects_path, self._rejects), (self.path, self._pairs)):
-            if lines:
-                _append_durably(target, "".join(lines).encode("utf-8"))
-                lines.clear()
+        with self._lock:
+            # Rejects first: a crash in between redoes the request rather than losing its pairs.
+            for target, lines in ((self.rejects_path, self._rejects), (self.path, self._pairs)):
+                if lines:
+                    _append_durably(target, "".join(lines).encode("utf-8"))
+                    lines.clear()
 
     # ---------------------------------------------------------------------------------- recover
     def recover(self) -> ResumeState:

@@ -247,3 +247,18 @@ def _read_tolerant(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             pass
     return out
+
+
+def test_worker_processes_give_the_same_pairs_and_share_the_budget(stub, tmp_path):
+    models = [_model(stub, "alpha", "stub-ok-pa", max_concurrency=4), _model(stub, "beta", "stub-ok-pb"),
+              ModelConfig(name="terminology", model="terminology")]
+    single, sharded = tmp_path / "single.jsonl", tmp_path / "sharded.jsonl"
+    generate(_config(models, sample=4), out=single, terminology=FakeTerminology())
+    # two worker processes, with a request budget they split and that still stops the run cleanly
+    summary = generate(_config(models, sample=4, processes=2, max_requests=5), out=sharded,
+                       terminology=FakeTerminology())
+    a, b = _read(single), _read(sharded)
+    assert summary.requests == 5 and summary.stopped == "max_requests" and summary.pairs == len(b)
+    assert len({p["request_key"] for p in b if p["model"] in ("alpha", "beta")}) == 5
+    assert {p["id"] for p in b} <= {p["id"] for p in a}  # same keys, same pairs as in one process
+    assert {p["model"] for p in b} >= {"alpha", "beta", "terminology:icd10cm"}
