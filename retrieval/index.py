@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -18,6 +19,33 @@ import numpy as np
 from retrieval.corpus import CodeCorpus
 
 INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
+
+
+@contextmanager
+def limited_threads(n: int):
+    """Run torch and faiss on `n` threads inside the block. One query is too small to split across
+    cores, and on a shared or busy machine extra threads spin-wait: measured here under load, a
+    single-query me5-small encoding took 25 ms of CPU on one thread and 600 ms on two."""
+    import torch
+
+    before_torch, before_faiss = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before_torch)
+        faiss.omp_set_num_threads(before_faiss)
+
+
+def apply_thread_setting() -> None:
+    """Honour `CLINASSAY_THREADS` (torch and faiss threads) when it is set."""
+    value = os.environ.get("CLINASSAY_THREADS")
+    if value and value.isdigit() and int(value) > 0:
+        import torch
+
+        torch.set_num_threads(int(value))
+        faiss.omp_set_num_threads(int(value))
 
 
 def default_cache_dir() -> Path:
@@ -42,6 +70,7 @@ def corpus_embeddings(
         vectors = np.load(path)
         if vectors.shape[0] == len(corpus.texts):
             return vectors
+    apply_thread_setting()
     vectors = encoder.encode(list(corpus.texts), kind="passage", batch_size=batch_size, show_progress=show_progress)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     cache.mkdir(parents=True, exist_ok=True)

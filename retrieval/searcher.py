@@ -10,6 +10,7 @@ Heavy libraries load on first search, not on `load`.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from retrieval.corpus import CodeCorpus, corpus_from_config
 from terminology.errors import ClinassayInputError
 
 CARD_FILE = "model_card.json"
+SMALL_BATCH = 4  # interactive searches this small run single-threaded (see index.limited_threads)
 BASELINES = ("bm25", "minilm-en", "me5-small")
 
 
@@ -38,6 +40,11 @@ def load_encoder_any(name_or_path: str):
     from retrieval.models import load_encoder
 
     return load_encoder(name_or_path)
+
+
+@contextmanager
+def _nothing():
+    yield
 
 
 class Retriever:
@@ -138,13 +145,20 @@ class Retriever:
     def stage1(self, mentions: list[str], *, k: int) -> list[list[tuple[str, float]]]:
         if self.name == "bm25" and self.model_dir is None:
             return self.index.search(mentions, k)
-        vectors = self.encoder.encode(list(mentions), kind="query", batch_size=self.config.encode_batch_size)
-        return self.index.search(vectors, k)
+        index = self.index
+        from retrieval.index import limited_threads
+
+        with limited_threads(1) if len(mentions) <= SMALL_BATCH else _nothing():
+            vectors = self.encoder.encode(list(mentions), kind="query", batch_size=self.config.encode_batch_size)
+            return index.search(vectors, k)
 
     def rerank(self, mentions: list[str], candidates: list[list[tuple[str, float]]], *, languages: list[str]) -> list[list[tuple[str, float]]]:
+        from retrieval.index import limited_threads
         from retrieval.reranker import rerank_candidates
 
-        return rerank_candidates(self.reranker, mentions, candidates, corpus=self.corpus, languages=languages)
+        reranker = self.reranker
+        with limited_threads(1) if len(mentions) <= SMALL_BATCH else _nothing():
+            return rerank_candidates(reranker, mentions, candidates, corpus=self.corpus, languages=languages)
 
     def search(
         self,

@@ -1,0 +1,87 @@
+"""Training rows without torch: dev split by code, hard negatives (generator's, siblings, mined),
+reranker groups; and the dense search path end to end with a fake encoder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generation.records import Pair
+from retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows
+from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
+
+
+@pytest.fixture(scope="module")
+def term():
+    return FakeTerminology()
+
+
+def _pairs():
+    return [
+        Pair(mention="cistitis aguda", code="N30.00", language="es", model="a"),
+        Pair(mention="cistitis con sangre", code="N30.01", language="es", model="b", task="hard_negative", negative_of="N30.00"),
+        Pair(mention="cistitis con sangre", code="N30.01", language="es", model="b"),
+        Pair(mention="calcul du rein", code="N20.0", language="fr", model="a"),
+        Pair(mention="fever", code="R50.9", language="en", model="a"),
+        Pair(mention="dor de cabeça", code="R51.9", language="pt", model="a"),
+    ]
+
+
+def test_examples_merge_duplicates_and_keep_generator_negatives():
+    examples = examples_from_pairs(_pairs())
+    assert len(examples) == 5
+    hard = next(e for e in examples if e.code == "N30.01")
+    assert hard.hard_negatives == ("N30.00",)
+
+
+def test_split_by_code_never_shares_a_code():
+    examples = examples_from_pairs(_pairs())
+    split = split_by_code(examples, dev_fraction=0.4, seed=1)
+    assert split.dev and split.train
+    assert not {e.code for e in split.dev} & {e.code for e in split.train}
+    assert split_by_code(examples, dev_fraction=0.4, seed=1).dev == split.dev  # seeded
+
+
+def test_stage1_rows_order_of_negatives(term):
+    examples = examples_from_pairs(_pairs())
+    rows = stage1_rows(examples, term=term, corpus_codes=term.billable_codes(), mined={0: ["N39.0", "I10"]},
+                       sibling_negatives=1, mined_negatives=1)
+    assert all(set(r) == {"anchor", "positive", "negative_1", "negative_2"} for r in rows)
+    by_anchor = {r["anchor"]: r for r in rows}
+    # the generator's confusable code comes first, then a sibling
+    assert by_anchor["cistitis con sangre"]["positive"] == "Acute cystitis with hematuria"
+    assert by_anchor["cistitis con sangre"]["negative_1"] == "Acute cystitis without hematuria"
+    # example 0: its sibling N30.01 then the first mined neighbour
+    assert by_anchor["cistitis aguda"]["negative_1"] == "Acute cystitis with hematuria"
+    assert by_anchor["cistitis aguda"]["negative_2"] == "Urinary tract infection, site not specified"
+
+
+def test_reranker_groups_use_stage1_candidates(term):
+    examples = examples_from_pairs(_pairs())
+    candidates = [["N30.00", "N30.01", "N39.0", "I10"] for _ in examples]
+    groups = reranker_groups(examples, candidates, documents=lambda c, lang: f"{c}/{lang}", negatives=2)
+    assert len(groups) == len(examples)
+    first = next(g for g in groups if g["anchor"] == "cistitis aguda")
+    assert first["positive"] == "N30.00/es" and first["negative_1"] == "N30.01/es" and first["negative_2"] == "N39.0/es"
+
+
+def test_dense_retriever_with_fake_encoder_and_cache(term, tmp_path, monkeypatch):
+    import retrieval.searcher as searcher
+    from retrieval.config import RetrievalConfig
+    from retrieval.corpus import build_corpus
+    from retrieval.evalset import load_eval_set
+    from retrieval.evaluator import evaluate
+
+    monkeypatch.setattr(searcher, "load_encoder_any", lambda name: FakeEncoder())
+    config = RetrievalConfig(cache_dir=tmp_path, bootstrap_samples=50)
+    retriever = searcher.Retriever.load("fake", config=config, corpus=build_corpus(term, languages=("en", "es", "fr", "pt")))
+    hits = retriever.search("Cálculo del riñón", language="es", k=3)[0]
+    assert hits[0].code == "N20.0" and hits[0].title == "Calculus of kidney" and hits[0].rank == 1
+    metrics, predictions = evaluate(retriever, load_eval_set(DATA / "eval.tsv"), bootstrap_samples=50)
+    assert metrics["stages"]["biencoder"]["overall"]["n"] == 16
+    assert metrics["stages"]["biencoder"]["overall"]["r@10"] > 0.5
+    assert len(predictions) == 16 and "rank_biencoder" in predictions[0]
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    with pytest.raises(Exception, match="no reranker"):
+        retriever.search("fiebre", rerank=True)
