@@ -92,7 +92,7 @@ class LanguageConfig(_Section):
     mixed_below_confidence: float = Field(0.9, ge=0.0, le=1.0, description="look for mixed languages only when the requested language scores below this")
     severity: Severity = "fail"
     mixed_severity: Severity = "warn"
-    drift_sample: int = Field(5000, ge=100, description="mentions kept per language for drift and fingerprints")
+    drift_sample: int = Field(2000, ge=100, description="mentions kept per language (random sample) for drift and fingerprints")
 
 
 class PhiConfig(_Section):

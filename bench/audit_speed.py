@@ -70,15 +70,16 @@ def bench_rules(n: int) -> dict:
     pairs = synthetic_pairs(n)
     auditor = Auditor(AuditConfig(embeddings=False))
     list(audit_pairs(pairs[:200], auditor=Auditor(AuditConfig(embeddings=False))))  # warm: lingua models, caches
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     decisions = list(audit_pairs(pairs, auditor=auditor))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
     auditor.summarize()
     summary_seconds = time.perf_counter() - started
     mean_chars = sum(len(p["mention"]) for p in pairs) / len(pairs)
     return {"pairs": len(decisions), "mean_mention_chars": round(mean_chars, 1), "seconds": round(seconds, 2),
-            "pairs_per_s": round(len(decisions) / seconds, 1),
+            "pairs_per_s": round(len(decisions) / seconds, 1), "pairs_per_cpu_s": round(len(decisions) / cpu, 1),
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "per_check_s": {k: round(v, 2) for k, v in auditor.timings.items()},
             "dataset_summary_s (bias fingerprint etc.)": round(summary_seconds, 2)}
 
@@ -94,11 +95,12 @@ def bench_full(n: int, encoder_name: str) -> dict:
     runs = {}
     for label in ("cold code-title cache", "warm code-title cache"):
         auditor = Auditor(AuditConfig(), encoder=encoder)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         decisions = list(audit_pairs(pairs, auditor=auditor))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         runs[label] = {"pairs": len(decisions), "seconds": round(seconds, 2),
-                       "pairs_per_s": round(len(decisions) / seconds, 1),
+                       "pairs_per_s": round(len(decisions) / seconds, 1), "cpu_s": round(cpu, 2),
+                       "load_average_1min": round(os.getloadavg()[0], 1),
                        "per_stage_s": {k: round(v, 2) for k, v in auditor.timings.items()}}
     return runs
 
@@ -168,8 +170,10 @@ def main() -> int:
     args = parser.parse_args()
     result: dict = {"cpus": os.cpu_count()}
     result["rules"] = bench_rules(args.rules_pairs)
-    print(f"checks without embeddings: {result['rules']['pairs_per_s']} pairs/s over {result['rules']['pairs']} pairs "
-          f"(target >= 2000); per check {result['rules']['per_check_s']}")
+    r = result["rules"]
+    print(f"checks without embeddings: {r['pairs_per_s']} pairs/s wall, {r['pairs_per_cpu_s']} pairs per CPU-second, "
+          f"over {r['pairs']} pairs of {r['mean_mention_chars']} chars (target >= 2000; load average "
+          f"{r['load_average_1min']} on {result['cpus']} CPUs); per check {r['per_check_s']}")
     result["near_duplicates"] = bench_near_duplicates()
     nd = result["near_duplicates"]
     print(f"near-duplicate search: 10k {nd[10_000]} vs 100k {nd[100_000]}: ratio {nd['ratio_search']} "

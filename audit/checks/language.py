@@ -39,7 +39,7 @@ class _LangId:
     def __init__(self, languages: tuple[str, ...]) -> None:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-        self._identifier = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
+        self._identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
         self._identifier.set_languages(list(languages))
         self._languages = languages
 
