@@ -48,6 +48,8 @@ class Pair(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    """This pair's share of its request's cost (request cost / pairs it made), so sums over pairs
+    give the spend; None when the model has no known price. input/output_tokens are the request's."""
     clinassay_version: str | None = None
     request_pairs: int | None = None
     """How many pairs the request that made this one wrote; resume uses it to spot a torn request."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import os
 import queue as queue_module
 import threading
 import time
@@ -34,6 +35,7 @@ class ShardSink:
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self._batch: list[tuple] = []
+        self._parent = os.getppid()
 
     def add(self, pairs: list[Pair], rejects: list[Reject]) -> None:
         source = pairs[0] if pairs else next((x for x in rejects if x.reason != "invalid_item"), None)
@@ -43,6 +45,9 @@ class ShardSink:
                             [x.model_dump_json(exclude_none=True) + "\n" for x in rejects], tokens, cost))
 
     def flush(self) -> None:
+        if os.getppid() != self._parent:
+            # the parent is gone (killed): nobody would write these results, so stop spending at once
+            os._exit(3)
         if self._batch:
             self.channel.put(("batch", self._batch))
             self._batch = []
