@@ -78,7 +78,8 @@ class GenerationConfig(BaseModel):
     mentions_per_code: int = Field(default=5, ge=1, le=100)
     """Mentions asked for in each request."""
     samples_per_code: int = Field(default=1, ge=1, le=100)
-    """Independent requests per (code, language, model, task): sample_index 0..n-1."""
+    """Independent requests per (code, language, model, task): sample_index 0..n-1 (the terminology
+    generator makes one: its labels do not vary)."""
     seed: int = 0
     tasks: list[Task] = Field(default_factory=lambda: ["positive"], min_length=1)
     codes_file: Path | None = None

@@ -22,6 +22,7 @@ from typing import Any
 
 from generation.budget import Budget
 from generation.config import GenerationConfig
+from generation.errors import GenerationError
 from generation.llm import LLMClient, quiet_litellm
 from generation.plan import Request
 from generation.progress import Progress
@@ -127,7 +128,8 @@ def run_sharded(requests: list[Request], *, config: GenerationConfig, store: Pai
             except queue_module.Empty:
                 dead = [p for p in workers if p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"a generation worker process died (exit code {dead[0].exitcode})")
+                    raise GenerationError(f"a generation worker process died (exit code {dead[0].exitcode}); "
+                                          "rerun with --resume to finish")
                 continue
             with lock:
                 if kind == "batch":

@@ -104,3 +104,20 @@ def test_api_key_in_config_is_refused():
 def test_unknown_fallback_is_refused():
     with pytest.raises(ValueError, match="fallbacks"):
         GenerationConfig(models=[ModelConfig(name="a", model="openai/x", fallbacks=["b"])])
+
+
+@pytest.mark.parametrize(
+    "task, code, language, other, style, snapshot",
+    [
+        ("positive", "N39.0", "es", None, "instruct", "prompt_positive_N39.0_es.txt"),
+        ("hard_negative", "A00.0", "fr", "A00.1", "instruct", "prompt_hard_negative_A00.0_fr.txt"),
+        ("positive", "N39.0", "pt", None, "fewshot", "prompt_positive_fewshot_N39.0_pt.txt"),
+    ],
+)
+def test_rendered_prompts_are_pinned(term, task, code, language, other, style, snapshot):
+    """A prompt change is deliberate: it changes every request key (and so what a resume redoes)."""
+    from pathlib import Path
+
+    expected = (Path(__file__).parent / "data" / "generation" / snapshot).read_text(encoding="utf-8")
+    text = render_prompt(task, prompt_context(term, code, language, n=5, other=other), style=style).text
+    assert text + "\n" == expected

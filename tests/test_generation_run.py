@@ -262,3 +262,12 @@ def test_worker_processes_give_the_same_pairs_and_share_the_budget(stub, tmp_pat
     assert len({p["request_key"] for p in b if p["model"] in ("alpha", "beta")}) == 5
     assert {p["id"] for p in b} <= {p["id"] for p in a}  # same keys, same pairs as in one process
     assert {p["model"] for p in b} >= {"alpha", "beta", "terminology:icd10cm"}
+
+
+def test_progress_bar_shows_requests_pairs_tokens_and_cost(stub, tmp_path, capsys):
+    priced = _model(stub, "ok", "stub-ok-bar", input_cost_per_token=1e-6, output_cost_per_token=1e-6)
+    generate(_config([priced], languages=["es"], sample=2), out=tmp_path / "p.jsonl", terminology=FakeTerminology(),
+             progress=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "req/s" in err
+    assert "pairs=6" in err and "tok=" in err and "$0.0" in err

@@ -38,9 +38,14 @@ def generate(
         done = store.recover().done if store.has_output() and resume else set()
         typer.echo(format_estimate(estimate_plan(plan, done=done), codes=len(plan.codes), languages=settings.languages))
         return 0
+    from generation.errors import GenerationError
     from generation.runner import generate as run_generation
 
-    summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)
+    try:
+        summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)
+    except GenerationError as exc:  # e.g. the embedded model's server would not start
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(

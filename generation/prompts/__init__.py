@@ -68,12 +68,15 @@ class Prompt:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_load_source),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # plain-text prompts, not HTML
         keep_trailing_newline=False,
     )
+    # few-shot examples show accents as written: a model shown "\u00e7" answers with escapes
+    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
+    return env
 
 
 def _load_source(name: str) -> str:
