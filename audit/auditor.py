@@ -135,6 +135,7 @@ class Auditor:
             "cost": [{k: g[k] for k in ("name", "pairs", "accepted", "cost_usd", "cost_per_accepted")}
                      for g in self.tally.provenance_generators()],
             "coverage": _coverage_shares(coverage),
+            "coverage_per_generator": self.tally.generator_coverage(),
         }
         if cfg.bias.fingerprint:
             started = time.perf_counter()

@@ -71,6 +71,7 @@ class DatasetTally:
         self.cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
         self.coverage: dict[str, dict[str, Counter]] = defaultdict(lambda: {"planned": Counter(), "accepted": Counter()})
         self.generators: dict[str, GeneratorInfo] = defaultdict(GeneratorInfo)
+        self.generator_chapters: dict[str, dict[str, Counter]] = defaultdict(lambda: {"planned": Counter(), "accepted": Counter()})
         self.samples: dict[str, Reservoir] = {}
         self.sample_size = sample_size
         self._chapter_cache: dict[str, str | None] = {}
@@ -104,8 +105,10 @@ class DatasetTally:
         chapter = self.chapter(item.code)
         if chapter is not None:
             self.coverage[chapter]["planned"][item.language] += 1
+            self.generator_chapters[item.generator]["planned"][chapter] += 1
             if accepted:
                 self.coverage[chapter]["accepted"][item.language] += 1
+                self.generator_chapters[item.generator]["accepted"][chapter] += 1
 
         g = self.generators[item.generator]
         rec = item.record
@@ -147,6 +150,16 @@ class DatasetTally:
             pass
         return [{"chapter": ch, "title": titles.get(ch, ""), "planned": dict(v["planned"]), "accepted": dict(v["accepted"])}
                 for ch, v in sorted(self.coverage.items(), key=lambda kv: _chapter_key(kv[0]))]
+
+    def generator_coverage(self) -> dict[str, Any]:
+        """Per generator: how many of the chapters it was asked for ended up with an accepted pair."""
+        out = {}
+        for gen, v in sorted(self.generator_chapters.items()):
+            planned, accepted = set(v["planned"]), {c for c, n in v["accepted"].items() if n}
+            out[gen] = {"chapters_planned": len(planned), "chapters_accepted": len(accepted & planned),
+                        "share": round(len(accepted & planned) / len(planned), 4) if planned else 0.0,
+                        "missing": sorted(planned - accepted, key=_chapter_key)}
+        return out
 
     def provenance_generators(self) -> list[dict[str, Any]]:
         return [{"name": name, "litellm_model": sorted(g.litellm_model)[0] if len(g.litellm_model) == 1 else sorted(g.litellm_model),

@@ -137,26 +137,37 @@ def bench_near_duplicates(sizes=(10_000, 100_000), dim: int = 384, per_code: int
 
 
 def _peak_rss_child(n: int) -> dict:
-    code = (
-        "import json, resource, sys, tempfile, time\n"
+    """Write n pairs in one process, audit them in a fresh one: peak RSS after loading the terminology and
+    the language models (baseline) vs after the whole streamed audit."""
+    folder = Path(tempfile.mkdtemp())
+    writer = (
+        "import json, sys\n"
         f"sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
         "from audit_speed import synthetic_pairs\n"
-        "from audit import AuditConfig, run_audit\n"
-        "from pathlib import Path\n"
-        "d = Path(tempfile.mkdtemp())\n"
-        f"with open(d / 'p.jsonl', 'w') as f:\n"
+        f"with open({str(folder / 'p.jsonl')!r}, 'w') as f:\n"
         f"    for start in range(0, {n}, 5000):\n"
         f"        for p in synthetic_pairs(min(5000, {n} - start), seed=start): f.write(json.dumps(p) + '\\n')\n"
-        "import gc; gc.collect()\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "t = time.perf_counter()\n"
-        "run_audit(d / 'p.jsonl', d / 'out', config=AuditConfig(embeddings=False))\n"
-        "print(json.dumps({'maxrss_mb_before_audit': before / 1024, 'maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'seconds': time.perf_counter() - t}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
-    if result.returncode != 0:
-        return {"error": result.stderr[-2000:]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    auditor = (
+        "import json, resource, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from audit import AuditConfig, Auditor, audit_pairs, run_audit\n"
+        "from terminology import load_terminology\n"
+        "list(audit_pairs([{'mention': 'infección urinaria de repetición', 'code': 'N39.0', 'language': 'es'}],"
+        " config=AuditConfig(embeddings=False), terminology=load_terminology()))\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "t = time.perf_counter()\n"
+        f"run_audit(Path({str(folder / 'p.jsonl')!r}), Path({str(folder / 'out')!r}), config=AuditConfig(embeddings=False))\n"
+        "print(json.dumps({'baseline_maxrss_mb': round(base, 1), 'maxrss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), 'seconds': round(time.perf_counter() - t, 1)}))\n"
+    )
+    for code in (writer, auditor):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3000)
+        if result.returncode != 0:
+            return {"error": result.stderr[-2000:]}
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out["input_mb"] = round((folder / "p.jsonl").stat().st_size / 1e6, 1)
+    return out
 
 
 def main() -> int:

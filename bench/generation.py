@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ def run_level(api_base: str, concurrency: int, n_requests: int, workdir: Path, t
     summary = RunSummary()
     requests = _requests(n_requests, tag)
     start = time.monotonic()
+    cpu_start = _cpu_seconds()
     if processes > 1:
         with Progress(len(requests), enabled=False) as bar:
             ready = run_sharded(requests, config=config, store=store, budget=Budget(), summary=summary, bar=bar,
@@ -65,7 +67,15 @@ def run_level(api_base: str, concurrency: int, n_requests: int, workdir: Path, t
     else:
         asyncio.run(run_requests(requests, config=config, store=store, client=LLMClient([model]), budget=Budget(),
                                  summary=summary, progress=False))
+    summary.notes.append(f"cpu_ms_per_request={1000 * (_cpu_seconds() - cpu_start) / max(1, n_requests):.2f}")
     return time.monotonic() - start, summary
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes (the client side's cost)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -86,14 +96,18 @@ def main() -> None:
             run_level(api_base, 4, 8, Path(tmp), "warmup")  # imports, client pools
             print(f"latency {args.latency * 1000:.0f} ms, {args.rounds} rounds per level, "
                   f"{args.processes} process(es), {os.cpu_count()} CPUs")
-            print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6}")
+            print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6} "
+                  f"{'client CPU ms/req':>17}")
             for c in levels:
                 n = c * args.rounds
                 seconds, summary = run_level(api_base, c, n, Path(tmp), f"c{c}", args.processes)
                 assert summary.failed == 0 and summary.pairs == 3 * n, summary
                 rate = n / seconds
                 ideal = c / args.latency
-                print(f"{c:>11} {n:>8} {seconds:>8.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>6.2f}")
+                cpu = summary.notes[-1].split("=")[1]
+                print(f"{c:>11} {n:>8} {seconds:>8.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>6.2f} {cpu:>17}")
+            print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; one process can do at most "
+                  "1000 / (client CPU ms/req) requests per second, whatever the concurrency")
     finally:
         server.kill()
         server.wait()

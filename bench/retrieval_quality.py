@@ -50,6 +50,7 @@ chapters = {chapters}
 max_steps = {max_steps}
 batch_size = 32
 eval_steps = {eval_steps}
+max_dev_queries = 200
 early_stopping_patience = 2
 freeze_embeddings = true
 document_side = "frozen"
@@ -133,12 +134,12 @@ def _exact(term, code: str, language: str) -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/clinassay-quality"))
-    parser.add_argument("--train-codes", type=int, default=1500)
+    parser.add_argument("--train-codes", type=int, default=700)
     parser.add_argument("--heldout-codes", type=int, default=300)
-    parser.add_argument("--max-steps", type=int, default=150)
-    parser.add_argument("--eval-steps", type=int, default=50)
+    parser.add_argument("--max-steps", type=int, default=90)
+    parser.add_argument("--eval-steps", type=int, default=30)
     parser.add_argument("--rerank-steps", type=int, default=60)
-    parser.add_argument("--max-groups", type=int, default=1000)
+    parser.add_argument("--max-groups", type=int, default=480)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--skip-training", action="store_true", help="evaluate the zero-shot baselines only")
     parser.add_argument("--until", choices=["audit", "train", "evaluate"], default="evaluate")

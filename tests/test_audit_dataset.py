@@ -51,6 +51,8 @@ def test_fingerprint_tells_generators_and_synthetic_from_real(terminology) -> No
     coverage = {row["chapter"]: row for row in summary["coverage"]["chapters"]}
     assert coverage["10"]["planned"]["es"] == 2 * 3 * 2  # J18.9 and J45.909, 3 rounds, 2 generators
     assert summary["bias"]["coverage"]["es"]["share"] == 1.0
+    assert summary["bias"]["coverage_per_generator"]["terse-llm"]["chapters_planned"] == len(
+        {row["chapter"] for row in summary["coverage"]["chapters"]})
 
 
 def test_reject_outliers_flags_the_cell_that_jumps_out() -> None:
