@@ -89,3 +89,14 @@ def test_phi_kinds(text, kind) -> None:
                                   "PSA 12.5 ng/ml", "via biliare dilatata 2 cm", "fractura de Colles"])
 def test_phi_leaves_clinical_text_alone(text) -> None:
     assert find_phi(text) == []
+
+
+@pytest.mark.parametrize("backend", ["lingua", "py3langid"])
+def test_language_backends_score_the_configured_languages(backend) -> None:
+    from audit.checks.language import language_detector
+
+    detector = language_detector(("es", "ca", "en"), backend)
+    english, catalan = detector.confidences(["chest pain radiating to the left arm",
+                                             "infecció del tracte urinari de repetició"])
+    assert set(english) == {"es", "ca", "en"} and abs(sum(english.values()) - 1.0) < 1e-6
+    assert max(english, key=english.get) == "en" and max(catalan, key=catalan.get) == "ca"
