@@ -169,3 +169,84 @@ RULES: dict[str, Callable[..., RuleHit | None]] = {
     "excludes1": excludes1,
     "title_copy": title_copy,
 }
+
+
+# ---- sibling terms: a word that only a sibling's title has ("stress", "type 1", "with hematuria") ----
+_STOP = set("""a an and or of the with without in on to for by due other unspecified specified not elsewhere classified
+site part type nos de del la el los las y o con sin en por para un una otro otra otros otras especificado
+especificada no sitio parte tipo d e et ou avec sans le les des du au une autre autres precise di il lo gli le e o
+con senza per uno altro altri altra specificato specificata do da das dos com sem em um uma outro outra outros
+especificada especificado parte""".split())
+
+
+_WITHOUT = {"without", "sin", "sans", "senza", "sem", "sense"}
+
+
+def _without_stems(text: str) -> set[str]:
+    """Stems a title excludes: 'Acute cystitis without hematuria' -> {'hemat'}."""
+    tokens = normalize_text(text).split()
+    excluded = {i + 1 for i, t in enumerate(tokens[:-1]) if t in _WITHOUT and len(tokens[i + 1]) >= 3}
+    elsewhere = {t[:5] for i, t in enumerate(tokens) if i not in excluded}
+    return {tokens[i][:5] for i in excluded} - elsewhere  # "hepatitis C without hepatic coma": not 'hepat'
+
+
+
+def _stems(text: str) -> set[str]:
+    out = set()
+    for token in normalize_text(text).split():
+        if token.isdigit():
+            out.add(token)
+        elif len(token) >= 3 and token not in _STOP:
+            out.add(token[:5])
+    return out
+
+
+class SiblingTerms:
+    """For each code (and language), the stems of its title/label; cached because siblings repeat."""
+
+    def __init__(self, terminology: Any, candidates: Callable[[str], list[str]]) -> None:
+        self.terminology = terminology
+        self.candidates = candidates
+        self._stems: dict[tuple[str, str], set[str]] = {}
+        self._without: dict[tuple[str, str], set[str]] = {}
+
+    def stems(self, code: str, language: str) -> set[str]:
+        key = (code, language)
+        if key not in self._stems:
+            entry = self.terminology.find(code)
+            texts = [entry.title] if entry is not None else []
+            if language != "en":
+                label = self.terminology.label(code, language)
+                if label is not None and getattr(label, "precision", "") == "exact" and label.text:
+                    texts.append(label.text)
+            self._stems[key] = set().union(*(_stems(t) for t in texts)) if texts else set()
+            self._without[key] = set().union(*(_without_stems(t) for t in texts)) if texts else set()
+        return self._stems[key]
+
+    def without(self, code: str, language: str) -> set[str]:
+        self.stems(code, language)
+        return self._without[(code, language)]
+
+    def check(self, norm: str, entry: Any, language: str) -> RuleHit | None:
+        said = _stems(norm)
+        own = self.stems(entry.code, language)
+        excluded = self.without(entry.code, language) & said  # the title says "without X", the mention says X
+        if excluded and _WITHOUT & set(norm.split()) | {"no", "non", "nao", "pas"} & set(norm.split()):
+            excluded = set()  # the mention itself negates something: leave it to the negation rule
+        best: tuple[int, str, set[str]] | None = None
+        for other in self.candidates(entry.code):
+            theirs = self.stems(other, language)
+            only_theirs, only_own = (theirs - own) & said, (own - theirs) & said
+            # two reliable axes: numbers (type 1 vs 2, stage 3) and "with X" vs the code's "without X"
+            only_theirs = {s for s in only_theirs if s.isdigit()}
+            only_theirs |= {s for s in excluded if s in theirs and s not in self.without(other, language)}
+            if only_theirs and not only_own:
+                if best is None or len(only_theirs) > best[0]:
+                    best = (len(only_theirs), other, only_theirs)
+        if best is None:
+            return None
+        _, other, words = best
+        title = self.terminology.find(other).title
+        return ("sibling_term", 0.8,
+                f"fits {other} better than {entry.code}: the mention says '{', '.join(sorted(words))}', which only "
+                f"{other} ({title}) has, not {entry.code} ({entry.title})", {"code": other, "title": title})

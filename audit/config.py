@@ -46,6 +46,8 @@ class ConsistencyConfig(_Section):
     excludes1: bool = True
     excludes1_min_similarity: float = Field(0.92, ge=0.5, le=1.0, description="fuzzy match ratio, 0..1")
     excludes1_severity: Severity = "fail"
+    sibling_terms: bool = Field(True, description="a number ('type 1', 'stage 3') or a 'with X' that only a sibling's title has")
+    sibling_terms_severity: Severity = "fail"
     title_copy: bool = True
     title_copy_severity: Severity = "warn"
 

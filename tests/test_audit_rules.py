@@ -63,6 +63,28 @@ def test_sex_restricted_codes(term, language, mention, code) -> None:
     assert hit is not None and hit[0] == "sex", (code, entry.code)
 
 
+@pytest.mark.parametrize("mention, code, better", [
+    ("diabetes mellitus tipo 1", "E11.9", "E10"), ("type 1 diabetes mellitus", "E11.9", "E10"),
+    ("cistitis aguda con hematuria", "N30.00", "N30.01"),
+])
+def test_sibling_terms_name_the_better_code(term, mention, code, better) -> None:
+    from audit.semantic import candidate_codes
+
+    hit = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10)).check(
+        normalize_text(mention), term.get(code), "es")
+    assert hit is not None and hit[0] == "sibling_term" and hit[3]["code"].startswith(better)
+    assert f"fits {hit[3]['code']} better than {code}" in hit[2]
+
+
+@pytest.mark.parametrize("mention, code", [("diabetes mellitus tipo 2", "E11.9"), ("hepatitis C crónica", "B18.2"),
+                                           ("hepatitis B", "B19.10"), ("cistitis aguda sin hematuria", "N30.00")])
+def test_sibling_terms_leave_correct_pairs_alone(term, mention, code) -> None:
+    from audit.semantic import candidate_codes
+
+    checker = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10))
+    assert checker.check(normalize_text(mention), term.get(code), "es") is None
+
+
 def test_excludes1_and_title_copy(term) -> None:
     entry = term.get("N39.0")
     hit = rules.excludes1(normalize_text("pyuria"), entry, "en", min_similarity=0.92)

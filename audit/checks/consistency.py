@@ -11,7 +11,7 @@ from audit.checks.base import Check
 from audit.findings import Finding
 from audit.items import Chunk
 from audit.jury import ask_jury
-from audit.semantic import SemanticComparer
+from audit.semantic import SemanticComparer, candidate_codes
 
 
 class ConsistencyCheck(Check):
@@ -21,6 +21,7 @@ class ConsistencyCheck(Check):
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
         self._comparer: SemanticComparer | None = None
+        self._sibling_terms: rules.SiblingTerms | None = None
         self.semantic_checked = 0
         self.margins: list[float] = []
         self.jury_votes: Counter = Counter()
@@ -62,10 +63,26 @@ class ConsistencyCheck(Check):
                         out[i].append(finding)
         return out
 
+    @property
+    def sibling_terms(self) -> rules.SiblingTerms:
+        if self._sibling_terms is None:
+            term, limit = self.resources.terminology, self.config.consistency.max_candidates
+            cache: dict[str, list[str]] = {}
+
+            def candidates(code: str) -> list[str]:
+                if code not in cache:
+                    cache[code] = candidate_codes(term, code, limit=limit)
+                return cache[code]
+
+            self._sibling_terms = rules.SiblingTerms(term, candidates)
+        return self._sibling_terms
+
     def _rules(self, item) -> list[Finding]:
         cfg = self.config.consistency
         term = self.resources.terminology
         hits: list[tuple[rules.RuleHit | None, str]] = []
+        if cfg.sibling_terms:
+            hits.append((self.sibling_terms.check(item.norm, item.entry, item.language), cfg.sibling_terms_severity))
         if cfg.negation:
             hits.append((rules.negation(item.norm, item.entry, item.language), cfg.negation_severity))
         if cfg.laterality:
