@@ -233,6 +233,8 @@ class SiblingTerms:
         excluded = self.without(entry.code, language) & said  # the title says "without X", the mention says X
         if excluded and _WITHOUT & set(norm.split()) | {"no", "non", "nao", "pas"} & set(norm.split()):
             excluded = set()  # the mention itself negates something: leave it to the negation rule
+        if not excluded and not any(s.isdigit() for s in said - own):
+            return None  # neither axis can fire: skip the candidates (most pairs stop here)
         best: tuple[int, str, set[str]] | None = None
         for other in self.candidates(entry.code):
             theirs = self.stems(other, language)

@@ -51,8 +51,9 @@ def synthetic_pairs(n: int, *, seed: int = 0, mentions_per_code: int = 5) -> lis
     out = []
     langs = list(MODIFIERS)
     for i in range(n):
-        code = codes[(i // mentions_per_code) % len(codes)]
-        lang = langs[i % len(langs)]
+        # like a generation plan: each code x language gets `mentions_per_code` mentions
+        code = codes[(i // (mentions_per_code * len(langs))) % len(codes)]
+        lang = langs[(i // mentions_per_code) % len(langs)]
         label = term.label(code, lang) if lang != "en" else None
         base = label.text if label is not None else term.get(code).title
         # LLM mentions are short (CodiEsp's clinician mentions average ~3 words): a few words of the
