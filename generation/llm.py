@@ -144,10 +144,21 @@ class LLMClient:
 
     async def aclose(self) -> None:
         """Close LiteLLM's pooled HTTP sessions while the event loop still runs (no 'Unclosed connector')."""
-        if self._router is not None:
-            close = getattr(_litellm(), "close_litellm_async_clients", None)
-            if close is not None:
-                await close()
+        if self._router is None:
+            return
+        close = getattr(_litellm(), "close_litellm_async_clients", None)
+        if close is not None:
+            await close()
+        # LiteLLM's text-completion path keeps aiohttp sessions outside its client cache; close what is
+        # left open on this loop, else aiohttp warns "Unclosed client session" at exit.
+        import gc
+
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        for obj in gc.get_objects():
+            if isinstance(obj, aiohttp.ClientSession) and not obj.closed and getattr(obj, "_loop", loop) is loop:
+                await obj.close()
 
     async def complete(self, name: str, prompt: Prompt, *, temperature: float | None, seed: int | None) -> Completion:
         """One reply for `prompt` from model `name`, after the Router's retries and fallbacks."""
