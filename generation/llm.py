@@ -63,13 +63,23 @@ class RatePacer:
 def resolve_api_key(model: ModelConfig) -> str | None:
     """The key from the environment variable the config names; None lets LiteLLM use its own defaults."""
     if model.api_key_env is None:
-        return _LOCAL_KEY if model.api_base or model.kind == "embedded" else None
+        # local servers (vLLM, Ollama, llama.cpp) want no key but OpenAI clients insist on one; anything
+        # else keeps LiteLLM's own defaults (OPENAI_API_KEY, GEMINI_API_KEY, ...)
+        return _LOCAL_KEY if model.kind == "embedded" or _is_local(model.api_base) else None
     value = os.environ.get(model.api_key_env)
     if not value:
         raise GenerationInputError(
             f"model '{model.name}': environment variable {model.api_key_env} (api_key_env) is not set or empty"
         )
     return value
+
+
+def _is_local(api_base: str | None) -> bool:
+    if not api_base:
+        return False
+    from urllib.parse import urlparse
+
+    return (urlparse(api_base).hostname or "") in ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 
 
 class LLMClient:

@@ -124,3 +124,13 @@ def test_a_reply_that_is_only_the_code_is_a_reject():
     assert [(x.reason, x.raw) for x in rejects] == [("invalid_item", "N39.0")]
     pairs, rejects = reply_to_pairs(r, Completion("", "m", "openai/x", 10, 0, 0.01))
     assert not pairs and rejects[0].reason == "empty" and rejects[0].cost_usd == 0.01
+
+
+def test_local_endpoints_get_a_placeholder_key_remote_ones_keep_litellm_defaults(monkeypatch):
+    from generation.llm import resolve_api_key
+
+    assert resolve_api_key(ModelConfig(name="a", model="hosted_vllm/q", api_base="http://127.0.0.1:8000/v1"))
+    assert resolve_api_key(ModelConfig(name="b", model="azure/gpt", api_base="https://x.openai.azure.com")) is None
+    assert resolve_api_key(ModelConfig(name="c", model="openai/gpt-4o-mini")) is None
+    monkeypatch.setenv("MY_KEY", "k-123")
+    assert resolve_api_key(ModelConfig(name="d", model="openai/gpt-4o-mini", api_key_env="MY_KEY")) == "k-123"
