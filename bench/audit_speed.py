@@ -94,7 +94,7 @@ def bench_full(n: int, encoder_name: str) -> dict:
     encoder = DiskCachedEncoder(load_encoder(encoder_name))
     encoder.encode(["warm up"], kind="query")
     runs = {}
-    for label in ("cold code-title cache", "warm code-title cache"):
+    for label in ("first pass (code titles from the on-disk cache where a previous run left them)", "second pass (code titles cached in memory)"):
         auditor = Auditor(AuditConfig(), encoder=encoder)
         started, cpu = time.perf_counter(), time.process_time()
         decisions = list(audit_pairs(pairs, auditor=auditor))
