@@ -77,11 +77,11 @@ class Auditor:
                 self.note_malformed(p)
         items = [self._item(p) for p in parsed if isinstance(p, Parsed)]
         chunk = Chunk(items)
-        if self.encoder is not None and items:
-            started = time.perf_counter()
-            chunk.embeddings = self._embed(items)
-            self.timings["embedding"] += time.perf_counter() - started
         for check in self.checks:
+            if check.uses_embeddings and chunk.embeddings is None and self.encoder is not None and items:
+                started = time.perf_counter()
+                chunk.embeddings, chunk.embedded = self._embed(items)
+                self.timings["embedding"] += time.perf_counter() - started
             started = time.perf_counter()
             results = check.check_chunk(chunk)
             for item, findings in zip(items, results):
@@ -90,7 +90,7 @@ class Auditor:
             self.timings[check.name] += time.perf_counter() - started
         decisions: dict[int, Decision] = {}
         for i, item in enumerate(items):
-            self.tally.add(item, chunk.embeddings[i] if chunk.embeddings is not None else None)
+            self.tally.add(item, chunk.embeddings[i] if chunk.has_vector(i) else None)
             record = item.record
             if not item.rejected and item.code:
                 record = {**record, "code": item.code}
@@ -104,14 +104,22 @@ class Auditor:
         it = iter(items)
         return [p if isinstance(p, Malformed) else decisions[id(next(it))] for p in parsed]
 
-    def _embed(self, items: list[Item]) -> np.ndarray:
-        texts = [item.mention if item.norm else " " for item in items]
-        vectors = np.asarray(self.encoder.encode(texts, kind="query", batch_size=self.config.encode_batch_size),
-                             dtype=np.float32)
-        for i, item in enumerate(items):
-            if not item.norm:
-                vectors[i] = 0.0
-        return vectors
+    def _embed(self, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """Encode each distinct mention once, and only for pairs the cheap checks have not rejected
+        (encoding is the audit's dominant cost)."""
+        embedded = np.array([bool(item.norm) and not item.rejected for item in items])
+        unique = list(dict.fromkeys(item.mention for item, keep in zip(items, embedded) if keep))
+        dimension = None
+        if unique:
+            encoded = np.asarray(self.encoder.encode(unique, kind="query", batch_size=self.config.encode_batch_size),
+                                 dtype=np.float32)
+            dimension = encoded.shape[1]
+            row = {text: encoded[k] for k, text in enumerate(unique)}
+        vectors = np.zeros((len(items), dimension or 1), dtype=np.float32)
+        for i, (item, keep) in enumerate(zip(items, embedded)):
+            if keep:
+                vectors[i] = row[item.mention]
+        return vectors, embedded
 
     def note_malformed(self, malformed: Malformed) -> None:
         self.malformed_count += 1

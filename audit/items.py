@@ -37,6 +37,10 @@ class Item:
 class Chunk:
     items: list[Item]
     embeddings: np.ndarray | None = None  # (len(items), d) float32, L2-normalised; None without an encoder
+    embedded: np.ndarray | None = None  # which rows hold a vector (pairs rejected before encoding have none)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def has_vector(self, i: int) -> bool:
+        return self.embeddings is not None and (self.embedded is None or bool(self.embedded[i]))

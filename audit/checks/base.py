@@ -52,7 +52,7 @@ class Check(ABC):
     """Base class: subclasses set `name` and implement `check_chunk`; counting lives here."""
 
     name: ClassVar[str]
-    needs_embeddings: ClassVar[bool] = False
+    uses_embeddings: ClassVar[bool] = False  # the auditor encodes the chunk's mentions before the first such check
     summary_meaning: ClassVar[str] = "share of checked pairs this check flagged"
 
     def __init__(self, config: AuditConfig, resources: AuditResources) -> None:

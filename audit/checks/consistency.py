@@ -16,6 +16,7 @@ from audit.semantic import SemanticComparer, candidate_codes
 
 class ConsistencyCheck(Check):
     name = "consistency"
+    uses_embeddings = True
     summary_meaning = "share of checked pairs whose mention does not fit its code (rules, semantics or jury)"
 
     def __init__(self, config, resources) -> None:
@@ -43,7 +44,7 @@ class ConsistencyCheck(Check):
             if item.entry is None or not item.norm or item.language not in self.config.languages:
                 continue
             out[i].extend(self._rules(item))
-            if cfg.semantic and chunk.embeddings is not None and self.comparer is not None:
+            if cfg.semantic and chunk.has_vector(i) and self.comparer is not None:
                 semantic_rows.append((i, chunk.embeddings[i], item.code, item.language))
         if semantic_rows:
             results = self.comparer.compare([(v, c, l) for _, v, c, l in semantic_rows])

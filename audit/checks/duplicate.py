@@ -45,7 +45,7 @@ class _CodeIndex:
 
 class DuplicateCheck(Check):
     name = "duplicate"
-    needs_embeddings = False  # exact duplicates need none; near duplicates use them when present
+    uses_embeddings = True  # exact duplicates need none; near duplicates use them when present
     summary_meaning = "share of checked pairs that repeat an earlier kept pair (exactly or nearly)"
 
     def __init__(self, config, resources) -> None:
@@ -86,7 +86,7 @@ class DuplicateCheck(Check):
                                       + ("kept instead" if kept else "itself rejected for another reason"),
                                       cfg.severity, {"id": kept_id, "mention": kept_mention, "kept": kept}))
                 continue
-            if use_near:
+            if use_near and chunk.has_vector(i):
                 vector = np.ascontiguousarray(chunk.embeddings[i], dtype=np.float32)
                 index = self._near.get(item.code)
                 if index is None:

@@ -22,6 +22,7 @@ from audit.items import Chunk
 
 class LeakageCheck(Check):
     name = "leakage"
+    uses_embeddings = True
     summary_meaning = "share of checked pairs that leak an evaluation item (they are all rejected)"
 
     def __init__(self, config, resources) -> None:
@@ -51,7 +52,7 @@ class LeakageCheck(Check):
             if ratio >= cfg.near_ratio:
                 out[i].append(self._leak(j, "near_equal", ratio, f"is nearly the same text ({ratio:.2f}) as"))
                 continue
-            if chunk.embeddings is not None and evals.embeddings is not None:
+            if chunk.has_vector(i) and evals.embeddings is not None:
                 sims = evals.embeddings[same_code] @ chunk.embeddings[i]
                 crossing = np.array([evals.items[j].language != item.language for j in same_code])
                 thresholds = np.where(crossing, cfg.translation_cosine, cfg.paraphrase_cosine)
