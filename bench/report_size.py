@@ -17,12 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/ holds scripts named like the packages (bench/generation.py): import the packages, not them
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from generation.records import LANGUAGES  # noqa: E402
-from reports.build import build_report_context  # noqa: E402
-from reports.render import render  # noqa: E402
+from generation.records import LANGUAGES
+from reports.build import build_report_context
+from reports.render import render
 
 GENERATORS = ("gemma-270m", "gpt-4o-mini", "claude-haiku", "llama-3-8b")
 CHECKS = {

@@ -7,7 +7,7 @@ concurrency / latency. Printed as that ratio for 1..64 concurrent requests; targ
 --processes the workers' start-up). The client's CPU per request (LiteLLM's, mostly) caps one process
 at 1000 / (CPU ms per request) requests/s: past that, more processes (on more cores) are the way.
 
-    python bench/generation.py [--latency 0.2] [--rounds 10] [--max-concurrency 64] [--processes 1]
+    python bench/generation_throughput.py [--latency 0.2] [--rounds 10] [--max-concurrency 64] [--processes 1]
 
 The stub server runs in its own process (tests/generation_stub.py) so that it does not share the
 client's event loop or GIL.
