@@ -86,6 +86,8 @@ class GenerationConfig(BaseModel):
     """One code per line ('#' comments allowed); when unset, `sample` codes are drawn across chapters."""
     sample: int = Field(default=50, ge=1, le=1_000_000)
     billable_only: bool = True
+    chapters: list[str] | None = None
+    """Restrict the stratified sample to these ICD-10 chapters (e.g. ["10", "14"]); all when unset."""
     models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig()], min_length=1)
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_requests: int | None = Field(default=None, ge=0)

@@ -70,7 +70,8 @@ def select_codes(term: Any, config: GenerationConfig) -> list[str]:
     """The codes to generate for: from `codes_file`, or a sample spread evenly across chapters."""
     if config.codes_file is not None:
         return read_codes_file(term, config.codes_file)
-    return stratified_sample(term, config.sample, seed=config.seed, billable_only=config.billable_only)
+    return stratified_sample(term, config.sample, seed=config.seed, billable_only=config.billable_only,
+                             chapters=config.chapters)
 
 
 def read_codes_file(term: Any, path: Path) -> list[str]:
@@ -93,9 +94,11 @@ def read_codes_file(term: Any, path: Path) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def stratified_sample(term: Any, n: int, *, seed: int, billable_only: bool = True) -> list[str]:
+def stratified_sample(term: Any, n: int, *, seed: int, billable_only: bool = True,
+                      chapters: list[str] | None = None) -> list[str]:
     """`n` codes taken round-robin across chapters (shuffled within each with `seed`), so that
-    coverage is balanced by design; a chapter that runs out leaves its turns to the others."""
+    coverage is balanced by design; a chapter that runs out leaves its turns to the others.
+    `chapters` restricts the sample to those chapters (e.g. to match a restricted code corpus)."""
     by_chapter: dict[str, list[str]] = defaultdict(list)
     if billable_only:
         for code in term.billable_codes():
@@ -108,6 +111,12 @@ def stratified_sample(term: Any, n: int, *, seed: int, billable_only: bool = Tru
                 if c.kind in ("category", "code"):
                     by_chapter[chapter.code].append(c.code)
                 stack.extend(c.children)
+    if chapters:
+        known = {c.code for c in term.chapters()}
+        unknown = [c for c in chapters if c not in known]
+        if unknown:
+            raise ClinassayInputError(f"generation.chapters: unknown chapters {unknown}; chapters are 1..{len(known)}")
+        by_chapter = {c: codes for c, codes in by_chapter.items() if c in set(chapters)}
     rng = random.Random(seed)
     queues = []
     for chapter in sorted(by_chapter, key=_chapter_order):

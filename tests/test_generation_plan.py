@@ -31,6 +31,13 @@ def test_stratified_sample_alternates_chapters_and_is_deterministic(term):
     assert len(stratified_sample(term, 20, seed=1)) == 8  # all billable codes, no repeats
 
 
+def test_stratified_sample_can_be_restricted_to_chapters(term):
+    codes = stratified_sample(term, 4, seed=1, chapters=["14"])
+    assert codes and all(term.get(c).chapter == "14" for c in codes)
+    with pytest.raises(ClinassayInputError, match="unknown chapters"):
+        stratified_sample(term, 4, seed=1, chapters=["99"])
+
+
 def test_codes_file_normalises_and_names_bad_lines(term, tmp_path):
     f = tmp_path / "codes.txt"
     f.write_text("# my codes\nn39.0\nA00.1  # cholera\n\nN39.0\n", encoding="utf-8")
