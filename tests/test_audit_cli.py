@@ -130,3 +130,20 @@ def test_gate_results_report_margins() -> None:
                            ("chapter_coverage", "language:en")}
     assert failed[("reject_rate", "overall")].margin == pytest.approx(-0.05)
     assert all(r.passed for r in results if r.name == "drift_share")
+
+
+def test_stream_reads_one_chunk_at_a_time() -> None:
+    """Memory is bounded by the chunk: the first decision comes out after at most chunk_size pairs are read."""
+    from terminology import load_terminology
+
+    pulled = 0
+
+    def source():
+        nonlocal pulled
+        for i in range(1000):
+            pulled += 1
+            yield {"mention": f"dolor abdominal agudo {i}", "code": "R10.9", "language": "es"}
+
+    stream = audit_pairs(source(), config=AuditConfig(embeddings=False, chunk_size=5), terminology=load_terminology())
+    first = next(stream)
+    assert first.accepted and pulled == 5
