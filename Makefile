@@ -21,7 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,local-llm]"
 	touch $@
 
+# Real clinician mentions (CodiEsp train, Spanish) become the audit's reference when a copy is beside the
+# project; CodiEsp is never used for training.
+CODIESP ?= ../shared/data/codiesp
+
 quickstart: setup
+	@if [ -d $(CODIESP)/train ] && [ ! -f runs/reference/codiesp-train.tsv ]; then \
+		$(BIN)/clinassay data import-codiesp $(CODIESP)/train --out runs/reference/codiesp-train.tsv; fi
 	$(BIN)/clinassay run --config examples/quickstart.toml
 
 test: setup

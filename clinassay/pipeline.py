@@ -176,7 +176,7 @@ def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
         command = ["audit", str(plan.pairs), "--out", str(plan.audit_dir), "--config", cfg]
         if plan.eval_set:
             command += ["--eval-set", str(plan.eval_set)]
-        if run.reference:
+        if run.reference and run.reference.is_file():
             command += ["--reference", str(run.reference)]
         return [command]
     if stage == "train":
@@ -229,6 +229,9 @@ def run_chain(plan: RunPlan, stages: Sequence[str], *, invoke: CommandRunner, lo
             continue
         _clear_if_stale(plan, stage, inputs)
         log(f"[{stage}] running")
+        reference = plan.config.run.reference
+        if stage == "audit" and reference and not reference.is_file():
+            log(f"  reference mentions {reference} not found: drift and synthetic-vs-real checks are skipped")
         started = time.monotonic()
         exit_code = EXIT_OK
         for command in stage_commands(plan, stage):

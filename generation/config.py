@@ -45,6 +45,9 @@ class ModelConfig(BaseModel):
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     """Prices for models LiteLLM does not know (USD per token); they override LiteLLM's price."""
+    max_codes: int | None = Field(default=None, ge=1)
+    """Generate for only the first N codes of the plan (the sample is round-robin across chapters, so
+    its head stays balanced): lets a slow or costly model cover fewer codes than a cheap one."""
     sources: list[Literal["icd10cm", "who", "datasus", "import"]] = Field(
         default_factory=lambda: ["icd10cm", "who", "datasus", "import"]
     )

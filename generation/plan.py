@@ -189,7 +189,7 @@ def build_plan(term: Any, config: GenerationConfig, *, codes: list[str] | None =
     codes = codes if codes is not None else select_codes(term, config)
     requests: list[Request] = []
     for model in config.models:
-        for code in codes:
+        for code in codes[: model.max_codes]:
             for language in config.languages:
                 for task in config.tasks:
                     requests.extend(_requests_for(term, config, model, code, language, task))

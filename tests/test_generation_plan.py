@@ -38,6 +38,14 @@ def test_stratified_sample_can_be_restricted_to_chapters(term):
         stratified_sample(term, 4, seed=1, chapters=["99"])
 
 
+def test_a_model_can_cover_only_the_head_of_the_sample(term):
+    config = _config(models=[ModelConfig(name="m1", model="openai/stub", max_codes=2),
+                             ModelConfig(name="m2", model="openai/stub")])
+    plan = build_plan(term, config)
+    per_model = {name: {r.code for r in plan.requests if r.model == name} for name in ("m1", "m2")}
+    assert per_model["m1"] == set(plan.codes[:2]) and per_model["m2"] == set(plan.codes)
+
+
 def test_codes_file_normalises_and_names_bad_lines(term, tmp_path):
     f = tmp_path / "codes.txt"
     f.write_text("# my codes\nn39.0\nA00.1  # cholera\n\nN39.0\n", encoding="utf-8")

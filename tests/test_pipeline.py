@@ -140,3 +140,17 @@ def test_without_any_eval_set_the_chain_skips_evaluation(tmp_path: Path) -> None
     fake = FakeCommands(plan)
     assert run_chain(plan, selected_stages(None, None), invoke=fake, log=lambda _: None) == 0
     assert "evaluate" not in [c[0] for c in fake.calls] and "--eval-set" not in fake.calls[1]
+
+
+def test_a_missing_reference_is_skipped_with_a_note(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    plan.config.run.reference = tmp_path / "absent.tsv"
+    lines: list[str] = []
+    fake = FakeCommands(plan)
+    assert run_chain(plan, ["generate", "audit"], invoke=fake, log=lines.append) == 0
+    assert "--reference" not in fake.calls[-1]
+    assert any("absent.tsv not found" in line for line in lines)
+    (tmp_path / "absent.tsv").write_text("mention\tcode\tlanguage\nitu\tN39.0\tes\n")
+    fake = FakeCommands(plan)
+    run_chain(plan, ["audit"], invoke=fake, log=lines.append)
+    assert fake.calls[-1][fake.calls[-1].index("--reference") + 1].endswith("absent.tsv")
