@@ -132,7 +132,7 @@ class AuditConfig(_Section):
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
     embeddings: bool = Field(True, description="run the embedding checks (semantic, near-duplicate, translation leaks, embedding drift)")
     chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")
-    encode_batch_size: int = Field(64, ge=1)
+    encode_batch_size: int = Field(256, ge=1, description="256 encodes short mentions ~2x faster than 64 with me5-small on CPU")
     validity: ValidityConfig = ValidityConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
     jury: JuryConfig = JuryConfig()
