@@ -58,6 +58,7 @@ document_side = "frozen"
 [retrieval.reranker]
 max_steps = {rerank_steps}
 batch_size = 8
+learning_rate = {rerank_lr}
 negatives = 4
 candidates_top_k = 20
 max_groups = {max_groups}
@@ -140,6 +141,7 @@ def main() -> int:
     parser.add_argument("--eval-steps", type=int, default=30)
     parser.add_argument("--rerank-steps", type=int, default=60)
     parser.add_argument("--max-groups", type=int, default=480)
+    parser.add_argument("--rerank-lr", type=float, default=2e-5)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--skip-training", action="store_true", help="evaluate the zero-shot baselines only")
     parser.add_argument("--until", choices=["audit", "train", "evaluate"], default="evaluate")
@@ -150,7 +152,7 @@ def main() -> int:
     config = work / "config.toml"
     config.write_text(CONFIG.format(
         chapters=json.dumps(CHAPTERS), max_steps=args.max_steps, eval_steps=args.eval_steps,
-        rerank_steps=args.rerank_steps, max_groups=args.max_groups, codes_file=work / "codes.txt",
+        rerank_steps=args.rerank_steps, max_groups=args.max_groups, rerank_lr=args.rerank_lr, codes_file=work / "codes.txt",
     ))
     print("1. evaluation sets and training codes", flush=True)
     build_sets(work, heldout_codes=args.heldout_codes, train_codes=args.train_codes, seed=args.seed)

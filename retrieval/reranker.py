@@ -15,6 +15,8 @@ from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
 from sentence_transformers.cross_encoder import losses
 
+from transformers import PrinterCallback
+
 from retrieval.trainer import ProgressCallback, set_threads
 
 
@@ -69,6 +71,7 @@ def train_reranker(
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[ProgressCallback(log, "reranker")]
     )
+    trainer.remove_callback(PrinterCallback)
     result = trainer.train()
     model.save(str(out_dir))
     import shutil

@@ -27,7 +27,7 @@ from sentence_transformers.base.modules import Router
 from sentence_transformers.base.sampler import BatchSamplers
 from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
 DEV_METRIC = "dev_cosine_mrr@10"
 
@@ -84,7 +84,7 @@ class ProgressCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in logs.items() if k != "total_flos"}
+            shown = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in logs.items() if k != "total_flos"}
             self.log(f"[{self.stage}] step {state.global_step}/{state.max_steps} {shown}")
 
 
@@ -178,6 +178,8 @@ def train_biencoder(
         model=model, args=args, train_dataset=dataset, loss=loss,
         evaluator=evaluator if use_eval else None, callbacks=callbacks,
     )
+    if not bare:
+        trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints the same, once
     result = trainer.train()
     if result.global_step == 0:
         raise ValueError(
