@@ -148,4 +148,7 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
     data = typer.Typer(help="Import evaluation data from public corpora.", no_args_is_help=True)
     data.command("import-codiesp")(import_codiesp)
+    from clinassay.commands.heldout import heldout_labels
+
+    data.command("heldout-labels")(heldout_labels)
     app.add_typer(data, name="data")
