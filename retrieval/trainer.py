@@ -29,6 +29,8 @@ from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
+from terminology.errors import ClinassayInputError
+
 DEV_METRIC = "dev_cosine_mrr@10"
 
 
@@ -182,7 +184,7 @@ def train_biencoder(
         trainer.remove_callback(PrinterCallback)  # our ProgressCallback prints the same, once
     result = trainer.train()
     if result.global_step == 0:
-        raise ValueError(
+        raise ClinassayInputError(
             f"stage 1 made no training step: {len(dataset)} rows cannot fill a batch of {config.batch_size} "
             "without duplicate texts; lower biencoder.batch_size or add data"
         )
