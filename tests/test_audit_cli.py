@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig, Auditor, Malformed, audit_pairs, run_audit
+from audit import AuditConfig, Malformed, audit_pairs
 from audit.gate import evaluate_gate
 from audit.config import GateConfig
 from clinassay.cli import main

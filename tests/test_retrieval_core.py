@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
 import pytest
 
 from retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir

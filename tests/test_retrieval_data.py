@@ -3,7 +3,6 @@ reranker groups; and the dense search path end to end with a fake encoder."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
