@@ -245,11 +245,8 @@ class AuditOutcome:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
@@ -291,11 +288,12 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
     summary["timings_s"]["per_pair_stream"] = round(audit_seconds, 3)
     (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default),
                                          encoding="utf-8")
+    accepted_sha = _sha256(accepted_path)
     manifest = {
         "input": {"path": str(pairs_path), "sha256": sha, "lines": summary["counts"]["input_lines"]},
-        "accepted": {"path": accepted_path.name, "sha256": _sha256(accepted_path), "pairs": summary["counts"]["accepted"]},
+        "accepted": {"path": accepted_path.name, "sha256": accepted_sha, "pairs": summary["counts"]["accepted"]},
         "rejected": {"path": rejected_path.name, "sha256": _sha256(rejected_path), "pairs": summary["counts"]["rejected"]},
-        "accepted_sha256": _sha256(accepted_path),  # what training checks before it reads accepted.jsonl
+        "accepted_sha256": accepted_sha,  # what training checks before it reads accepted.jsonl
         "summary_sha256": _sha256(out_dir / "summary.json"),
         "verdict": summary["verdict"],
         "config": config.model_dump(mode="json"),

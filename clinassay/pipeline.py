@@ -32,8 +32,7 @@ def file_digest(path: Path) -> str | None:
     for item in files:
         h.update(item.relative_to(path if path.is_dir() else path.parent).as_posix().encode())
         with item.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+            h.update(hashlib.file_digest(fh, "sha256").digest())
     return h.hexdigest()
 
 

@@ -24,11 +24,8 @@ class EvalItem:
 
 
 def file_sha256(path: Path | str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
