@@ -193,12 +193,14 @@ sys.path.insert(0, {tests!r})
 from generation.config import GenerationConfig, ModelConfig
 from generation.runner import generate
 from generation_fixtures import FakeTerminology
-config = GenerationConfig.model_validate_json({config!r})
-generate(config, out={out!r}, terminology=FakeTerminology(), resume=True)
+if __name__ == "__main__":  # worker processes are spawned: they re-import this script
+    config = GenerationConfig.model_validate_json({config!r})
+    generate(config, out={out!r}, terminology=FakeTerminology(), resume=True)
 """
 
 
-def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path, processes):
     port = free_port()
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("generation_stub.py")),
                                "--latency", "0.15", "--port", str(port)], stdout=subprocess.PIPE, text=True)
@@ -207,7 +209,7 @@ def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path):
         out = tmp_path / "pairs.jsonl"
         config = GenerationConfig(
             languages=["es", "en", "fr", "pt"], mentions_per_code=4, samples_per_code=3, sample=8,
-            tasks=["positive"], progress=False,
+            tasks=["positive"], progress=False, processes=processes,
             models=[ModelConfig(name="ok", model="openai/stub-ok-kill", api_base=f"http://127.0.0.1:{port}/v1",
                                 max_concurrency=4, num_retries=0)],
         )
