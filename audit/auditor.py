@@ -23,7 +23,7 @@ import numpy as np
 from audit.bias import fingerprints, reject_outliers
 from audit.checks import CHECKS, AuditResources
 from audit.config import AuditConfig
-from audit.embedding import CodeVectors, Encoder
+from audit.embedding import CodeVectors, Encoder, encode_fixed
 from audit.findings import Decision
 from audit.gate import evaluate_gate
 from audit.items import Chunk, Item
@@ -192,8 +192,7 @@ class Auditor:
             syn_emb = real_emb = None
             if self.encoder is not None and all(s.embedding is not None for s in kept):
                 syn_emb = np.stack([s.embedding for s in kept]).astype(np.float32)
-                real_emb = np.asarray(self.encoder.encode(real, kind="query", batch_size=self.config.encode_batch_size),
-                                      dtype=np.float32)
+                real_emb = encode_fixed(self.encoder, real, batch_size=self.config.encode_batch_size)
             html = out_dir / f"drift_{lang}.html" if out_dir is not None else None
             drift[lang] = language_drift([s.mention for s in kept], real, synthetic_embeddings=syn_emb,
                                          real_embeddings=real_emb, html_path=html)

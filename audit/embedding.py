@@ -24,6 +24,16 @@ class Encoder(Protocol):
         ...
 
 
+def encode_fixed(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Query vectors of texts that come back run after run (evaluation sets, real references): each
+    distinct text once, through the encoder's disk cache when it has one (`encode_cached`)."""
+    unique = list(dict.fromkeys(texts))
+    encode = getattr(encoder, "encode_cached", encoder.encode)
+    vectors = np.asarray(encode(unique, kind="query", batch_size=batch_size), dtype=np.float32)
+    row = {text: k for k, text in enumerate(unique)}
+    return vectors[[row[t] for t in texts]] if len(unique) < len(texts) else vectors
+
+
 class CodeVectors:
     """Embeddings of code titles/labels, computed only for the codes a chunk needs, then cached.
 

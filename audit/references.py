@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from audit.embedding import encode_fixed
 from audit.text import normalize_text
 from terminology.errors import ClinassayInputError
 
@@ -81,5 +82,4 @@ class EvalSet:
 
     def embed(self, encoder, *, batch_size: int = 64) -> None:
         if self.embeddings is None and encoder is not None and self.items:
-            self.embeddings = np.asarray(
-                encoder.encode([i.mention for i in self.items], kind="query", batch_size=batch_size), dtype=np.float32)
+            self.embeddings = encode_fixed(encoder, [i.mention for i in self.items], batch_size=batch_size)

@@ -30,6 +30,10 @@ class DiskCachedEncoder:
             return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
         return self.encoder.encode(texts, kind=kind, batch_size=batch_size, show_progress=show_progress)
 
+    def encode_cached(self, texts, *, kind="query", batch_size=64):
+        """For texts that recur run after run (evaluation sets, references): kept on disk too."""
+        return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
+
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
