@@ -52,6 +52,9 @@ class ModelConfig(BaseModel):
         default_factory=lambda: ["icd10cm", "who", "datasus", "import"]
     )
     """Terminology generator only: which label sources may become pairs."""
+    short_forms: bool = False
+    """Terminology generator only: also write each label's clinician-style short form ("hematuria" for
+    "Hematuria, unspecified"), which teaches the default code of a bare concept (generation/short_forms.py)."""
 
     @field_validator("api_key_env")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from generation.config import GenerationConfig, ModelConfig
 from generation.prompts import Prompt, Style, render_prompt
 from generation.records import Task
+from generation.short_forms import short_form
 from terminology.errors import ClinassayInputError
 
 MAX_SIBLINGS_IN_PROMPT = 8
@@ -233,7 +234,7 @@ def _terminology_requests(term: Any, config: GenerationConfig, model: ModelConfi
         if other is None:
             return
     target = other or code
-    items = terminology_mentions(term, target, language, sources=model.sources)
+    items = terminology_mentions(term, target, language, sources=model.sources, short_forms=model.short_forms)
     if items:
         yield Request(
             model=model.name, litellm_model=None, kind="terminology", task=task, code=target,
@@ -242,7 +243,9 @@ def _terminology_requests(term: Any, config: GenerationConfig, model: ModelConfi
         )
 
 
-def terminology_mentions(term: Any, code: str, language: str, *, sources: list[str]) -> list[tuple[str, str]]:
+def terminology_mentions(term: Any, code: str, language: str, *, sources: list[str],
+                         short_forms: bool = False) -> list[tuple[str, str]]:
+    """(text, source) pairs; with `short_forms`, each label's short form follows it as `SOURCE:short`."""
     c = term.get(code)
     items: list[tuple[str, str]] = []
     if language == "en":
@@ -254,6 +257,9 @@ def terminology_mentions(term: Any, code: str, language: str, *, sources: list[s
             family = label.source.split(":", 1)[0]
             if family in sources:
                 items = [(label.text, label.source)]
+    if short_forms:
+        items = [x for text, source in items
+                 for x in ((text, source), (short_form(text, language), f"{source}:short")) if x[0]]
     seen: set[str] = set()
     unique = []
     for text, source in items:
