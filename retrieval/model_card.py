@@ -46,6 +46,9 @@ def render_model_card(card: dict) -> str:
         f"- stage 1: {bi.get('global_step')} steps, {bi.get('train_steps_per_second')} steps/s; "
         f"dev MRR@10 {((bi.get('dev') or {}).get('mrr@10'))}",
         f"- stage 2: {rr.get('global_step')} steps, {rr.get('train_steps_per_second')} steps/s" if rr else "- stage 2: not trained",
+        *([f"- stage 2 fused with stage 1 at reranker weight {rr['fusion']['weight']}, fitted on "
+           f"{rr['fusion']['dev_queries']} dev mentions (dev MRR@10 by weight: {rr['fusion']['dev_mrr@10']})"]
+          if rr.get("fusion") else []),
         f"- seed {card.get('seed')}; {card.get('training_seconds')} s in all",
         "",
         "## Hyperparameters",

@@ -141,6 +141,13 @@ class Retriever:
             self._reranker = load_reranker(self.model_dir / "reranker")
         return self._reranker
 
+    @property
+    def fusion_weight(self) -> float:
+        """The reranker's share of the final score, as fitted on the dev split at training time."""
+        from retrieval.reranker import load_fusion_weight
+
+        return load_fusion_weight(self.model_dir / "reranker") if self.model_dir is not None else 1.0
+
     # search ---------------------------------------------------------------------------------
     def stage1(self, mentions: list[str], *, k: int) -> list[list[tuple[str, float]]]:
         if self.name == "bm25" and self.model_dir is None:
@@ -158,7 +165,8 @@ class Retriever:
 
         reranker = self.reranker
         with limited_threads(1) if len(mentions) <= SMALL_BATCH else _nothing():
-            return rerank_candidates(reranker, mentions, candidates, corpus=self.corpus, languages=languages)
+            return rerank_candidates(reranker, mentions, candidates, corpus=self.corpus, languages=languages,
+                                     fusion_weight=self.fusion_weight)
 
     def search(
         self,

@@ -121,6 +121,10 @@ def train_model(
         log(f"[reranker] training on {len(groups)} groups from {backbone}")
         rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
                                     seed=config.seed, log=log)
+        dev = split.dev[: bi.max_dev_queries]
+        if dev:
+            rr_metrics = {**(rr_metrics or {}), "fusion": fit_fusion(out, dev, trained, index, corpus=corpus,
+                                                                     top_k=rr.candidates_top_k, config=config, log=log)}
 
     card = {
         "base_model": config.base_model,
@@ -155,6 +159,22 @@ def train_model(
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     log(f"[done] {out} in {card['training_seconds']} s")
     return card
+
+
+def fit_fusion(out: Path, dev: list, encoder, index, *, corpus, top_k: int, config: RetrievalConfig,
+               log: Callable[[str], None] = print) -> dict:
+    """Fit the reranker's weight against stage 1 on the dev split and save it beside the reranker."""
+    from retrieval.reranker import fit_fusion_weight, load_reranker, save_fusion
+
+    mentions = [e.mention for e in dev]
+    shortlists = index.search(encoder.encode(mentions, kind="query", batch_size=config.encode_batch_size), top_k)
+    fusion = fit_fusion_weight(load_reranker(out / "reranker"), mentions, [e.code for e in dev], shortlists,
+                               corpus=corpus, languages=[e.language for e in dev])
+    save_fusion(out / "reranker", fusion)
+    log(f"[reranker] fusion weight {fusion['weight']} on {len(dev)} dev mentions "
+        f"(dev MRR@10: stage 1 {fusion['dev_mrr@10'][0.0]}, reranker alone {fusion['dev_mrr@10'][1.0]}, "
+        f"fused {fusion['dev_mrr@10'][fusion['weight']]})")
+    return fusion
 
 
 def _clean(metrics: dict | None) -> dict | None:
