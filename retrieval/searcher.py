@@ -9,6 +9,7 @@ Heavy libraries load on first search, not on `load`.
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class Retriever:
             self._reranker = load_reranker(self.model_dir / "reranker")
         return self._reranker
 
-    @property
+    @functools.cached_property
     def fusion_weight(self) -> float:
         """The reranker's share of the final score, as fitted on the dev split at training time."""
         from retrieval.reranker import load_fusion_weight
