@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import json
 import logging
 import os
 import time
@@ -281,26 +280,20 @@ def estimate_cost(m: ModelConfig, input_tokens: int, output_tokens: int) -> floa
     return float(cin + cout)
 
 
-@functools.lru_cache(maxsize=64)
-def _response_format_cached(model: str) -> str:
-    """LiteLLM's capability lookup costs ~0.4 ms per call: once per model, not per request."""
-    return json.dumps(_response_format_uncached(model))
-
-
 def _response_format(model: str) -> dict[str, Any]:
-    return json.loads(_response_format_cached(model))
+    if _supports_schema(model):
+        return {"type": "json_schema", "json_schema": {"name": "mentions", "schema": MentionList.model_json_schema()}}
+    return {"type": "json_object"}
 
 
-def _response_format_uncached(model: str) -> dict[str, Any]:
+@functools.lru_cache(maxsize=64)
+def _supports_schema(model: str) -> bool:
+    """LiteLLM's capability lookup costs ~0.4 ms per call: once per model, not per request."""
     litellm = _litellm()
     try:
-        schema_ok = litellm.supports_response_schema(model=model)
+        return bool(litellm.supports_response_schema(model=model))
     except _price_unknown_errors(litellm):
-        schema_ok = False
-    if schema_ok:
-        return {"type": "json_schema",
-                "json_schema": {"name": "mentions", "schema": MentionList.model_json_schema()}}
-    return {"type": "json_object"}
+        return False
 
 
 @contextmanager
