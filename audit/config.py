@@ -128,7 +128,7 @@ class GateConfig(_Section):
 
 
 class AuditConfig(_Section):
-    languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"])
+    languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"], min_length=1)
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
     embeddings: bool = Field(True, description="run the embedding checks (semantic, near-duplicate, translation leaks, embedding drift)")
     chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")

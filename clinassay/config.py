@@ -60,22 +60,37 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{where}': {error['msg']}"
 
 
+def describe_validation(exc: ValidationError) -> str:
+    """Every problem of a pydantic validation, on one line (the CLI's message for bad config values)."""
+    return "; ".join(_describe(e) for e in exc.errors())
+
+
 def load_config(path: Path | str | None) -> ClinassayConfig:
     """Read and validate a config file; None gives the defaults."""
     if path is None:
         return ClinassayConfig()
     path = Path(path)
+    if path.is_dir():
+        raise ClinassayInputError(f"config file {path} is a directory, not a file")
     if not path.is_file():
         raise ClinassayInputError(f"config file not found: {path}")
+    data = path.read_bytes()  # OSError (permission denied, ...) is bad input at the CLI edge
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ClinassayInputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                                  "save the config as UTF-8") from exc
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ClinassayInputError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise ClinassayInputError(f"{path}: not valid TOML: nested too deeply") from exc
     try:
         config = ClinassayConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ClinassayInputError(f"{path}: {problems}") from exc
+        raise ClinassayInputError(f"{path}: {describe_validation(exc)}") from exc
     return _resolve_paths(config, path.parent)
 
 
@@ -96,4 +111,4 @@ def with_overrides(section: BaseModel, **overrides: Any) -> BaseModel:
     try:
         return type(section).model_validate({**section.model_dump(), **given})
     except ValidationError as exc:
-        raise ClinassayInputError("; ".join(_describe(e) for e in exc.errors())) from exc
+        raise ClinassayInputError(describe_validation(exc)) from exc

@@ -83,6 +83,9 @@ class GenerationConfig(BaseModel):
     languages: list[Language] = Field(default_factory=lambda: list(LANGUAGES), min_length=1)
     mentions_per_code: int = Field(default=5, ge=1, le=100)
     """Mentions asked for in each request."""
+    max_mentions_per_reply: int = Field(default=50, ge=1, le=10_000)
+    """Mentions kept from one reply, at most (a runaway reply of 20,000 mentions must not become
+    20,000 pairs); the rest are recorded as one reject. At least `mentions_per_code`."""
     samples_per_code: int = Field(default=1, ge=1, le=100)
     """Independent requests per (code, language, model, task): sample_index 0..n-1 (the terminology
     generator makes one: its labels do not vary)."""
@@ -109,6 +112,9 @@ class GenerationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _names_and_fallbacks(self) -> "GenerationConfig":
+        if self.max_mentions_per_reply < self.mentions_per_code:
+            raise ValueError(f"max_mentions_per_reply ({self.max_mentions_per_reply}) is below mentions_per_code "
+                             f"({self.mentions_per_code}): raise it, or every full reply loses mentions")
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

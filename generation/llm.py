@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import json
 import logging
 import os
 import time
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from generation.config import ModelConfig
-from generation.errors import GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
-from generation.parser import MentionList
+from generation.errors import GenerationError, GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
+from generation.parser import MentionList, printable
 from generation.prompts import Prompt
 
 EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
@@ -28,6 +29,20 @@ EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
 
 EMBEDDED_MAX_TOKENS = 160
 _LOCAL_KEY = "sk-local-no-key"  # placeholder for local servers that need none (OpenAI clients insist on one)
+
+
+class BadReplyError(GenerationError):
+    """The provider answered, but not with a reply that can be read (no choices, no text): a final
+    reject carrying the raw reply, so a resumed run does not ask again forever."""
+
+    def __init__(self, message: str, raw: str, input_tokens: int = 0, output_tokens: int = 0, *,
+                 reason: str = "unparseable") -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.reason = reason
+        """The reject reason: "empty" (no choices) or "unparseable"."""
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
 
 
 @dataclass(frozen=True)
@@ -205,35 +220,72 @@ class LLMClient:
         except (litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
                 litellm.ServiceUnavailableError, litellm.BadRequestError, litellm.APIError) as exc:
             raise LLMRequestError(f"model '{name}': {type(exc).__name__}: {self._short(exc)}") from exc
-        return self._completion(name, response, prompt)
+        except Exception as exc:  # noqa: BLE001 - LiteLLM choking on a strange reply fails one request, not the run
+            raise LLMRequestError(f"model '{name}': {type(exc).__name__}: {self._short(exc)}") from exc
+        try:
+            return self._completion(name, response, prompt)
+        except BadReplyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - same: an unreadable reply is a reject with its raw text
+            raise BadReplyError(f"model '{name}': the reply could not be read ({type(exc).__name__}: "
+                                f"{self._short(exc)})", self._raw(response)) from exc
 
     def _short(self, exc: Exception, limit: int = 300) -> str:
         """A one-line error text, with any configured key scrubbed out (it may end up in a rejects file)."""
-        text = " ".join(str(exc).split())
+        text = printable(self.scrub(" ".join(str(exc).split())))
+        return text if len(text) <= limit else text[:limit] + "..."
+
+    def scrub(self, text: str) -> str:
+        """`text` with every configured API key replaced by ***: errors and replies both end up in files,
+        and a server may echo the key back."""
         for m in self.models.values():
             key = os.environ.get(m.api_key_env) if m.api_key_env else None
             if key:
                 text = text.replace(key, "***")
-        return text if len(text) <= limit else text[:limit] + "..."
+        return text
 
     def _completion(self, name: str, response: Any, prompt: Prompt) -> Completion:
         hidden = getattr(response, "_hidden_params", {}) or {}
         served_by = (hidden.get("additional_headers") or {}).get("x-litellm-model-group") or name
         m = self.models.get(served_by, self.models[name])
-        choice = response.choices[0]
-        text = getattr(choice, "message", None)
-        text = text.content if text is not None else getattr(choice, "text", "")
         usage = getattr(response, "usage", None)
-        tin = int(getattr(usage, "prompt_tokens", 0) or 0)
-        tout = int(getattr(usage, "completion_tokens", 0) or 0)
+        tin = _token_count(getattr(usage, "prompt_tokens", 0))
+        tout = _token_count(getattr(usage, "completion_tokens", 0))
+        choices = getattr(response, "choices", None) or []
+        if not choices:
+            raise BadReplyError(f"model '{name}': the reply has no choices", self._raw(response), tin, tout,
+                                reason="empty")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = message.content if message is not None else getattr(choice, "text", "")
+        if text is not None and not isinstance(text, str):  # content parts, a number, ...: keep what came
+            text = json.dumps(text, ensure_ascii=False, default=str)
         return Completion(
-            text=text or "",
+            text=self.scrub(text or ""),
             served_by=m.name,
             litellm_model=self.litellm_model(m.name),
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=_cost(m, response, hidden, tin, tout) if self.priced(m.name) else None,
         )
+
+    def _raw(self, response: Any, limit: int = 20_000) -> str:
+        """The reply as the provider sent it (as LiteLLM parsed it), keys scrubbed, for a reject's `raw`."""
+        try:
+            text = response.model_dump_json() if hasattr(response, "model_dump_json") else json.dumps(response, default=str)
+        except Exception:  # noqa: BLE001 - a reply that cannot even be dumped is still a reject, not a crash
+            text = repr(response)
+        text = self.scrub(text)
+        return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _token_count(value: Any) -> int:
+    """A usage figure as sent by the server; anything but a non-negative integer counts as 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value < 10**12 else 0
 
 
 def _litellm() -> Any:

@@ -39,7 +39,7 @@ def parse_mentions(text: str | None, *, prefill: str = "") -> list[str]:
             return _clean(items)
     if prefill:
         # A completion that stopped mid-list: take the complete quoted strings it wrote.
-        items = [json.loads(f'"{m}"') for m in _QUOTED.findall(raw.split("\n\n", 1)[0])]
+        items = [t for t in (_unquote(m) for m in _QUOTED.findall(raw.split("\n\n", 1)[0])) if t is not None]
         if items:
             return _clean(items)
     return _clean(_from_lines(text))
@@ -85,12 +85,34 @@ def _balanced(text: str, start: int, opener: str, closer: str) -> str | None:
     return None
 
 
+def _unquote(body: str) -> str | None:
+    """A JSON string's body decoded (escapes and all), None when it is not one (a cut \\u escape)."""
+    try:
+        return json.loads(f'"{body}"', strict=False)
+    except ValueError:
+        return None
+
+
 def _from_json(candidate: str) -> list[str]:
     try:
         data = json.loads(candidate)
-    except (json.JSONDecodeError, ValueError):
+    except (ValueError, RecursionError):  # garbage, a 5,000-digit number, or [[[[... nested too deep
         return []
     return _items(data)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """JSON may carry "\\ud800" alone: not text, and not writable as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(text: str) -> str:
+    """`text` safe to write as UTF-8: lone surrogates become their backslash escape (for raw replies)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if has_lone_surrogate(text) else text
 
 
 def _items(data: Any) -> list[str]:

@@ -20,8 +20,8 @@ from typing import Any
 from generation.budget import Budget
 from generation.config import GenerationConfig
 from generation.errors import GenerationInputError, LLMAuthError, LLMRequestError
-from generation.llm import Completion, LLMClient, quiet_litellm
-from generation.parser import parse_mentions
+from generation.llm import BadReplyError, Completion, LLMClient, quiet_litellm
+from generation.parser import has_lone_surrogate, parse_mentions, printable
 from generation.plan import Plan, Request, build_plan
 from generation.progress import Progress
 from generation.records import Pair, Reject
@@ -58,6 +58,21 @@ class RunSummary:
 
     def count(self, model: str, what: str, n: int = 1) -> None:
         self.per_model.setdefault(model, Counter())[what] += n
+
+    def failed_models(self) -> dict[str, str]:
+        """Models that made requests in this run and not one pair: name -> why, for the exit code."""
+        failed = {}
+        for model, counts in self.per_model.items():
+            requests = counts["requests"]
+            if requests and not counts["pairs"] and counts["requests_failed"] + counts["bad_replies"] >= requests:
+                failed[model] = (f"all {requests} requests failed ({counts['requests_failed']} without a reply"
+                                 f"{', refused credentials or model' if counts['auth_failed'] else ''}, "
+                                 f"{counts['bad_replies']} with an unreadable reply)")
+        return failed
+
+    def credentials_refused(self) -> bool:
+        """Whether a failed model was stopped by the provider refusing its key or model name."""
+        return any(self.per_model[m]["auth_failed"] for m in self.failed_models())
 
 
 def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = None, resume: bool = False,
@@ -171,14 +186,23 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
                     stopped_models.add(model)
                     summary.notes.append(f"model '{model}' stopped: {exc}")
                     summary.failed += 1
+                    summary.count(r.model, "requests_failed")
+                    summary.count(r.model, "auth_failed")
                     record(r, [], [failed_reject(r, client, str(exc))], None)
                     continue
                 except LLMRequestError as exc:
                     summary.failed += 1
+                    summary.count(r.model, "requests_failed")
                     record(r, [], [failed_reject(r, client, str(exc))], None)
                     continue
+                except BadReplyError as exc:  # final: asking again would get the same reply
+                    summary.count(r.model, "bad_replies")
+                    record(r, [], [bad_reply_reject(r, client, exc)], None)
+                    continue
                 budget.spend(completion.cost_usd)
-                pairs, rejects = reply_to_pairs(r, completion)
+                pairs, rejects = reply_to_pairs(r, completion, max_mentions=config.max_mentions_per_reply)
+                if not pairs:
+                    summary.count(r.model, "bad_replies")
                 record(r, pairs, rejects, completion)
 
         async def flusher() -> None:
@@ -205,8 +229,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def reply_to_pairs(r: Request, c: Completion) -> tuple[list[Pair], list[Reject]]:
-    """The pairs a reply makes, and rejects for what it did not (kept with the raw text and why)."""
+def reply_to_pairs(r: Request, c: Completion, *, max_mentions: int = 50) -> tuple[list[Pair], list[Reject]]:
+    """The pairs a reply makes (at most `max_mentions`), and rejects for what it did not (kept with the
+    raw text and why). Never raises on what a server sent: a bad reply must not stop the run."""
     assert r.prompt is not None
     common = dict(code=r.code, language=r.language, litellm_model=c.litellm_model, task=r.task,
                   sample_index=r.sample_index, prompt_id=r.prompt.prompt_id, prompt_hash=r.prompt.prompt_hash,
@@ -215,17 +240,27 @@ def reply_to_pairs(r: Request, c: Completion) -> tuple[list[Pair], list[Reject]]
     rejects = []
     kept = []
     for m in mentions:
-        if m.replace(".", "").casefold() == r.code.replace(".", "").casefold():
+        if has_lone_surrogate(m):
+            rejects.append(Reject(reason="invalid_item", detail="the mention holds a lone surrogate (not text)",
+                                  raw=printable(m), model=c.served_by, cost_usd=0.0, **common))
+        elif m.replace(".", "").casefold() == r.code.replace(".", "").casefold():
             rejects.append(Reject(reason="invalid_item", detail="the mention is the code itself", raw=m,
                                   model=c.served_by, cost_usd=0.0, **common))
         else:
             kept.append(m)
+    if len(kept) > max_mentions:
+        dropped = kept[max_mentions:]
+        kept = kept[:max_mentions]
+        rejects.append(Reject(reason="invalid_item", model=c.served_by, cost_usd=0.0,
+                              detail=f"the reply held {len(kept) + len(dropped):,} mentions; only the first "
+                                     f"{max_mentions} are kept (max_mentions_per_reply)",
+                              raw=_capped("\n".join(dropped)), **common))
     usage = dict(input_tokens=c.input_tokens, output_tokens=c.output_tokens)
     if not kept:
         reason = "empty" if not c.text.strip() or mentions else "unparseable"
         detail = "no mention in the reply" if reason == "empty" else "no mention list could be read from the reply"
-        rejects.append(Reject(reason=reason, detail=detail, raw=c.text, model=c.served_by, cost_usd=c.cost_usd,
-                              **usage, **common))
+        rejects.append(Reject(reason=reason, detail=detail, raw=_capped(printable(c.text)), model=c.served_by,
+                              cost_usd=c.cost_usd, **usage, **common))
         return [], rejects
     share = None if c.cost_usd is None else c.cost_usd / len(kept)
     pairs = [
@@ -234,6 +269,24 @@ def reply_to_pairs(r: Request, c: Completion) -> tuple[list[Pair], list[Reject]]
         for m in kept
     ]
     return pairs, rejects
+
+
+RAW_CHARS = 20_000
+"""A reject keeps this much of a reply's raw text (a runaway reply is not copied whole)."""
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + f"... ({len(text):,} characters)"
+
+
+def bad_reply_reject(r: Request, client: LLMClient, exc: BadReplyError) -> Reject:
+    """A reply that could not be read at all (no choices, ...): final, with what the server sent."""
+    return Reject(reason=exc.reason, detail=str(exc), raw=_capped(printable(exc.raw)), code=r.code, language=r.language,
+                  model=r.model, litellm_model=client.litellm_model(r.model), task=r.task,
+                  sample_index=r.sample_index, prompt_id=r.prompt.prompt_id if r.prompt else None,
+                  prompt_hash=r.prompt.prompt_hash if r.prompt else None, created_at=_now(),
+                  request_key=r.key, input_tokens=exc.input_tokens, output_tokens=exc.output_tokens,
+                  cost_usd=0.0, clinassay_version=clinassay_version())
 
 
 def failed_reject(r: Request, client: LLMClient, detail: str) -> Reject:

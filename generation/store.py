@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generation.errors import GenerationInputError
 from generation.records import Pair, Reject
 
 FINAL_REJECTS = {"unparseable", "empty"}
@@ -88,20 +89,20 @@ class PairStore:
         expected: dict[str, int] = {}
         for obj in pairs:
             key = obj.get("request_key")
-            if key:
+            if key and isinstance(key, str):
                 counts[key] += 1
                 if isinstance(obj.get("request_pairs"), int):
                     expected[key] = obj["request_pairs"]
         partial = {k for k, n in counts.items() if k in expected and n < expected[k]}
         if partial:
-            kept = [o for o in pairs if o.get("request_key") not in partial]
+            kept = [o for o in pairs if not (isinstance(o.get("request_key"), str) and o["request_key"] in partial)]
             _rewrite(self.path, kept)
             state.repaired.append(
                 f"{self.path.name}: removed {len(pairs) - len(kept)} pairs of {len(partial)} unfinished requests"
             )
             pairs = kept
         for obj in pairs:
-            state.cost_usd += float(obj.get("cost_usd") or 0.0)
+            state.cost_usd += _cost(obj)
         state.pairs = len(pairs)
         state.done = {k for k in counts if k not in partial}
         state.requests = len(state.done)
@@ -110,8 +111,8 @@ class PairStore:
             if obj.get("reason") == "invalid_item":
                 continue
             state.requests += 1
-            state.cost_usd += float(obj.get("cost_usd") or 0.0)
-            if obj.get("reason") in FINAL_REJECTS and obj.get("request_key"):
+            state.cost_usd += _cost(obj)
+            if obj.get("reason") in FINAL_REJECTS and isinstance(obj.get("request_key"), str):
                 state.done.add(obj["request_key"])
         return state
 
@@ -168,10 +169,20 @@ def _read_lines(path: Path) -> list[dict]:
                 continue
             try:
                 obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not a JSON line ({exc}); the file was edited by hand?") from exc
+            except (ValueError, RecursionError) as exc:
+                raise GenerationInputError(f"{path}:{lineno}: not a JSON line ({exc}); the file was edited by hand? "
+                                           "Resume needs the files as generate wrote them") from exc
+            if not isinstance(obj, dict):
+                raise GenerationInputError(f"{path}:{lineno}: a JSON {type(obj).__name__}, not a record; "
+                                           "the file was edited by hand?")
             out.append(obj)
     return out
+
+
+def _cost(obj: dict) -> float:
+    """A record's cost as written (a number or null); anything else counts as nothing spent."""
+    value = obj.get("cost_usd")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value else 0.0
 
 
 def _rewrite(path: Path, objs: list[dict]) -> None:

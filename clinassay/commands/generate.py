@@ -1,4 +1,7 @@
-"""`clinassay generate`: synthetic (mention, code) pairs from the configured models into a JSONL file."""
+"""`clinassay generate`: synthetic (mention, code) pairs from the configured models into a JSONL file.
+
+Exit 0 done (some requests may have failed: --resume retries them), 2 bad config or refused credentials,
+4 every request of a model failed, or no pair at all (the CLI's table of exit codes)."""
 
 from __future__ import annotations
 
@@ -40,14 +43,11 @@ def generate(
         done = store.recover().done if store.has_output() and resume else set()
         typer.echo(format_estimate(estimate_plan(plan, done=done), codes=len(plan.codes), languages=settings.languages))
         return 0
-    from generation.errors import GenerationError
+    from clinassay.cli import EXIT_BAD_INPUT, EXIT_GENERATION_FAILED
     from generation.runner import generate as run_generation
 
-    try:
-        summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)
-    except GenerationError as exc:  # e.g. the embedded model's server would not start
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    # a GenerationError (the embedded model's server would not start, ...) is exit 4 at the CLI edge
+    summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(
@@ -64,7 +64,13 @@ def generate(
         typer.echo(f"{summary.failed} requests failed (see {rejects_path_for(out)}); rerun with --resume "
                    "to retry them", err=True)
     typer.echo(str(out))
+    failed = summary.failed_models()
+    for model, why in failed.items():
+        typer.echo(f"error: model '{model}': {why} (see {rejects_path_for(out)})", err=True)
+    if failed:
+        # refused keys or model names are the config's fault (2); anything else failed generation (4)
+        raise typer.Exit(EXIT_BAD_INPUT if summary.credentials_refused() else EXIT_GENERATION_FAILED)
     if not store.has_output():
         typer.echo("error: no pair was generated", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_GENERATION_FAILED)
     return 0
