@@ -121,8 +121,8 @@ def bad_input_message(exc: BaseException) -> str | None:
         return one_line(f"{where}not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
                         "save it as UTF-8")
     if isinstance(exc, UnicodeEncodeError):
-        return one_line(f"{where}text that cannot be written as UTF-8 ({exc.reason}: "
-                        f"{exc.object[exc.start:exc.end]!a}, e.g. a lone surrogate escape such as \\ud800)")
+        return one_line(f"{where}cannot write {exc.object[exc.start:exc.end]!a} as UTF-8 ({exc.reason}): "
+                        "the input holds a lone surrogate escape; remove it")
     if isinstance(exc, RecursionError):
         return one_line(f"{where}nested too deeply to read")
     if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
