@@ -152,7 +152,7 @@ def _os_message(exc: OSError) -> str:
     return f"{path}: {what}" if path else what
 
 
-_LINE_NAMES = ("lineno", "line_no", "line_number")
+_LINE_NAMES = ("lineno", "line_no", "line_number", "line")
 
 
 def _where(exc: BaseException) -> str:
@@ -168,14 +168,15 @@ def _where(exc: BaseException) -> str:
     while tb is not None:
         frames.append(tb.tb_frame)
         tb = tb.tb_next
+    line = None  # a line number may sit in an inner frame (parse_line(line_no, text)) below the file's
     for frame in reversed(frames):
-        opened = path = line = None
+        opened = path = None
         for name, value in list(frame.f_locals.items()):
             if isinstance(value, io.IOBase) and isinstance(getattr(value, "name", None), str):
                 opened = opened or value.name
             elif isinstance(value, PurePath) and path is None and _is_file(value):
                 path = str(value)
-            elif name in _LINE_NAMES and isinstance(value, int) and not isinstance(value, bool):
+            elif name in _LINE_NAMES and line is None and isinstance(value, int) and not isinstance(value, bool):
                 line = value
         found = opened or path
         if found:
