@@ -138,6 +138,28 @@ def test_hostile_pairs_lines_never_crash_the_audit(tmp_path, capsys, line):
     assert code in (0, 1, 2), err
 
 
+def test_the_file_and_line_being_read_are_named_without_a_try_in_the_reader(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{}\n{"n": ' + "9" * 5000 + "}\n", encoding="utf-8")
+
+    def parse(line_no, text):
+        return json.loads(text)
+
+    def read(p):
+        with p.open(encoding="utf-8") as handle:
+            for n, text in enumerate(handle, start=1):
+                parse(n, text)
+
+    with pytest.raises(ValueError) as info:
+        read(path)
+    assert bad_input_message(info.value).startswith(f"{path}:2: a number too long to read")
+    path.write_bytes(b"\xff")
+    with pytest.raises(UnicodeDecodeError) as info:
+        path.read_text(encoding="utf-8")
+    assert bad_input_message(info.value) == f"{path}: not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
+    assert bad_input_message(KeyError("x")) is None and bad_input_message(ValueError("a bug")) is None
+
+
 def test_messages_are_one_short_printable_line():
     from terminology.errors import ClinassayInputError
 
