@@ -4,12 +4,13 @@ drift, the gate) are computed at the end from bounded tallies.
 Three entry points, one engine:
 - `Auditor.audit_chunk(parsed)` -> decisions: the per-chunk function a distributed map can call;
 - `audit_pairs(pairs, ...)` -> an iterator of decisions over any iterable of Pair/dict;
-- `run_audit(path, out_dir, ...)` -> writes accepted/rejected/summary/manifest and returns the verdict.
+- `run_audit(path, out_dir, ...)` -> writes accepted/rejected/malformed/summary/manifest and returns the verdict.
+
+Counting invariant: input lines (non-blank) = accepted + rejected + malformed, in the counts and in the files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -24,15 +25,19 @@ from audit.bias import fingerprints, reject_outliers
 from audit.checks import CHECKS, AuditResources
 from audit.config import AuditConfig
 from audit.embedding import CodeVectors, Encoder, encode_fixed
-from audit.findings import Decision
+from audit.findings import Decision, Finding
 from audit.gate import evaluate_gate
 from audit.items import Chunk, Item
-from audit.reader import Malformed, Parsed, chunked, file_sha256, parse_record, read_lines
+from audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
+                            manifest_bytes)
+from audit.manifest import file_sha256 as _sha256
+from audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
+from audit.reader import Malformed, Parsed, chunked, clip, file_sha256, parse_record, read_lines
 from audit.references import EvalSet, LabelledMention, read_labelled
 from audit.tally import DatasetTally
 from terminology.errors import ClinassayInputError
 
-MAX_MALFORMED_LISTED = 1000
+MAX_MALFORMED_LISTED = 200  # in summary.json; malformed.jsonl holds every one
 VERSIONED = ("clinassay", "numpy", "scikit-learn", "faiss-cpu", "evidently", "lingua-language-detector", "py3langid",
              "rapidfuzz", "litellm", "sentence-transformers", "pydantic")
 
@@ -58,6 +63,7 @@ class Auditor:
         self.tally = DatasetTally(self.terminology, sample_size=self.config.language.drift_sample)
         self.malformed: list[Malformed] = []
         self.malformed_count = 0
+        self.first_line_of_id: dict[str, int] = {}
         self.accepted = self.rejected = self.warned = 0
         self.timings: dict[str, float] = {"embedding": 0.0, **{c.name: 0.0 for c in self.checks}}
 
@@ -65,10 +71,19 @@ class Auditor:
     def _item(self, parsed: Parsed) -> Item:
         pair = parsed.pair
         record = dict(parsed.record)
-        if not record.get("id"):
+        given = record.get("id")
+        if not given:
             record["id"] = pair.ensure_id().id
-        return Item(line=parsed.line, record=record, mention=pair.mention, raw_code=pair.code,
+        item = Item(line=parsed.line, record=record, mention=pair.mention, raw_code=pair.code,
                     language=pair.language, generator=pair.model or "unknown")
+        if given:  # an id names one pair: a second pair under it is rejected, pointing at the first
+            first = self.first_line_of_id.setdefault(str(given), parsed.line)
+            if first != parsed.line:
+                item.findings.append(Finding("duplicate", "duplicate_id", 1.0,
+                                             f"id '{given}' is already the id of line {first}",
+                                             "fail",
+                                             neighbour={"line": first, "id": clip(str(given), 100)}))
+        return item
 
     def audit_chunk(self, parsed: list[Parsed | Malformed]) -> list[Decision | Malformed]:
         """Check one chunk; returns a decision (or the malformed report) per input, in order."""
@@ -155,9 +170,10 @@ class Auditor:
             drift, drift_reports = self._drift(reference_by_lang, out_dir)
             self.timings["drift"] = time.perf_counter() - started
         leaks = checks["leakage"]["flagged"]
-        gate = evaluate_gate(cfg.gate, matrix=matrix, coverage=coverage, leaks=leaks, drift=drift)
-        passed = all(r.passed for r in gate)
         total = self.accepted + self.rejected + self.malformed_count
+        gate = evaluate_gate(cfg.gate, matrix=matrix, coverage=coverage, leaks=leaks, drift=drift,
+                             malformed=self.malformed_count, input_lines=total)
+        passed = all(r.passed for r in gate)
         return {
             "verdict": "pass" if passed else "fail",
             "counts": {"input_lines": total, "accepted": self.accepted, "rejected": self.rejected,
@@ -193,10 +209,15 @@ class Auditor:
             if self.encoder is not None and all(s.embedding is not None for s in kept):
                 syn_emb = np.stack([s.embedding for s in kept]).astype(np.float32)
                 real_emb = encode_fixed(self.encoder, real, batch_size=self.config.encode_batch_size)
-            html = out_dir / f"drift_{lang}.html" if out_dir is not None else None
-            drift[lang] = language_drift([s.mention for s in kept], real, synthetic_embeddings=syn_emb,
-                                         real_embeddings=real_emb, html_path=html)
-            if html is not None:
+            def measure(html: Path | None) -> dict[str, Any]:
+                return language_drift([s.mention for s in kept], real, synthetic_embeddings=syn_emb,
+                                      real_embeddings=real_emb, html_path=html)
+
+            if out_dir is None:
+                drift[lang] = measure(None)
+            else:  # written beside and renamed in, like every audit output
+                html = out_dir / f"drift_{lang}.html"
+                drift[lang] = replace_into(html, measure)
                 reports[lang] = html.name
         return drift, reports
 
@@ -243,21 +264,23 @@ class AuditOutcome:
         return self.summary["verdict"] == "pass"
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+def _file_hash(path: Path | str | None) -> FileHash | None:
+    return FileHash(path=str(path), sha256=_sha256(Path(path))) if path is not None else None
 
 
 def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
               terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
               reference_path: Path | str | None = None, config_path: Path | str | None = None) -> AuditOutcome:
-    """Audit a JSONL file into `out_dir`; bad files raise ClinassayInputError, bad lines are reported."""
+    """Audit a JSONL file into `out_dir`; bad files raise ClinassayInputError, bad lines are reported.
+
+    The run owns `out_dir` (audit/outputs.py): inputs that are its outputs are refused, a previous audit's
+    files are removed before anything is written, every file is renamed into place, the manifest last."""
     config = config or AuditConfig()
-    pairs_path, out_dir = Path(pairs_path), Path(out_dir)
+    pairs_path = Path(pairs_path)
+    folder = OutputFolder(out_dir)
+    out_dir = folder.path
     sha, _ = file_sha256(pairs_path)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ClinassayInputError(f"--out must be a directory: {out_dir}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder.refuse_inputs(**{"pairs file": pairs_path, "--eval-set": eval_path, "--reference": reference_path})
     terminology = terminology if terminology is not None else _default_terminology()
     normalize = _code_normalizer(terminology)
     eval_set = None
@@ -265,46 +288,64 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
         eval_set = EvalSet(read_labelled(eval_path, normalize_code=normalize), path=str(eval_path))
     reference = read_labelled(reference_path, normalize_code=normalize) if reference_path is not None else None
     auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
-    accepted_path, rejected_path = out_dir / "accepted.jsonl", out_dir / "rejected.jsonl"
+    folder.prepare()
+    folder.clear()  # inputs are read and valid: only now does the previous audit go
+    streams = {name: folder.stream(name) for name in (ACCEPTED, REJECTED, MALFORMED)}
     started = time.perf_counter()
-    with accepted_path.open("w", encoding="utf-8") as acc, rejected_path.open("w", encoding="utf-8") as rej:
+    try:
         for chunk in chunked(read_lines(pairs_path), config.chunk_size):
             for decision in auditor.audit_chunk(chunk):
                 if isinstance(decision, Malformed):
-                    continue
-                if decision.accepted:
-                    record = decision.record if not decision.findings else decision.to_json()
-                    acc.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    streams[MALFORMED].write(decision.to_json())
+                elif decision.accepted:
+                    streams[ACCEPTED].write(decision.record if not decision.findings else decision.to_json())
                 else:
-                    rej.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
-    audit_seconds = time.perf_counter() - started
-    input_info = {"path": str(pairs_path), "sha256": sha}
-    summary = auditor.summarize(reference=reference, out_dir=out_dir, input_info=input_info)
-    summary["provenance"]["input"]["lines"] = summary["counts"]["input_lines"]
+                    streams[REJECTED].write(decision.to_json())
+        if auditor.accepted + auditor.rejected == 0:
+            raise ClinassayInputError(_unreadable_message(pairs_path, auditor))
+        audit_seconds = time.perf_counter() - started
+        input_info = {"path": str(pairs_path), "sha256": sha}
+        summary = auditor.summarize(reference=reference, out_dir=out_dir, input_info=input_info)
+        for stream in streams.values():
+            stream.commit()
+    except BaseException:
+        for stream in streams.values():
+            stream.discard()
+        raise
+    counts = summary["counts"]
+    outputs = SummaryOutputs(
+        accepted=PairsFile(path=ACCEPTED, sha256=streams[ACCEPTED].sha256, pairs=streams[ACCEPTED].records),
+        rejected=PairsFile(path=REJECTED, sha256=streams[REJECTED].sha256, pairs=streams[REJECTED].records),
+        malformed=MalformedFile(path=MALFORMED, sha256=streams[MALFORMED].sha256, lines=streams[MALFORMED].records))
+    if (outputs.accepted.pairs, outputs.rejected.pairs, outputs.malformed.lines) != \
+            (counts["accepted"], counts["rejected"], counts["malformed"]):
+        raise RuntimeError(f"the audit's files disagree with its counts ({outputs}, {counts})")
+    summary["outputs"] = outputs.model_dump(mode="json")
+    summary["provenance"]["input"]["lines"] = counts["input_lines"]
     summary["provenance"]["config_file"] = str(config_path) if config_path else None
     summary["provenance"]["eval_set"] = str(eval_path) if eval_path else None
     summary["provenance"]["reference"] = str(reference_path) if reference_path else None
     summary["timings_s"]["per_pair_stream"] = round(audit_seconds, 3)
-    (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default),
-                                         encoding="utf-8")
-    accepted_sha = _sha256(accepted_path)
-    manifest = {
-        "input": {"path": str(pairs_path), "sha256": sha, "lines": summary["counts"]["input_lines"]},
-        "accepted": {"path": accepted_path.name, "sha256": accepted_sha, "pairs": summary["counts"]["accepted"]},
-        "rejected": {"path": rejected_path.name, "sha256": _sha256(rejected_path), "pairs": summary["counts"]["rejected"]},
-        "accepted_sha256": accepted_sha,  # what training checks before it reads accepted.jsonl
-        "summary_sha256": _sha256(out_dir / "summary.json"),
-        "verdict": summary["verdict"],
-        "config": config.model_dump(mode="json"),
-        "config_file": str(config_path) if config_path else None,
-        "eval_set": {"path": str(eval_path), "sha256": _sha256(Path(eval_path))} if eval_path else None,
-        "reference": {"path": str(reference_path), "sha256": _sha256(Path(reference_path))} if reference_path else None,
-        "encoder": getattr(encoder, "name", None) if config.embeddings else None,
-        "versions": summary["provenance"]["versions"],
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return AuditOutcome(summary, manifest)
+    summary_data = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default).encode("utf-8")
+    folder.write_bytes(SUMMARY, summary_data)
+    manifest = build_manifest(
+        input=InputFile(path=str(pairs_path), sha256=sha, lines=counts["input_lines"]),
+        summary=FileHash(path=SUMMARY, sha256=_sha256(out_dir / SUMMARY)),
+        outputs=outputs, verdict=summary["verdict"], config=config.model_dump(mode="json"),
+        config_file=str(config_path) if config_path else None, eval_set=_file_hash(eval_path),
+        reference=_file_hash(reference_path), encoder=getattr(encoder, "name", None) if config.embeddings else None,
+        versions=summary["provenance"]["versions"], created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        key=audit_key())
+    folder.write_bytes(MANIFEST, manifest_bytes(manifest))
+    return AuditOutcome(summary, manifest.model_dump(mode="json"))
+
+
+def _unreadable_message(path: Path, auditor: Auditor) -> str:
+    if not auditor.malformed_count:
+        return f"{path}: no pairs to audit (the file is empty or blank)"
+    first = auditor.malformed[0]
+    return (f"{path}: no line is a readable pair ({auditor.malformed_count} malformed; line {first.line}: "
+            f"{clip(first.error, 120)})")
 
 
 def _code_normalizer(terminology: Any):

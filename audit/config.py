@@ -118,6 +118,11 @@ class BiasConfig(_Section):
 
 
 class GateConfig(_Section):
+    max_malformed_rate: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="share of non-blank input lines that are not a readable pair. 0 by default: `clinassay generate` "
+                    "writes only valid lines, so any unreadable one means a damaged file whose lost pairs no check saw "
+                    "(malformed.jsonl lists them); raise it for hand-made files you accept as partly broken")
     max_reject_rate: float = Field(0.3, ge=0.0, le=1.0)
     max_reject_rate_language: float = Field(0.4, ge=0.0, le=1.0)
     max_reject_rate_generator: float = Field(0.5, ge=0.0, le=1.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Severity = Literal["warn", "fail"]
+DETAIL_KEPT = 400
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Finding:
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 1.0:
             raise ValueError(f"The 'score' of a {self.check} finding must be in [0, 1]. Got {self.score} instead.")
+        if len(self.detail) > DETAIL_KEPT:  # details quote input (a 5,000-character "code"): people read them
+            object.__setattr__(self, "detail", self.detail[: DETAIL_KEPT - 1] + "…")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -23,15 +23,28 @@ class GateResult:
         return asdict(self)
 
 
+def _margin(value: float, threshold: float, comparison: str) -> float:
+    return threshold - value if comparison == "<=" else value - threshold
+
+
+def passes(value: float, threshold: float, comparison: str) -> bool:
+    """The one pass rule; training re-applies it to every recorded result instead of trusting `passed`."""
+    return comparison in ("<=", ">=") and _margin(float(value), float(threshold), comparison) >= -1e-12
+
+
 def _result(name: str, scope: str, value: float, threshold: float, comparison: Literal["<=", ">="]) -> GateResult:
-    value, threshold = float(value), float(threshold)
-    margin = threshold - value if comparison == "<=" else value - threshold
-    return GateResult(name, scope, round(value, 6), threshold, comparison, margin >= -1e-12, round(margin, 6))
+    value, threshold = float(value), float(threshold)  # unrounded: the recorded result re-derives exactly
+    return GateResult(name, scope, value, threshold, comparison, passes(value, threshold, comparison),
+                      round(_margin(value, threshold, comparison), 6))
 
 
 def evaluate_gate(gate: GateConfig, *, matrix: list[dict[str, Any]], coverage: list[dict[str, Any]],
-                  leaks: int, drift: dict[str, Any] | None) -> list[GateResult]:
+                  leaks: int, drift: dict[str, Any] | None, malformed: int = 0,
+                  input_lines: int = 0) -> list[GateResult]:
+    """Every threshold as a result; `malformed` of `input_lines` counts the lines no check could read."""
     results: list[GateResult] = []
+    if input_lines:
+        results.append(_result("malformed_rate", "overall", malformed / input_lines, gate.max_malformed_rate, "<="))
     by_lang: dict[str, list[int]] = {}
     by_gen: dict[str, list[int]] = {}
     total = [0, 0, 0]

@@ -3,6 +3,7 @@ chunk size. A malformed line is reported with its line number and the audit goes
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from dataclasses import dataclass
@@ -15,13 +16,32 @@ from generation.records import Pair
 from terminology.errors import ClinassayInputError
 
 
+RAW_KEPT = 500  # characters of a malformed line kept in malformed.jsonl (its full length is recorded)
+ERROR_KEPT = 300
+
+
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters, with an ellipsis when cut: input can be arbitrarily long."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Malformed:
     line: int
     error: str
+    raw: str | None = None  # the line's text, clipped to RAW_KEPT characters
+    length: int | None = None  # the line's full length in characters (bytes when it is not UTF-8)
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "error": self.error}
+        out: dict[str, Any] = {"line": self.line, "error": self.error}
+        if self.raw is not None:
+            out["raw"], out["length"] = self.raw, self.length
+        return out
+
+
+def _malformed(line_no: int, error: str, raw: str | None = None, length: int | None = None) -> Malformed:
+    return Malformed(line_no, clip(error, ERROR_KEPT), None if raw is None else clip(raw, RAW_KEPT),
+                     len(raw) if length is None and raw is not None else length)
 
 
 @dataclass(frozen=True)
@@ -31,35 +51,65 @@ class Parsed:
     pair: Pair
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"bare {name} is not JSON")
+
+
 def parse_line(line_no: int, text: str) -> Parsed | Malformed:
     try:
-        record = json.loads(text)
+        record = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        return Malformed(line_no, f"not valid JSON: {exc.msg} at column {exc.colno}")
-    return parse_record(line_no, record)
+        return _malformed(line_no, f"not valid JSON: {exc.msg} at column {exc.colno}", text.rstrip("\r\n"))
+    except ValueError as exc:  # bare NaN/Infinity, integers beyond Python's digit limit
+        return _malformed(line_no, f"not valid JSON: {exc}", text.rstrip("\r\n"))
+    except RecursionError:
+        return _malformed(line_no, "not valid JSON: nested too deeply", text.rstrip("\r\n"))
+    return parse_record(line_no, record, raw=text.rstrip("\r\n"))
 
 
-def parse_record(line_no: int, record: Any) -> Parsed | Malformed:
+def _unwritable(record: dict[str, Any]) -> str | None:
+    """Why a record cannot be written back as UTF-8 JSON (a lone surrogate, NaN, a non-JSON value)."""
+    try:
+        json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (e.g. \\ud800), which is not text"
+    except ValueError as exc:
+        return f"holds a value JSON cannot carry ({exc})"
+    except (TypeError, RecursionError) as exc:
+        return f"not JSON-serialisable ({type(exc).__name__})"
+    return None
+
+
+def parse_record(line_no: int, record: Any, *, raw: str | None = None) -> Parsed | Malformed:
     if isinstance(record, Pair):
-        return Parsed(line_no, record.model_dump(exclude_none=True), record)
+        record = record.model_dump(exclude_none=True)
     if not isinstance(record, dict):
-        return Malformed(line_no, f"expected a JSON object, got {type(record).__name__}")
+        return _malformed(line_no, f"expected a JSON object, got {type(record).__name__}", raw)
+    problem = _unwritable(record)
+    if problem:
+        return _malformed(line_no, problem, raw)
     try:
         pair = Pair.model_validate(record)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
-        return Malformed(line_no, problems)
+        problems = "; ".join(f"{clip('.'.join(str(p) for p in e['loc']), 60) or 'record'}: {e['msg']}"
+                             for e in exc.errors())
+        return _malformed(line_no, problems, raw)
     return Parsed(line_no, record, pair)
 
 
 def read_lines(path: Path) -> Iterator[Parsed | Malformed]:
-    """Every non-blank line, parsed or reported; undecodable bytes are reported, not fatal."""
+    """Every non-blank line, parsed or reported; undecodable bytes are reported, not fatal. A UTF-8 byte
+    order mark at the start of the file is not part of the first line."""
     with path.open("rb") as handle:
         for n, raw in enumerate(handle, start=1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield Malformed(n, f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+                shown = raw.rstrip(b"\r\n")
+                yield _malformed(n, f"not UTF-8 text: {exc.reason} at byte {exc.start}",
+                                 shown[: RAW_KEPT * 4].decode("utf-8", errors="backslashreplace"), len(shown))
                 continue
             if text.strip():
                 yield parse_line(n, text)
@@ -78,6 +128,8 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def file_sha256(path: Path) -> tuple[str, int]:
     """Hash and number of lines, read in blocks."""
+    if path.is_dir():
+        raise ClinassayInputError(f"{path} is a folder, not a pairs file")
     if not path.is_file():
         raise ClinassayInputError(f"input file not found: {path}")
     h, lines = hashlib.sha256(), 0

@@ -1,19 +1,20 @@
-"""Training reads only data that passed an audit: `AUDIT_DIR/manifest.json` must exist, say the
-audit passed, and carry the sha256 of `accepted.jsonl` that matches the file on disk. There is no
-bypass: anything else raises `UnauditedDataError` (exit 2 at the CLI)."""
+"""Training reads only data that passed an audit, and checks that for itself: the manifest's exact
+schema, the signature when `CLINASSAY_AUDIT_KEY` is set, the hash chain manifest -> summary.json ->
+accepted/rejected/malformed.jsonl, counts that add up, and the verdict re-derived from every gate
+result (audit.manifest.verify_audit_output). There is no bypass: anything else raises
+`UnauditedDataError` (exit 2 at the CLI)."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit.manifest import ManifestError, audit_key, verify_audit_output
 from generation.records import Pair
 from retrieval.evalset import file_sha256
 from terminology.errors import ClinassayInputError
-
-PASSING_VERDICTS = {"pass", "passed", "ok"}
 
 
 class UnauditedDataError(ClinassayInputError):
@@ -37,79 +38,35 @@ class AuditedData:
         }
 
 
-def _verdict(manifest: dict) -> str:
-    verdict = manifest.get("verdict")
-    if isinstance(verdict, dict):  # {"verdict": {"passed": true, ...}} or {"status": "pass"}
-        if "passed" in verdict:
-            return "pass" if verdict["passed"] else "fail"
-        verdict = verdict.get("status") or verdict.get("verdict")
-    if isinstance(verdict, bool):
-        return "pass" if verdict else "fail"
-    return str(verdict or "").lower()
-
-
-def _expected_hash(manifest: dict) -> str | None:
-    for key in ("accepted_sha256", "accepted_jsonl_sha256"):
-        if manifest.get(key):
-            return str(manifest[key])
-    for container in ("outputs", "hashes", "files"):
-        entry = (manifest.get(container) or {}).get("accepted.jsonl") or (manifest.get(container) or {}).get("accepted")
-        if isinstance(entry, str):
-            return entry
-        if isinstance(entry, dict) and entry.get("sha256"):
-            return str(entry["sha256"])
-    return None
-
-
 def verify_audit_dir(audit_dir: Path | str) -> tuple[dict, str]:
-    """Check the audit's manifest; return it and the accepted file's hash, or refuse with a reason."""
-    audit_dir = Path(audit_dir)
-    manifest_path = audit_dir / "manifest.json"
-    accepted_path = audit_dir / "accepted.jsonl"
-    if not manifest_path.is_file():
-        raise UnauditedDataError(
-            f"refusing to train: {manifest_path} not found. Training reads only the output of "
-            "`clinassay audit` (run it on the pairs first)."
-        )
+    """Check the audit's attestation; return the manifest and the accepted file's hash, or refuse with a reason."""
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UnauditedDataError(f"refusing to train: {manifest_path} is not valid JSON ({exc.msg})") from exc
-    verdict = _verdict(manifest)
-    if verdict not in PASSING_VERDICTS:
-        raise UnauditedDataError(
-            f"refusing to train: the audit in {audit_dir} did not pass (verdict {verdict or 'missing'!r}). "
-            "Fix the data or the audit thresholds and audit again."
-        )
-    expected = _expected_hash(manifest)
-    if not expected:
-        raise UnauditedDataError(f"refusing to train: {manifest_path} records no sha256 of accepted.jsonl")
-    if not accepted_path.is_file():
-        raise UnauditedDataError(f"refusing to train: {accepted_path} not found")
-    actual = file_sha256(accepted_path)
-    if actual != expected:
-        raise UnauditedDataError(
-            f"refusing to train: {accepted_path} changed after the audit "
-            f"(sha256 {actual[:12]}..., manifest says {expected[:12]}...). Audit it again."
-        )
-    return manifest, actual
+        manifest = verify_audit_output(audit_dir, key=audit_key())
+    except ManifestError as exc:
+        raise UnauditedDataError(f"refusing to train: {exc}") from exc
+    return manifest.model_dump(mode="json"), manifest.accepted.sha256
 
 
 def load_audited(audit_dir: Path | str) -> AuditedData:
     """The accepted pairs of a passing audit, after `verify_audit_dir`."""
     audit_dir = Path(audit_dir)
     manifest, accepted_hash = verify_audit_dir(audit_dir)
+    data = (audit_dir / "accepted.jsonl").read_bytes()  # read once: what is parsed is what was hashed
+    if hashlib.sha256(data).hexdigest() != accepted_hash:
+        raise UnauditedDataError(f"refusing to train: {audit_dir / 'accepted.jsonl'} changed while it was read")
     pairs = []
-    with open(audit_dir / "accepted.jsonl", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                pairs.append(Pair.model_validate_json(line))
-            except ValueError as exc:
-                raise ClinassayInputError(f"{audit_dir / 'accepted.jsonl'}:{number}: not a pair: {exc}") from exc
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            pairs.append(Pair.model_validate_json(line))
+        except ValueError as exc:
+            raise ClinassayInputError(f"{audit_dir / 'accepted.jsonl'}:{number}: not a pair: {exc}") from exc
     if not pairs:
         raise UnauditedDataError(f"refusing to train: {audit_dir / 'accepted.jsonl'} holds no pairs")
+    if len(pairs) != manifest["accepted"]["pairs"]:
+        raise UnauditedDataError(f"refusing to train: {audit_dir / 'accepted.jsonl'} holds {len(pairs)} pairs, "
+                                 f"the audit accepted {manifest['accepted']['pairs']}")
     return AuditedData(
         pairs=pairs,
         manifest=manifest,

@@ -89,7 +89,8 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
 def test_config_thresholds_and_eval_set(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[audit]\nlanguages = ['es', 'en', 'ca']\n[audit.gate]\nmax_reject_rate = 1.0\n"
-                      "max_reject_rate_language = 1.0\nmax_reject_rate_generator = 1.0\nmin_accepted_per_language = 0\n",
+                      "max_reject_rate_language = 1.0\nmax_reject_rate_generator = 1.0\nmin_accepted_per_language = 0\n"
+                      "max_malformed_rate = 1.0\n",
                       encoding="utf-8")
     eval_set = tmp_path / "eval.tsv"
     eval_set.write_text("mention\tcode\tlanguage\nDolor abdominal agudo\tR10.9\tes\n", encoding="utf-8")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -107,14 +106,16 @@ def test_import_codiesp_keeps_diagnoses_and_counts_drops(term, tmp_path):
 
 
 def _audit_dir(tmp_path, *, verdict="pass", tamper=False, manifest=True):
+    from audit.config import GateConfig
+    from audit_fixtures import write_audit_folder
+
     audit = tmp_path / "audit"
-    audit.mkdir(parents=True)
     lines = [{"mention": "infección urinaria", "code": "N39.0", "language": "es", "model": "terminology:who"}]
+    gate = GateConfig() if verdict == "pass" else GateConfig(min_accepted_per_language=2)
+    write_audit_folder(audit, lines, gate=gate)
     accepted = audit / "accepted.jsonl"
-    accepted.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
-    digest = hashlib.sha256(accepted.read_bytes()).hexdigest()
-    if manifest:
-        (audit / "manifest.json").write_text(json.dumps({"verdict": verdict, "accepted_sha256": digest}), encoding="utf-8")
+    if not manifest:
+        (audit / "manifest.json").unlink()
     if tamper:
         with open(accepted, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"mention": "x", "code": "I10", "language": "es"}) + "\n")

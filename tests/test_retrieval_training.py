@@ -4,7 +4,6 @@ evaluation gated against the zero-shot baseline. Marked slow (a minute or two on
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -23,13 +22,9 @@ def _audited(tmp_path, term):
             records.append({"mention": label.text, "code": code, "language": language, "model": "terminology:who"})
     records.append({"mention": "cistitis con hematuria", "code": "N30.01", "language": "es", "model": "fake-llm",
                     "task": "hard_negative", "negative_of": "N30.00"})
-    audit = tmp_path / "audit"
-    audit.mkdir()
-    accepted = audit / "accepted.jsonl"
-    accepted.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    digest = hashlib.sha256(accepted.read_bytes()).hexdigest()
-    (audit / "manifest.json").write_text(json.dumps({"verdict": "pass", "accepted_sha256": digest}))
-    return audit
+    from audit_fixtures import write_audit_folder
+
+    return write_audit_folder(tmp_path / "audit", records)
 
 
 @pytest.fixture(scope="module")

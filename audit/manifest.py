@@ -1,0 +1,252 @@
+"""The manifest is an attestation: a hash chain from manifest.json to summary.json to the JSONL outputs,
+with an exact schema, and an HMAC signature when a key is set.
+
+What the chain protects against without a key: accidents and stale files (an edited or replaced
+accepted.jsonl, a summary from another run, a manifest from before a re-run, a hand-written manifest).
+Anyone who can write the folder can still recompute every hash; only the signature
+(`CLINASSAY_AUDIT_KEY`, e.g. a CI secret) stops deliberate edits. The verdict is never read from one
+field: `verify_audit_output` re-derives it from every gate result in summary.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from audit.gate import passes
+from audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY
+from terminology.errors import ClinassayInputError
+
+SCHEMA_VERSION = 1
+KEY_ENV = "CLINASSAY_AUDIT_KEY"
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, Field(ge=0)]
+
+
+class ManifestError(ClinassayInputError):
+    """An audit output folder whose manifest, summary or files do not attest a passing audit."""
+
+
+class _Exact(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class FileHash(_Exact):
+    path: str
+    sha256: Sha256
+
+
+class InputFile(FileHash):
+    lines: Count
+
+
+class PairsFile(FileHash):
+    pairs: Count
+
+
+class MalformedFile(FileHash):
+    lines: Count
+
+
+class Manifest(_Exact):
+    """manifest.json, exactly: every key required (null where it does not apply), none other allowed."""
+
+    schema_version: Literal[1]
+    input: InputFile
+    accepted: PairsFile
+    rejected: PairsFile
+    malformed: MalformedFile
+    summary: FileHash
+    accepted_sha256: Sha256  # = accepted.sha256; kept for readers of schema-less manifests
+    summary_sha256: Sha256  # = summary.sha256
+    verdict: Literal["pass", "fail"]
+    config: dict[str, Any]
+    config_sha256: Sha256  # of the canonical JSON of `config`
+    config_file: str | None
+    eval_set: FileHash | None
+    reference: FileHash | None
+    encoder: str | None
+    versions: dict[str, str | None]
+    created_at: str
+    signature: str | None  # hex HMAC-SHA256 of the canonical JSON without this field; null when unsigned
+
+
+class GateRecord(_Exact):
+    name: str
+    scope: str
+    value: float
+    threshold: float
+    comparison: Literal["<=", ">="]
+    passed: bool
+    margin: float
+
+
+class SummaryGate(_Exact):
+    passed: bool
+    results: list[GateRecord]
+    failed: list[GateRecord]
+
+
+class SummaryCounts(_Exact):
+    input_lines: Count
+    accepted: Count
+    rejected: Count
+    malformed: Count
+    warned: Count
+
+
+class SummaryOutputs(_Exact):
+    accepted: PairsFile
+    rejected: PairsFile
+    malformed: MalformedFile
+
+
+class AttestedSummary(BaseModel):
+    """The parts of summary.json the chain relies on (the rest is figures for people)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    verdict: Literal["pass", "fail"]
+    counts: SummaryCounts
+    gate: SummaryGate
+    outputs: SummaryOutputs
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config)).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def signature_of(manifest: dict[str, Any], key: str) -> str:
+    payload = canonical_json({k: v for k, v in manifest.items() if k != "signature"})
+    return hmac.new(key.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+
+
+def audit_key() -> str | None:
+    return os.environ.get(KEY_ENV) or None
+
+
+def build_manifest(*, input: InputFile, summary: FileHash, outputs: SummaryOutputs, verdict: str,
+                   config: dict[str, Any], config_file: str | None, eval_set: FileHash | None,
+                   reference: FileHash | None, encoder: str | None, versions: dict[str, str | None],
+                   created_at: str, key: str | None) -> Manifest:
+    """The manifest of a finished audit, signed with `key` when there is one."""
+    fields = dict(schema_version=SCHEMA_VERSION, input=input, accepted=outputs.accepted, rejected=outputs.rejected,
+                  malformed=outputs.malformed, summary=summary, accepted_sha256=outputs.accepted.sha256,
+                  summary_sha256=summary.sha256, verdict=verdict, config=config, config_sha256=config_sha256(config),
+                  config_file=config_file, eval_set=eval_set, reference=reference, encoder=encoder, versions=versions,
+                  created_at=created_at, signature=None)
+    manifest = Manifest.model_validate(fields, strict=False)
+    if key:
+        manifest = manifest.model_copy(update={"signature": signature_of(manifest.model_dump(mode="json"), key)})
+    return manifest
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    return (json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "top level"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"[:300]
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise ManifestError(f"{path} is not a clinassay audit manifest (schema {SCHEMA_VERSION}): {_one_line(exc)}") from exc
+    except OSError as exc:
+        raise ManifestError(f"{path} cannot be read ({exc.strerror})") from exc
+
+
+def _read_summary(path: Path) -> tuple[AttestedSummary, dict[str, Any]]:
+    try:
+        raw = json.loads(path.read_bytes())
+        return AttestedSummary.model_validate(raw, strict=False), raw
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+        detail = _one_line(exc) if isinstance(exc, ValidationError) else str(exc)[:200]
+        raise ManifestError(f"{path} is not an audit summary: {detail}") from exc
+
+
+def _check_file(folder: Path, entry: FileHash, expected_name: str) -> None:
+    if entry.path != expected_name:
+        raise ManifestError(f"{folder / MANIFEST} names {entry.path!r} where the audit writes {expected_name!r}")
+    path = folder / expected_name
+    if not path.is_file():
+        raise ManifestError(f"{path} not found")
+    actual = file_sha256(path)
+    if actual != entry.sha256:
+        raise ManifestError(f"{path} changed after the audit (sha256 {actual[:12]}..., manifest says "
+                            f"{entry.sha256[:12]}...). Audit it again.")
+
+
+def derived_verdict(gate: SummaryGate) -> tuple[bool, list[str]]:
+    """Pass only when there are gate results and every one passed, re-checked from value and threshold."""
+    failed = [f"{r.name} [{r.scope}]" for r in gate.results
+              if not (r.passed and passes(r.value, r.threshold, r.comparison))]
+    return bool(gate.results) and not failed, failed or ([] if gate.results else ["no gate results"])
+
+
+def verify_audit_output(folder: Path | str, *, key: str | None = None) -> Manifest:
+    """Check the whole chain of an audit output folder; return its manifest if it attests a passing
+    audit, raise ManifestError with one line saying what is wrong otherwise."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ManifestError(f"{manifest_path} not found. Training reads only the output of `clinassay audit` "
+                            "(run it on the pairs first).")
+    manifest = read_manifest(manifest_path)
+    if key is not None:
+        if manifest.signature is None:
+            raise ManifestError(f"{manifest_path} is not signed, and {KEY_ENV} is set: only a signed audit trains")
+        expected = signature_of(manifest.model_dump(mode="json"), key)
+        if not hmac.compare_digest(expected, manifest.signature):
+            raise ManifestError(f"{manifest_path}: the signature does not match ({KEY_ENV}): "
+                                "the manifest was edited or signed with another key")
+    if manifest.accepted_sha256 != manifest.accepted.sha256 or manifest.summary_sha256 != manifest.summary.sha256:
+        raise ManifestError(f"{manifest_path} disagrees with itself (accepted_sha256 / summary_sha256)")
+    if config_sha256(manifest.config) != manifest.config_sha256:
+        raise ManifestError(f"{manifest_path}: config_sha256 is not the hash of its config")
+    _check_file(folder, manifest.summary, SUMMARY)
+    summary, raw = _read_summary(folder / SUMMARY)
+    outputs = SummaryOutputs(accepted=manifest.accepted, rejected=manifest.rejected, malformed=manifest.malformed)
+    if summary.outputs != outputs:
+        raise ManifestError(f"{manifest_path} and {folder / SUMMARY} disagree on the hashes or counts of the outputs")
+    counts = summary.counts
+    if (counts.accepted, counts.rejected, counts.malformed) != (outputs.accepted.pairs, outputs.rejected.pairs,
+                                                                outputs.malformed.lines) \
+            or counts.input_lines != counts.accepted + counts.rejected + counts.malformed \
+            or counts.input_lines != manifest.input.lines:
+        raise ManifestError(f"{folder / SUMMARY}: counts do not add up (input lines {counts.input_lines} = accepted "
+                            f"{counts.accepted} + rejected {counts.rejected} + malformed {counts.malformed}?)")
+    provenance = raw.get("provenance")
+    if isinstance(provenance, dict) and "config" in provenance and provenance["config"] != manifest.config:
+        raise ManifestError(f"{manifest_path} and {folder / SUMMARY} record different configurations")
+    passed, failed = derived_verdict(summary.gate)
+    if summary.gate.passed != passed or summary.verdict != ("pass" if passed else "fail") \
+            or manifest.verdict != summary.verdict:
+        raise ManifestError(f"{folder} does not agree with itself: manifest verdict {manifest.verdict!r}, summary "
+                            f"verdict {summary.verdict!r}, gate results say {'pass' if passed else 'fail'}")
+    if not passed:
+        raise ManifestError(f"the audit in {folder} did not pass (gate failed: {', '.join(failed[:5])}). "
+                            "Fix the data or the audit thresholds and audit again.")
+    for entry, name in ((manifest.accepted, ACCEPTED), (manifest.rejected, REJECTED), (manifest.malformed, MALFORMED)):
+        _check_file(folder, entry, name)
+    return manifest
