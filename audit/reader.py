@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -16,6 +17,7 @@ from generation.records import Pair
 from terminology.errors import ClinassayInputError
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 RAW_KEPT = 500  # characters of a malformed line kept in malformed.jsonl (its full length is recorded)
 ERROR_KEPT = 300
 
@@ -64,7 +66,9 @@ def parse_line(line_no: int, text: str) -> Parsed | Malformed:
         return _malformed(line_no, f"not valid JSON: {exc}", text.rstrip("\r\n"))
     except RecursionError:
         return _malformed(line_no, "not valid JSON: nested too deeply", text.rstrip("\r\n"))
-    return parse_record(line_no, record, raw=text.rstrip("\r\n"))
+    # text decoded from UTF-8 holds no surrogate and json.loads makes only JSON values: only a \udXXX
+    # escape can make the record unwritable, so only then is it checked (the check costs what parsing does)
+    return parse_record(line_no, record, raw=text.rstrip("\r\n"), checked=_SURROGATE_ESCAPE.search(text) is None)
 
 
 def _unwritable(record: dict[str, Any]) -> str | None:
@@ -80,12 +84,13 @@ def _unwritable(record: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_record(line_no: int, record: Any, *, raw: str | None = None) -> Parsed | Malformed:
+def parse_record(line_no: int, record: Any, *, raw: str | None = None, checked: bool = False) -> Parsed | Malformed:
+    """A record as a pair, or why not; `checked` when it is known to be writable back as UTF-8 JSON."""
     if isinstance(record, Pair):
         record = record.model_dump(exclude_none=True)
     if not isinstance(record, dict):
         return _malformed(line_no, f"expected a JSON object, got {type(record).__name__}", raw)
-    problem = _unwritable(record)
+    problem = None if checked else _unwritable(record)
     if problem:
         return _malformed(line_no, problem, raw)
     try:
