@@ -12,6 +12,7 @@ Counting invariant: input lines (non-blank) = accepted + rejected + malformed, i
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -264,8 +265,15 @@ class AuditOutcome:
         return self.summary["verdict"] == "pass"
 
 
+def _shown(path: Path | str | None) -> str | None:
+    """A path as text that can be written as UTF-8 (a file name's undecodable bytes become U+FFFD)."""
+    if path is None:
+        return None
+    return os.fsencode(path).decode("utf-8", errors="replace")
+
+
 def _file_hash(path: Path | str | None) -> FileHash | None:
-    return FileHash(path=str(path), sha256=_sha256(Path(path))) if path is not None else None
+    return FileHash(path=_shown(path), sha256=_sha256(Path(path))) if path is not None else None
 
 
 def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
@@ -304,7 +312,7 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
         if auditor.accepted + auditor.rejected == 0:
             raise ClinassayInputError(_unreadable_message(pairs_path, auditor))
         audit_seconds = time.perf_counter() - started
-        input_info = {"path": str(pairs_path), "sha256": sha}
+        input_info = {"path": _shown(pairs_path), "sha256": sha}
         summary = auditor.summarize(reference=reference, out_dir=out_dir, input_info=input_info)
         for stream in streams.values():
             stream.commit()
@@ -322,17 +330,17 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
         raise RuntimeError(f"the audit's files disagree with its counts ({outputs}, {counts})")
     summary["outputs"] = outputs.model_dump(mode="json")
     summary["provenance"]["input"]["lines"] = counts["input_lines"]
-    summary["provenance"]["config_file"] = str(config_path) if config_path else None
-    summary["provenance"]["eval_set"] = str(eval_path) if eval_path else None
-    summary["provenance"]["reference"] = str(reference_path) if reference_path else None
+    summary["provenance"]["config_file"] = _shown(config_path) if config_path else None
+    summary["provenance"]["eval_set"] = _shown(eval_path) if eval_path else None
+    summary["provenance"]["reference"] = _shown(reference_path) if reference_path else None
     summary["timings_s"]["per_pair_stream"] = round(audit_seconds, 3)
     summary_data = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default).encode("utf-8")
     folder.write_bytes(SUMMARY, summary_data)
     manifest = build_manifest(
-        input=InputFile(path=str(pairs_path), sha256=sha, lines=counts["input_lines"]),
+        input=InputFile(path=_shown(pairs_path), sha256=sha, lines=counts["input_lines"]),
         summary=FileHash(path=SUMMARY, sha256=_sha256(out_dir / SUMMARY)),
         outputs=outputs, verdict=summary["verdict"], config=config.model_dump(mode="json"),
-        config_file=str(config_path) if config_path else None, eval_set=_file_hash(eval_path),
+        config_file=_shown(config_path) if config_path else None, eval_set=_file_hash(eval_path),
         reference=_file_hash(reference_path), encoder=getattr(encoder, "name", None) if config.embeddings else None,
         versions=summary["provenance"]["versions"], created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         key=audit_key())

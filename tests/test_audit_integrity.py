@@ -376,6 +376,14 @@ def test_empty_or_all_garbage_input_is_bad_input(tmp_path, content, capsys) -> N
     assert [p.name for p in (tmp_path / "out").iterdir()] == []
 
 
+def test_an_undecodable_file_name_is_written_as_text(tmp_path, term, good_records) -> None:
+    name = os.fsdecode(b"pairs-\xff.jsonl")
+    _audit(term, _write(tmp_path / name, good_records[:5]), tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["input"]["path"].endswith("pairs-\ufffd.jsonl")
+    verify_audit_output(tmp_path / "out")
+
+
 def test_a_folder_is_not_a_missing_file(tmp_path, term) -> None:
     with pytest.raises(ClinassayInputError, match="is a folder, not a pairs file"):
         _audit(term, tmp_path, tmp_path / "out")
