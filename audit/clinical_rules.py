@@ -8,56 +8,109 @@ returns a (reason, score, detail, neighbour) tuple or None.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Callable
 
 from rapidfuzz import fuzz
 
 from audit import lexicon as lx
+from audit.negation import analyse as analyse_negation
 from audit.text import normalize_text
 
 RuleHit = tuple[str, float, str, dict[str, Any] | None]
 
-# ICD-10-CM's sex-specific ranges (pregnancy chapter, genital organs, their neoplasms), used on top of
-# the terminology's own restriction (DATASUS when imported).
-_FEMALE_RANGES = [("O00", "O9A"), ("N70", "N9A"), ("C51", "C58"), ("D06", "D07.3"), ("D25", "D28"),
-                  ("Z33", "Z39"), ("Z3A", "Z3A")]
-_MALE_RANGES = [("N40", "N53"), ("C60", "C63"), ("D07.4", "D07.6"), ("D29", "D29")]
+# Sex-specific ICD-10-CM codes the terminology's structural list (terminology.sex) does not name, matched
+# by prefix of the dotted code; titles quoted so they can be checked against the classification.
+_EXTRA_SEX: dict[str, tuple[str, str]] = {
+    "D07.0": ("female", "Carcinoma in situ of endometrium"),
+    "D07.1": ("female", "Carcinoma in situ of vulva"),
+    "D07.2": ("female", "Carcinoma in situ of vagina"),
+    "D07.4": ("male", "Carcinoma in situ of penis"),
+    "D07.5": ("male", "Carcinoma in situ of prostate"),
+    "Z36": ("female", "Encounter for antenatal screening of mother"),
+    "Z37": ("female", "Outcome of delivery"),
+    "Z39": ("female", "Encounter for maternal postpartum care and examination"),
+    "Z3A": ("female", "Weeks of gestation"),
+}
+_TITLE_FEMALE = re.compile(r"\bfemales?\b")
+_TITLE_MALE = re.compile(r"\bmales?\b")
+# Titles that say "male"/"female" of someone else than the patient, or of an undetermined sex.
+_TITLE_SEX_NOT_PATIENT = re.compile(r"\b(partner|perpetrator|friend|cousin|parent|pseudohermaphroditism|factor)\b")
 
 
-def _in_ranges(code: str, ranges: list[tuple[str, str]]) -> bool:
-    key = code.replace(".", "")
-    for lo, hi in ranges:
-        lo, hi = lo.replace(".", ""), hi.replace(".", "")
-        if key[: len(lo)] >= lo and key[: len(hi)] <= hi:
-            return True
-    return False
+def _title_sex(title: str) -> str | None:
+    """The sex a title names for its patient: "..., right female breast", "urethral stricture, male"."""
+    title = title.lower()
+    female, male = bool(_TITLE_FEMALE.search(title)), bool(_TITLE_MALE.search(title))
+    if female == male or _TITLE_SEX_NOT_PATIENT.search(title):
+        return None  # neither, or both ("Stress incontinence (female) (male)")
+    return "female" if female else "male"
 
 
 def sex_of_code(code: str, terminology: Any) -> str | None:
-    restriction = None
+    """The terminology's restriction (imported tables, then the classification's structure), else the
+    few codes it does not list, else what the code's title or its parents' up to the category say
+    ("C50.911 ... right female breast", "N35.01 Post-traumatic urethral stricture, male")."""
     finder = getattr(terminology, "sex_restriction", None)
-    if finder is not None:
-        restriction = finder(code)
+    restriction = finder(code) if finder is not None else None
     if restriction:
         return restriction
-    if _in_ranges(code, _FEMALE_RANGES):
-        return "female"
-    if _in_ranges(code, _MALE_RANGES):
-        return "male"
+    for prefix, (sex_, _title) in _EXTRA_SEX.items():
+        if code.startswith(prefix):
+            return sex_
+    node = terminology.find(code)
+    while node is not None and node.kind in ("category", "code"):
+        found = _title_sex(node.title)
+        if found:
+            return found
+        node = terminology.find(node.parent) if node.parent else None
     return None
 
 
-def negation(norm: str, entry: Any, language: str) -> RuleHit | None:
-    if lx.NEGATIVE_TITLE.search(entry.title.lower()) or entry.code.startswith("Q"):
-        return None  # the code is about an absence (or a congenital one): negation words are expected
-    start = lx.NEGATION_START_RE.get(language)
-    anywhere = lx.NEGATION_ANYWHERE_RE.get(language)
-    match = (start.search(norm) if start else None) or (anywhere.search(norm) if anywhere else None)
-    if match is None:
+# ---- negation ----------------------------------------------------------------------------------------
+
+def _stems_of(text: str) -> set[str]:
+    return {t[:5] for t in normalize_text(text).split() if len(t) >= 4 and t not in _STOP}
+
+
+@lru_cache(maxsize=65536)
+def _title_expects_negation(title: str) -> bool:
+    """A term about an absence ("without hematuria", "Immunization not carried out", agenesis, Z03 "...
+    ruled out") fits a negated finding. Pseudo-triggers ("site not specified") do not count."""
+    norm = normalize_text(title)
+    return bool(lx.ABSENCE_TITLE.search(norm) or analyse_negation(norm, "en").negations)
+
+
+def code_expects_negation(entry: Any) -> bool:
+    """The code's title or one of its inclusion terms is about an absence, or the code is a congenital
+    malformation (a congenital absence, "ausencia de vesícula seminal", is the malformation)."""
+    return entry.code.startswith("Q") or any(
+        _title_expects_negation(text) for text in (entry.title, *getattr(entry, "inclusion_terms", ())))
+
+
+def negation(norm: str, entry: Any, language: str, *, terminology: Any = None) -> RuleHit | None:
+    """A mention that negates its finding ("se descarta infección urinaria", "sin fiebre") is not a case
+    of the code. When part of the mention stays affirmed ("fiebre sin foco", "sin fiebre pero con ITU"),
+    only a negation of a word of the code's own title (or of its label in `language`, given the
+    terminology) counts."""
+    if code_expects_negation(entry):
+        return None
+    context = analyse_negation(norm, language)
+    if not context.negations:
+        return None
+    hit = context.negations[0] if not context.affirmed else None
+    if hit is None:
+        own = _stems_of(entry.title)
+        if terminology is not None and language != "en":
+            label = terminology.label(entry.code, language)
+            if label is not None and label.text:
+                own |= _stems_of(label.text)
+        hit = next((n for n in context.negations if _stems_of(" ".join(n.scope)) & own), None)
+    if hit is None:
         return None
     return ("negated", 0.9,
-            f"the mention negates the finding ('{match.group(0)}'): a negated finding is not a case of "
-            f"{entry.code} ({entry.title})", None)
+            f"the mention negates the finding ('{hit.trigger}' {' '.join(hit.scope)}): a negated finding is "
+            f"not a case of {entry.code} ({entry.title})", None)
 
 
 def _sides(norm: str) -> set[str]:

@@ -24,6 +24,16 @@ class ValidityConfig(_Section):
         "warn", description="a header code is less specific, not wrong: clinicians' gold codes use headers ~7% of the time")
     min_chars: int = Field(2, ge=1)
     max_chars: int = Field(300, ge=10)
+    markup: bool = Field(True, description="reject markup or code as a mention (HTML tags, URLs, script, templates)")
+    nonsense: bool = Field(True, description="reject text that is not clinical language in any configured language")
+    nonsense_max_known: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="a mention of 2+ words is nonsense when less than this share of its words are words of the "
+                    "terminology's labels in some language ('lorem ipsum dolor sit amet': 2 of 5) ...")
+    nonsense_max_confidence: float = Field(
+        0.4, ge=0.0, le=1.0,
+        description="... and the language detector gives no configured language this much confidence (real "
+                    "words the labels lack, 'fumador habitual de marihuana', score 0.5 or more)")
     severity: Severity = "fail"
 
 
@@ -87,6 +97,12 @@ class LeakageConfig(_Section):
 
 class LanguageConfig(_Section):
     min_words: int = Field(3, ge=1, description="mentions with fewer words of 3+ letters are too short to tell their language reliably")
+    min_content_words: int = Field(
+        2, ge=1, description="below this many content words (3+ letters, not a name or acronym, not a word every "
+                             "language's labels share) the language is undetermined")
+    vocabulary_vote: bool = Field(
+        True, description="keep a mention the terminology's label vocabulary places in the requested language "
+                          "(every word a label word of it, or more of them than of the detected language)")
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="detector confidence needed to call a mismatch")
     min_margin: float = Field(0.15, ge=0.0, le=1.0, description="detected language must beat the requested one by this much")
     mixed: bool = True

@@ -1,9 +1,14 @@
 """language: is the mention written in the language that was asked for? Lingua, restricted to the
 configured languages (it tells Catalan from Spanish), gives a confidence per language; py3langid is the
-light fallback. A mismatch is only called when the text is long enough and the detector is sure."""
+light fallback. Short clinical strings fool every detector (eponyms, Latin, words shared across
+languages), so a mismatch is only called when the signals agree: eponyms and acronyms are masked before
+detection, fewer than two content words (not names, not words every language's labels share) is
+"undetermined", the detector must be sure, and the terminology's own label vocabulary must not support
+the requested language (a term made of English label words is English, whatever the detector says)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -11,7 +16,8 @@ from typing import Any
 from audit.checks.base import Check
 from audit.findings import Finding
 from audit.items import Chunk
-from audit.text import words
+from audit.lexicon import NAME_SHAPE, Vocabulary, label_vocabulary, vocabulary_words
+from audit.text import normalize_text, words
 
 _LINGUA_NAMES = {"es": "SPANISH", "ca": "CATALAN", "pt": "PORTUGUESE", "fr": "FRENCH", "it": "ITALIAN", "en": "ENGLISH"}
 
@@ -67,6 +73,37 @@ def language_detector(languages: tuple[str, ...], backend: str = "auto"):
     return _LangId(languages)
 
 
+def _is_name(token: str, first: bool, title_case: bool, vocabulary: Vocabulary) -> bool:
+    if len(token) >= 2 and token.isupper():
+        return True  # an acronym (HIV, EPOC, LLA)
+    if normalize_text(token) in vocabulary.eponyms:
+        return True
+    return token[0].isupper() and not first and not title_case  # a capital inside a sentence-case mention
+
+
+def mask_names(text: str, vocabulary: Vocabulary) -> tuple[str, list[str]]:
+    """The text without proper names, acronyms and name-shaped words ("Minkowski-Chauffard"), and the
+    words left as the vocabulary holds them: eponyms tell nothing about the language of a mention."""
+    text = NAME_SHAPE.sub(" ", text)
+    tokens = words(text)
+    long = [t for t in tokens if len(t) >= 3]
+    title_case = len(long) >= 2 and sum(t[0].isupper() for t in long) > len(long) / 2
+    kept = [t for i, t in enumerate(tokens) if not _is_name(t, i == 0, title_case, vocabulary)]
+    masked = " ".join(kept)
+    return masked, vocabulary_words(masked)
+
+
+def vocabulary_supports(tokens: list[str], requested: str, detected: str, vocabulary: Vocabulary) -> bool:
+    """True when the label vocabulary backs the requested language against the detected one: every word is
+    a label word of the requested language, or it knows more of them than the detected language does."""
+    if not tokens or not vocabulary.has(requested):
+        return False
+    own = sum(t in vocabulary.words[requested] for t in tokens)
+    if own == len(tokens):
+        return True
+    return vocabulary.has(detected) and own > sum(t in vocabulary.words[detected] for t in tokens)
+
+
 class LanguageCheck(Check):
     name = "language"
     summary_meaning = "share of pairs written in another language than requested (or mixing languages)"
@@ -77,12 +114,15 @@ class LanguageCheck(Check):
         self.conf_sum: Counter = Counter()
         self.conf_n: Counter = Counter()
         self.too_short = 0
+        self.undetermined = 0
+        self.vetoed = 0
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         cfg = self.config.language
         langs = tuple(self.config.languages)
         out: list[list[Finding]] = [[] for _ in chunk.items]
         todo = []
+        vocabulary: Vocabulary | None = None
         for i, item in enumerate(chunk.items):
             if item.language not in langs or not item.mention.strip():
                 continue
@@ -90,12 +130,20 @@ class LanguageCheck(Check):
             if n_words < cfg.min_words:
                 self.too_short += 1
                 continue
-            todo.append((i, n_words))
+            if vocabulary is None:
+                vocabulary = label_vocabulary(self.resources.terminology)
+            masked, tokens = mask_names(item.mention, vocabulary)
+            shared = [bag for lang, bag in vocabulary.words.items() if vocabulary.has(lang)]
+            content = [t for t in tokens if len(t) >= 3 and not all(t in bag for bag in shared)]
+            if len(content) < cfg.min_content_words:
+                self.undetermined += 1
+                continue
+            todo.append((i, n_words, masked, [t for t in tokens if len(t) >= 2]))
         if not todo:
             return out
         detector = language_detector(langs)
-        confidences = detector.confidences([chunk.items[i].mention for i, _ in todo])
-        for (i, n_words), conf in zip(todo, confidences):
+        confidences = detector.confidences([masked for _, _, masked, _ in todo])
+        for (i, n_words, _masked, tokens), conf in zip(todo, confidences):
             item = chunk.items[i]
             detected = max(conf, key=conf.get) if conf else item.language
             requested_conf = conf.get(item.language, 0.0)
@@ -104,6 +152,9 @@ class LanguageCheck(Check):
             self.conf_n[item.language] += 1
             if (detected != item.language and conf[detected] >= cfg.min_confidence
                     and conf[detected] - requested_conf >= cfg.min_margin):
+                if cfg.vocabulary_vote and vocabulary_supports(tokens, item.language, detected, vocabulary):
+                    self.vetoed += 1
+                    continue
                 out[i].append(Finding(
                     self.name, "wrong_language", float(conf[detected]),
                     f"written in {detected} (confidence {conf[detected]:.2f}), not in {item.language} "
@@ -127,6 +178,8 @@ class LanguageCheck(Check):
         return {
             "backend": language_detector(tuple(self.config.languages)).backend,
             "too_short_to_tell": self.too_short,
+            "undetermined": self.undetermined,
+            "kept_by_label_vocabulary": self.vetoed,
             "mean_confidence_requested": {l: round(self.conf_sum[l] / self.conf_n[l], 4) for l in self.conf_n},
             "requested_to_detected": dict(self.confusion.most_common()),
         }
