@@ -25,7 +25,8 @@ import numpy as np
 from audit.bias import fingerprints, reject_outliers
 from audit.checks import CHECKS, AuditResources
 from audit.config import AuditConfig
-from audit.embedding import CodeVectors, Encoder, encode_fixed
+from audit.embedding import Encoder, encode_fixed
+from audit.fit import CorpusFit
 from audit.findings import Decision, Finding
 from audit.gate import evaluate_gate
 from audit.items import Chunk, Item
@@ -57,9 +58,10 @@ class Auditor:
         self.config = config or AuditConfig()
         self.terminology = terminology if terminology is not None else _default_terminology()
         self.encoder = encoder if self.config.embeddings else None
-        code_vectors = (CodeVectors(self.terminology, self.encoder, batch_size=self.config.encode_batch_size)
-                        if self.encoder is not None else None)
-        self.resources = AuditResources(self.terminology, self.encoder, code_vectors, eval_set)
+        fit = CorpusFit(self.terminology, self.encoder, languages=self.config.languages,
+                        batch_size=self.config.encode_batch_size, top=self.config.fit.top_categories,
+                        max_members=self.config.fit.max_members) if self.config.fit.enabled else None
+        self.resources = AuditResources(self.terminology, self.encoder, fit, eval_set)
         self.checks = [cls(self.config, self.resources) for cls in CHECKS]
         self.tally = DatasetTally(self.terminology, sample_size=self.config.language.drift_sample)
         self.malformed: list[Malformed] = []

@@ -38,15 +38,7 @@ class ValidityConfig(_Section):
 
 
 class ConsistencyConfig(_Section):
-    semantic: bool = Field(True, description="compare the mention with sibling/nearby codes by embedding")
-    semantic_margin: float = Field(
-        0.05, ge=0.0, le=1.0,
-        description="flag when another code's cosine beats the pair's own code by at least this much",
-    )
-    max_candidates: int = Field(10, ge=1, le=500, description="sibling + nearby codes compared per pair (each is encoded once, then cached)")
-    semantic_severity: Severity = Field(
-        "warn", description="warn by default: with me5-small the margin does not separate sibling confusions from "
-                            "correct clinician mentions well enough to reject on it (see bench/audit_quality.py)")
+    max_candidates: int = Field(10, ge=1, le=500, description="sibling + nearby codes whose distinguishing terms (a number, a 'with X') the sibling-terms rule compares")
     negation: bool = True
     negation_severity: Severity = "fail"
     laterality: bool = True
@@ -60,6 +52,26 @@ class ConsistencyConfig(_Section):
     sibling_terms_severity: Severity = "fail"
     title_copy: bool = True
     title_copy_severity: Severity = "warn"
+
+
+class FitConfig(_Section):
+    """The fit of a mention against the whole classification (audit/fit.py): lexical always, dense with
+    an encoder that has fitted models in audit/fit_model.json (me5-small)."""
+
+    enabled: bool = True
+    operating_point: Literal["lenient", "balanced", "strict"] = Field(
+        "balanced",
+        description="how many correct clinician mentions the fit check may reject, as fitted on CodiEsp train: "
+                    "lenient ~2%, balanced ~5%, strict ~10% (more wrong codes caught the stricter it is)")
+    other_chapter_severity: Severity = "fail"
+    same_chapter_severity: Severity = "fail"
+    sibling_severity: Severity = "fail"
+    unverified: bool = Field(True, description="warn when no code text resembles the mention, so it cannot pass unseen")
+    unverified_below: float = Field(
+        0.15, ge=0.0, le=1.0,
+        description="best character n-gram similarity to any code text under which a mention is unverifiable")
+    top_categories: int = Field(5, ge=1, le=50, description="best categories named in a finding")
+    max_members: int = Field(400, ge=2, description="categories with more member codes skip the sibling comparison")
 
 
 class JuryConfig(_Section):
@@ -151,11 +163,12 @@ class GateConfig(_Section):
 class AuditConfig(_Section):
     languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"], min_length=1)
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
-    embeddings: bool = Field(True, description="run the embedding checks (semantic, near-duplicate, translation leaks, embedding drift)")
+    embeddings: bool = Field(True, description="run the embedding checks (dense fit, near-duplicate, translation leaks, embedding drift)")
     chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")
     encode_batch_size: int = Field(256, ge=1, description="256 encodes short mentions ~2x faster than 64 with me5-small on CPU")
     validity: ValidityConfig = ValidityConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
+    fit: FitConfig = FitConfig()
     jury: JuryConfig = JuryConfig()
     duplicate: DuplicateConfig = DuplicateConfig()
     leakage: LeakageConfig = LeakageConfig()

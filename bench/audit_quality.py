@@ -124,6 +124,43 @@ def codiesp_precision(config: AuditConfig, encoder, terminology, limit: int | No
             "mean_mention_chars": round(sum(len(d.record["mention"]) for d in decisions) / max(1, n), 1)}
 
 
+FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
+SWAP_TARGETS = {"correct": ("<=", 0.05), "other_chapter": (">=", 0.95), "same_chapter": (">=", 0.85), "sibling": (">=", 0.5)}
+
+
+def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_kind: int, seed: int) -> dict:
+    """CodiEsp diagnoses of `split` with their gold codes ("correct") and with codes swapped to another
+    chapter, another category of the same chapter, a sibling in the same category: disjoint mentions,
+    `per_kind` of each. Share rejected per kind at every operating point (the default one is the
+    configured one)."""
+    from audit.faults import CodeSwapper, swap_sets
+    from retrieval.evalset import import_codiesp
+
+    items, _ = import_codiesp(CODIESP.parent.parent / split, terminology)
+    groups = swap_sets([{"mention": i.mention, "code": i.code, "language": i.language, "model": f"codiesp:{split}"}
+                        for i in items], CodeSwapper(terminology), per_kind=per_kind, seed=seed)
+    curve = {}
+    for point in ("lenient", "balanced", "strict"):
+        cfg = config.model_copy(update={"fit": config.fit.model_copy(update={"operating_point": point})})
+        auditor = Auditor(cfg, terminology=terminology, encoder=encoder)
+        row = {}
+        for kind, pairs in groups.items():
+            decisions = [d for d in audit_pairs([{k: v for k, v in p.items() if k not in ("gold_code", "fault")}
+                                                 for p in pairs], auditor=auditor) if not isinstance(d, Malformed)]
+            rejected = [d for d in decisions if not d.accepted]
+            by_fit = [d for d in rejected if any(f.reason in FIT_REASONS and f.severity == "fail" for f in d.findings)]
+            flagged = [d for d in decisions if d.findings]
+            row[kind] = {"pairs": len(decisions), "rejected": round(len(rejected) / max(1, len(decisions)), 4),
+                         "rejected_by_fit": round(len(by_fit) / max(1, len(decisions)), 4),
+                         "flagged_incl_warnings": round(len(flagged) / max(1, len(decisions)), 4)}
+            if point == config.fit.operating_point:
+                misses = [d for d in decisions if d.accepted] if kind != "correct" else rejected
+                row[kind]["examples"] = [f"{d.record['mention']} [{d.record['code']}] "
+                                         f"{[f.reason for f in d.findings]}" for d in misses[:8]]
+        curve[point] = row
+    return {"split": split, "per_kind": per_kind, "seed": seed, "default": config.fit.operating_point, "curve": curve}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="me5-small")
@@ -131,6 +168,11 @@ def main() -> int:
     parser.add_argument("--codiesp-limit", type=int, default=None)
     parser.add_argument("--skip-codiesp", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--swap-split", default="dev", help="CodiEsp split for the code-swap measurement (never the one "
+                                                            "bench/fit_operating_points.py fitted on: train)")
+    parser.add_argument("--per-kind", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-swaps", action="store_true")
     args = parser.parse_args()
     from terminology import load_terminology
 
@@ -163,6 +205,21 @@ def main() -> int:
                 print(f"  {check:12s} {rate:.1%}")
             for reason, rate in p["reject_rate_per_reason"].items():
                 print(f"    {reason:32s} {rate:.2%}")
+    if not args.skip_swaps and CODIESP.is_file():
+        swaps = codiesp_swaps(config, encoder, terminology, split=args.swap_split, per_kind=args.per_kind, seed=args.seed)
+        result["codiesp_swaps"] = swaps
+        print(f"CodiEsp {args.swap_split} code swaps ({args.per_kind} disjoint mentions per kind, seed {args.seed}): "
+              f"share rejected (any check) / by the fit check, per operating point; default {swaps['default']}")
+        for point, row in swaps["curve"].items():
+            cells = "  ".join(f"{kind} {r['rejected']:.3f}/{r['rejected_by_fit']:.3f}" for kind, r in row.items())
+            print(f"  {point:9s} {cells}")
+        for kind, (op, target) in SWAP_TARGETS.items():
+            value = swaps["curve"][swaps["default"]][kind]["rejected"]
+            met = value <= target if op == "<=" else value >= target
+            print(f"  target {kind} {op} {target}: {value:.3f} {'met' if met else 'NOT met'}")
+        for kind, r in swaps["curve"][swaps["default"]].items():
+            for example in r.get("examples", []):
+                print(f"    {'rejected' if kind == 'correct' else 'missed'} {kind}: {example}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from reports.config import ReportConfig
 from reports.context import (
+    FitRow,
     Bias,
     Coverage,
     CoverageCell,
@@ -316,12 +317,34 @@ def bias_of(summary: dict[str, Any]) -> Bias | None:
         text = f"{as_int(share.get('chapters_accepted'))} of {as_int(share.get('chapters_planned'))} planned chapters have accepted pairs"
         gaps.append((str(lang), text + (f"; none accepted in chapter {', '.join(missing)}" if missing else "")))
     handled = {"outliers", "fingerprint", "coverage", "cost"}  # cost is in the provenance and the matrix
+    fit_rows, fit_note = fit_of(summary)
     return Bias(
         outliers=outliers,
         fingerprints=[_fingerprint(lang, as_dict(fingerprint[lang])) for lang in ordered_languages(fingerprint)],
         coverage_gaps=gaps,
         other=flatten({k: v for k, v in bias.items() if k not in handled}, depth=3, limit=60),
+        fit=fit_rows,
+        fit_note=fit_note,
     )
+
+
+def fit_of(summary: dict[str, Any]) -> tuple[list[FitRow], str]:
+    """The fit check's misfit-probability histogram per generator and language, as the audit counted it."""
+    fit = as_dict(as_dict(as_dict(as_dict(summary.get("checks")).get("consistency")).get("info")).get("fit"))
+    rows = []
+    for generator, languages in sorted(as_dict(fit.get("histogram")).items()):
+        for language in ordered_languages(as_dict(languages)):
+            counts = [as_int(c) or 0 for c in as_list(as_dict(languages)[language])]
+            total = sum(counts)
+            if total:
+                half = len(counts) // 2
+                rows.append(FitRow(str(generator), str(language), counts, total, sum(counts[half:]) / total))
+    note = ""
+    if fit:
+        variant = as_dict(fit.get("variant"))
+        note = (f"operating point {fit.get('operating_point')}; models: {variant.get('dense')} (with an encoder), "
+                f"{variant.get('lexical')} (without); {as_int(fit.get('official_terms')) or 0} official terms of their code")
+    return rows, note
 
 
 _SAFE_FILE = re.compile(r"^[\w.-]+\.html?$")

@@ -76,6 +76,23 @@ def bar_chart(items: Sequence[tuple[str, int | float]], *, label: str, width: in
     return Markup("".join(parts))
 
 
+def histogram(counts: Sequence[int], *, label: str, width: int = 150, height: int = 34) -> Markup:
+    """A small column histogram over [0, 1] (e.g. misfit probabilities), the right half drawn as bad."""
+    if not counts or not sum(counts):
+        return Markup("")
+    top, n = max(counts), len(counts)
+    step = width / n
+    parts = [f'<svg class="chart spark" role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>']
+    for i, c in enumerate(counts):
+        h = max(1.0 if c else 0.0, (height - 2) * c / top)
+        colour = bad_colour(0.8) if i >= n // 2 else good_colour(0.6)
+        parts.append(f'<rect x="{i * step + 1:.1f}" y="{height - h:.1f}" width="{step - 2:.1f}" height="{h:.1f}" '
+                     f'fill="{colour}"><title>{i / n:.1f}-{(i + 1) / n:.1f}: {c}</title></rect>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
 def coverage_heatmap(coverage: Coverage) -> Markup:
     """ICD-10 chapters x languages: accepted pairs against the plan, green where the plan is met."""
     if not coverage.rows or not coverage.languages:

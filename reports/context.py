@@ -163,11 +163,24 @@ class Fingerprint:
 
 
 @dataclass
+class FitRow:
+    """How well one generator's mentions fit their codes in one language (the fit check's histogram)."""
+
+    generator: str
+    language: str
+    counts: list[int]  # pairs per misfit-probability bin, 0..1 in tenths
+    pairs: int
+    misfit_share: float  # share with a misfit probability >= 0.5
+
+
+@dataclass
 class Bias:
     outliers: list[str]
     fingerprints: list[Fingerprint]
     coverage_gaps: list[tuple[str, str]]  # language -> chapters share and the chapters with nothing accepted
     other: list[tuple[str, str]]
+    fit: list[FitRow] = field(default_factory=list)
+    fit_note: str = ""
 
 
 @dataclass

@@ -109,6 +109,7 @@ def _environment(kind: str) -> Environment:
         good_colour=charts.good_colour,
         ink=charts.ink,
         bar_chart=charts.bar_chart,
+        histogram=charts.histogram,
         coverage_heatmap=charts.coverage_heatmap,
         ci_chart=charts.ci_chart,
     )

@@ -98,19 +98,19 @@ def test_embedding_checks_with_an_injected_encoder(terminology) -> None:
     assert leak and leak[0].reason == "translation" and leak[0].neighbour["eval_line"] == 2
     assert leak[0].severity == "fail"
     consistency = next(c for c in auditor.checks if c.name == "consistency")
-    assert consistency.semantic_checked == 3
-    assert auditor.resources.code_vectors.encoded > 0
+    assert consistency.info()["fit"]["checked"] == 3
 
 
-def test_semantic_check_names_the_better_code(terminology) -> None:
-    """With an encoder that sees the sibling's title in the mention, the better code is named."""
+def test_fit_check_names_the_better_sibling(terminology) -> None:
+    """A mention that is a sibling's title, coded to N39.0, is told which code fits it."""
     title = terminology.get("N39.3").title
-    auditor = Auditor(AuditConfig(languages=["en"]), terminology=terminology, encoder=fakes.FakeEncoder())
-    decision = auditor.audit_chunk([parse_record(1, _pair(title.lower() + " in woman", "N39.0", language="en"))])[0]
-    better = [f for f in decision.findings if f.reason == "better_code"]
+    config = AuditConfig.model_validate({"languages": ["en"], "fit": {"operating_point": "strict"}})
+    auditor = Auditor(config, terminology=terminology, encoder=fakes.FakeEncoder())
+    decision = auditor.audit_chunk([parse_record(1, _pair(title.lower(), "N39.0", language="en"))])[0]
+    better = [f for f in decision.findings if f.reason == "sibling"]
     assert better, decision.findings
-    assert better[0].neighbour["code"] == "N39.3"
-    assert "fits N39.3 better than N39.0" in better[0].detail
+    assert better[0].neighbour["code"] == "N39.3" and better[0].neighbour["distance"] == "sibling"
+    assert "fits N39.3 Stress incontinence" in better[0].detail and "better than N39.0" in better[0].detail
 
 
 def test_jury_records_verdicts_with_mock_responses(terminology, monkeypatch) -> None:
@@ -123,7 +123,8 @@ def test_jury_records_verdicts_with_mock_responses(terminology, monkeypatch) -> 
         return original(model="gpt-4o-mini", messages=kwargs["messages"], mock_response=next(replies))
 
     monkeypatch.setattr(litellm, "completion", fake_completion)
-    config = AuditConfig.model_validate({"jury": {"enabled": True, "models": ["a/judge1", "b/judge2", "c/judge3"]}})
+    config = AuditConfig.model_validate({"fit": {"enabled": False},  # the jury is asked about pairs nothing rejected
+                                         "jury": {"enabled": True, "models": ["a/judge1", "b/judge2", "c/judge3"]}})
     auditor = Auditor(config, terminology=terminology)
     decision = auditor.audit_chunk([parse_record(1, _pair("dolor de cabeza", "N39.0"))])[0]
     jury = [f for f in decision.findings if f.reason == "jury"]

@@ -21,7 +21,7 @@ class AuditResources:
 
     terminology: Any
     encoder: Any = None
-    code_vectors: Any = None
+    fit: Any = None  # audit.fit.CorpusFit: the whole classification, lexical and dense
     eval_set: Any = None  # audit.references.EvalSet
 
 

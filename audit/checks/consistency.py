@@ -1,5 +1,6 @@
 """consistency: is the mention about this code? Rules (negation, laterality, sex, excludes1, title copy)
-in the six languages, a semantic comparison with sibling and nearby codes, and an optional LLM jury."""
+in the six languages, the fit of the mention against the whole classification (audit/fit.py), and an
+optional LLM jury."""
 
 from __future__ import annotations
 
@@ -11,51 +12,45 @@ from audit.checks.base import Check
 from audit.findings import Finding
 from audit.items import Chunk
 from audit.jury import ask_jury
-from audit.semantic import SemanticComparer, candidate_codes
+from audit.fit_model import load_fit_models
+from audit.misfit import MisfitJudge
+from audit.semantic import candidate_codes
 
 
 class ConsistencyCheck(Check):
     name = "consistency"
     uses_embeddings = True
-    summary_meaning = "share of checked pairs whose mention does not fit its code (rules, semantics or jury)"
+    summary_meaning = "share of checked pairs whose mention does not fit its code (rules, fit against the classification, or jury)"
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
-        self._comparer: SemanticComparer | None = None
+        self._judge: MisfitJudge | None = None
         self._sibling_terms: rules.SiblingTerms | None = None
-        self.semantic_checked = 0
-        self.margins: list[float] = []
         self.jury_votes: Counter = Counter()
         self.jury_agreement_sum = 0.0
         self.jury_pairs = 0
 
     @property
-    def comparer(self) -> SemanticComparer | None:
-        if self._comparer is None and self.resources.code_vectors is not None:
-            self._comparer = SemanticComparer(self.resources.terminology, self.resources.code_vectors,
-                                              limit=self.config.consistency.max_candidates)
-        return self._comparer
+    def judge(self) -> MisfitJudge:
+        if self._judge is None:
+            self._judge = MisfitJudge(self.resources.terminology, self.resources.fit, self.config,
+                                      load_fit_models(), encoder_name=getattr(self.resources.encoder, "name", None))
+        return self._judge
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
-        cfg = self.config.consistency
         out: list[list[Finding]] = [[] for _ in chunk.items]
-        semantic_rows: list[tuple[int, Any, str, str]] = []
+        fit_rows: list[int] = []
         for i, item in enumerate(chunk.items):
             if item.entry is None or not item.norm or item.language not in self.config.languages:
                 continue
             out[i].extend(self._rules(item))
-            if cfg.semantic and chunk.has_vector(i) and self.comparer is not None:
-                semantic_rows.append((i, chunk.embeddings[i], item.code, item.language))
-        if semantic_rows:
-            results = self.comparer.compare([(v, c, l) for _, v, c, l in semantic_rows])
-            for (i, _, code, _lang), (own, other, other_sim) in zip(semantic_rows, results):
-                self.semantic_checked += 1
-                if other is None:
-                    continue
-                margin = other_sim - own
-                self.margins.append(margin)
-                if margin >= cfg.semantic_margin:
-                    out[i].append(self._better_code(chunk.items[i], other, own, other_sim, margin))
+            if self.config.fit.enabled and self.resources.fit is not None and not item.rejected:
+                fit_rows.append(i)
+        if fit_rows:
+            items = [chunk.items[i] for i in fit_rows]
+            vectors = [chunk.embeddings[i] if chunk.has_vector(i) else None for i in fit_rows]
+            for i, findings in zip(fit_rows, self.judge.judge(items, vectors)):
+                out[i].extend(findings)
         if self.config.jury.enabled and self.config.jury.models:
             for i, item in enumerate(chunk.items):
                 if item.entry is not None and item.language in self.config.languages and not any(f.severity == "fail" for f in item.findings + out[i]):
@@ -100,15 +95,6 @@ class ConsistencyCheck(Check):
                 for hit, severity in hits if hit is not None
                 for reason, score, detail, neighbour in [hit]]
 
-    def _better_code(self, item, other: str, own: float, other_sim: float, margin: float) -> Finding:
-        entry = self.resources.terminology.find(other)
-        title = entry.title if entry is not None else other
-        score = min(1.0, 0.5 + margin / (4 * max(self.config.consistency.semantic_margin, 1e-6)))
-        detail = (f"fits {other} better than {item.code}: similarity {other_sim:.2f} to '{title}' vs "
-                  f"{own:.2f} to '{item.entry.title}'")
-        return Finding(self.name, "better_code", score, detail, self.config.consistency.semantic_severity,
-                       {"code": other, "title": title})
-
     def _jury(self, item) -> Finding | None:
         jury = self.config.jury
         verdicts = ask_jury(item.mention, item.code, item.entry.title, item.language,
@@ -128,15 +114,9 @@ class ConsistencyCheck(Check):
                        {"verdicts": [{"model": v.model, "fits": v.fits} for v in verdicts]})
 
     def info(self) -> dict[str, Any]:
-        import numpy as np
-
-        info: dict[str, Any] = {"semantic_checked": self.semantic_checked,
-                                "semantic_margin": self.config.consistency.semantic_margin}
-        if self.margins:
-            m = np.asarray(self.margins)
-            info["margin_quantiles"] = {q: round(float(np.quantile(m, float(q))), 4) for q in ("0.5", "0.9", "0.99")}
-        if self.resources.code_vectors is not None:
-            info["code_texts_encoded"] = self.resources.code_vectors.encoded
+        info: dict[str, Any] = {}
+        if self._judge is not None:
+            info["fit"] = self._judge.info()
         if self.jury_pairs:
             info["jury"] = {"pairs": self.jury_pairs, "mean_agreement": self.jury_agreement_sum / self.jury_pairs,
                             "votes": dict(self.jury_votes)}

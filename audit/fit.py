@@ -1,0 +1,213 @@
+"""The global half of the `consistency` check: does the mention fit its code against the whole
+classification, not only against its neighbours?
+
+A wrong code whose neighbours are as unrelated as the code itself slips past any local comparison
+("infarto agudo de miocardio" -> J18.9). So every mention is scored (cosine, multilingual encoder)
+against every category of ICD-10-CM — each category by its best text: English title, inclusion terms and
+its labels in the other languages — and, inside the claimed category, against each member code. The
+standing of the claimed code is then two gaps:
+
+- category gap: best category anywhere minus the claimed category (another category, same or other
+  chapter, fits better);
+- member gap: best member of the claimed category minus the claimed code (a sibling fits better).
+
+Thresholds on the gaps are fitted to a false-reject rate on real clinician mentions
+(bench/fit_operating_points.py), never guessed. A mention that is an official term of its code (title,
+inclusion term, a label in any language) always fits: an official term is never told to fit elsewhere.
+Category and member vectors go through the encoder's "passage" cache, so they are computed once per
+encoder (1,918 categories, 7,467 texts: about a minute with me5-small on 2 cores). Adding the 10,096
+subcategories' 39k texts raised the other-chapter catch on CodiEsp train from 0.66 to 0.70 at the same
+false-reject rate and cost 12 minutes of encoding: not worth it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from audit.lexical import LexicalIndex, LexicalStanding, node_texts
+from audit.text import normalize_text
+
+Level = Literal["fits", "official_term", "less_specific", "sibling", "same_chapter", "other_chapter"]
+
+
+@dataclass(frozen=True)
+class FitScore:
+    """Where a mention stands against the classification: dense (when an encoder is given) and lexical."""
+
+    lexical: LexicalStanding
+    official: bool  # the mention is an official term of the claimed code
+    own_category: float | None = None  # dense cosine to the claimed code's category (its best text)
+    best_category: str | None = None
+    best_category_score: float | None = None
+    category_rank: int | None = None  # categories scoring above the claimed one
+    top_categories: tuple[tuple[str, float], ...] = ()  # dense, best first
+    own_code: float | None = None  # dense cosine to the claimed code; None for header codes
+    best_member: str | None = None  # best member node of the claimed category
+    best_member_score: float | None = None
+
+    @property
+    def dense(self) -> bool:
+        return self.own_category is not None
+
+    @property
+    def category_gap(self) -> float:
+        return max(0.0, (self.best_category_score or 0.0) - (self.own_category or 0.0))
+
+    @property
+    def member_gap(self) -> float:
+        if self.own_code is None or self.best_member_score is None:
+            return 0.0
+        return max(0.0, self.best_member_score - self.own_code)
+
+    def features(self, names: Sequence[str]) -> np.ndarray:
+        lex = self.lexical
+        values = {
+            "dense_gap": self.category_gap,
+            "dense_log_rank": float(np.log1p(self.category_rank or 0)),
+            "dense_own": self.own_category or 0.0,
+            "lex_gap": max(0.0, lex.best_category_score - lex.own_category),
+            "lex_log_rank": float(np.log1p(lex.category_rank)),
+            "lex_own": lex.own_category,
+            "dense_member_gap": self.member_gap,
+            "lex_member_gap": max(0.0, lex.best_member_score - lex.own_code),
+        }
+        return np.asarray([values[n] for n in names], dtype=np.float64)
+
+
+def _member_node(terminology: Any, code: str) -> str:
+    """Codes formed with a 7th character (S72.001A) stand for their 6-character node: the encounter
+    letter does not change what the mention says, and it multiplies the members by up to 16."""
+    entry = terminology.find(code)
+    if entry is not None and len(code.replace(".", "")) == 7 and entry.parent:
+        return entry.parent
+    return code
+
+
+class OfficialTerms:
+    """Normalised official terms of a code (title, inclusion terms, exact labels in every language)."""
+
+    def __init__(self, terminology: Any) -> None:
+        self.terminology = terminology
+        self._cache: dict[str, frozenset[str]] = {}
+
+    def of(self, code: str) -> frozenset[str]:
+        if code not in self._cache:
+            entry = self.terminology.find(code)
+            terms = {entry.title, *entry.inclusion_terms}
+            for lang, label in self.terminology.labels(code).items():
+                if label.precision == "exact":
+                    terms.add(label.text)
+            self._cache[code] = frozenset(normalize_text(t) for t in terms if t)
+        return self._cache[code]
+
+
+class _Grouped:
+    """Vectors of several texts per owner, owners contiguous; scores an owner by its best text."""
+
+    def __init__(self, owners: list[str], texts: list[list[str]], encoder: Any, batch_size: int) -> None:
+        self.owners = owners
+        flat = [t for group in texts for t in group]
+        self.starts = np.cumsum([0] + [len(g) for g in texts[:-1]]).astype(np.int64)
+        self.vectors = (np.asarray(encoder.encode(flat, kind="passage", batch_size=batch_size), dtype=np.float32)
+                        if flat else np.zeros((0, 1), np.float32))
+        self.position = {owner: i for i, owner in enumerate(owners)}
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """(n queries, n owners) best cosine per owner."""
+        sims = queries @ self.vectors.T
+        return np.maximum.reduceat(sims, self.starts, axis=1)
+
+
+class CorpusFit:
+    """Scores mentions against the whole classification; built lazily, stateless besides its caches."""
+
+    def __init__(self, terminology: Any, encoder: Any = None, *, languages: Sequence[str], batch_size: int = 256,
+                 top: int = 5, max_members: int = 400) -> None:
+        self.terminology = terminology
+        self.encoder = encoder
+        self.languages = list(languages)
+        self.batch_size = batch_size
+        self.top = top
+        self.max_members = max_members
+        self.official = OfficialTerms(terminology)
+        self._categories: _Grouped | None = None
+        self._members: dict[tuple[str, str], _Grouped | None] = {}
+        self._billable_by_category: dict[str, list[str]] | None = None
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        return LexicalIndex.for_terminology(self.terminology)
+
+    @property
+    def categories(self) -> _Grouped:
+        if self._categories is None:
+            term = self.terminology
+            cats = [c for c in term.codes() if term.find(c).kind == "category"]
+            texts = [node_texts(term, c, languages=self.languages) for c in cats]
+            self._categories = _Grouped(cats, texts, self.encoder, self.batch_size)
+        return self._categories
+
+    def _members_of(self, category: str, language: str) -> _Grouped | None:
+        key = (category, language)
+        if key not in self._members:
+            if self._billable_by_category is None:
+                by_cat: dict[str, list[str]] = {}
+                for code in self.terminology.billable_codes():
+                    by_cat.setdefault(code[:3], []).append(code)
+                self._billable_by_category = by_cat
+            nodes = list(dict.fromkeys(_member_node(self.terminology, c)
+                                       for c in self._billable_by_category.get(category, [])))
+            if len(nodes) < 2 or len(nodes) > self.max_members:
+                self._members[key] = None
+            else:
+                langs = ["en"] if language == "en" else ["en", language]
+                texts = [node_texts(self.terminology, n, languages=langs, any_precision=True) for n in nodes]
+                self._members[key] = _Grouped(nodes, texts, self.encoder, self.batch_size)
+        return self._members[key]
+
+    def score(self, rows: Sequence[tuple[np.ndarray | None, str, str, str]]) -> list[FitScore]:
+        """For (mention vector or None, normalised mention, code, language) rows, the standing of each code.
+        Rows without a vector (or a CorpusFit without an encoder) get the lexical standing only."""
+        if not rows:
+            return []
+        lexical = self.lexical.standing([r[1] for r in rows], [r[2] for r in rows])
+        dense_rows = [i for i, r in enumerate(rows) if r[0] is not None and self.encoder is not None]
+        dense: dict[int, dict] = {}
+        if dense_rows:
+            cats = self.categories
+            queries = np.stack([rows[i][0] for i in dense_rows]).astype(np.float32)
+            for start in range(0, len(dense_rows), 512):
+                block = dense_rows[start:start + 512]
+                scores = cats.scores(queries[start:start + 512])
+                for i, row_scores in zip(block, scores):
+                    vec, _, code, lang = rows[i]
+                    dense[i] = self._dense_standing(vec, code, lang, row_scores)
+        out = []
+        for i, (_, norm, code, _) in enumerate(rows):
+            entry = self.terminology.find(code)
+            official = entry is not None and norm in self.official.of(entry.code)
+            out.append(FitScore(lexical=lexical[i], official=official, **dense.get(i, {})))
+        return out
+
+    def _dense_standing(self, vec: np.ndarray, code: str, lang: str, row_scores: np.ndarray) -> dict:
+        cats = self.categories
+        own_index = cats.position.get(code[:3])
+        own_cat = float(row_scores[own_index]) if own_index is not None else float(row_scores.min())
+        order = np.argsort(-row_scores)[: self.top]
+        best = int(order[0])
+        out: dict = {"own_category": own_cat, "best_category": cats.owners[best],
+                     "best_category_score": float(row_scores[best]), "category_rank": int((row_scores > own_cat).sum()),
+                     "top_categories": tuple((cats.owners[int(i)], round(float(row_scores[int(i)]), 4)) for i in order)}
+        entry = self.terminology.find(code)
+        members = self._members_of(code[:3], lang) if entry is not None and entry.billable else None
+        if members is not None:
+            node = _member_node(self.terminology, code)
+            if node in members.position:
+                member_scores = members.scores(vec[None, :])[0]
+                top_member = int(np.argmax(member_scores))
+                out.update(own_code=float(member_scores[members.position[node]]),
+                           best_member=members.owners[top_member], best_member_score=float(member_scores[top_member]))
+        return out

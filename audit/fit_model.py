@@ -1,0 +1,83 @@
+"""The fitted decision of the fit check: logistic models over the FitScore features and their thresholds
+at named operating points (the share of correct clinician mentions they reject).
+
+Two models, because the two errors look different: `category` separates right pairs from codes of
+another category (same or other chapter); `member` separates them from a sibling in the same category.
+Each exists in a dense+lexical form per encoder and a lexical-only form (no encoder, `--no-embeddings`,
+or an encoder nobody fitted). `bench/fit_operating_points.py` fits them on CodiEsp train (correct pairs
+and seeded code swaps) and writes `fit_model.json`; thresholds are never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from audit.fit import FitScore
+
+OperatingPoint = Literal["lenient", "balanced", "strict"]
+MODEL_PATH = Path(__file__).with_name("fit_model.json")
+LEXICAL = "lexical"
+
+
+class LogisticModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[str]
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+
+    def probability(self, score: FitScore) -> float:
+        x = (score.features(self.features) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return float(1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept))))
+
+
+class FittedPoint(BaseModel):
+    """Thresholds on both models' probabilities, and what they did on the data they were fitted on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: float
+    member: float
+    false_reject_target: float
+    fitted: dict[str, float]  # share rejected per kind on the fitting data
+
+
+class FitVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: LogisticModel
+    member: LogisticModel
+    operating_points: dict[OperatingPoint, FittedPoint]
+
+
+class FitModels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    fitted_on: str
+    command: str
+    variants: dict[str, FitVariant]  # encoder name -> variant; "lexical" for no encoder
+
+    def variant(self, encoder_name: str | None) -> tuple[str, FitVariant]:
+        """The encoder's own variant, else the lexical one (an unfitted encoder's cosines mean nothing here)."""
+        if encoder_name and encoder_name in self.variants:
+            return encoder_name, self.variants[encoder_name]
+        return LEXICAL, self.variants[LEXICAL]
+
+
+@lru_cache(maxsize=4)
+def load_fit_models(path: Path = MODEL_PATH) -> FitModels:
+    return FitModels.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def save_fit_models(models: FitModels, path: Path = MODEL_PATH) -> None:
+    path.write_text(json.dumps(models.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8")
+    load_fit_models.cache_clear()

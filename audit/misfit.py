@@ -1,0 +1,116 @@
+"""Turns a mention's standing against the classification (audit/fit.py) into findings in plain words.
+
+The fitted models (audit/fit_model.py) give two probabilities — another category fits better, a sibling
+fits better — and the operating point named in `[audit.fit]` gives their thresholds. A finding says how
+far the better code is in the hierarchy (another chapter, the same chapter, a sibling in the category),
+names it, and is milder the closer it is. An official term of the code never gets one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+
+from audit.findings import Finding
+from audit.fit import CorpusFit, FitScore
+from audit.fit_model import FitModels
+
+HISTOGRAM_BINS = 10
+LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
+MIN_LEXICAL_NAME = 0.3  # a lexical best below this is too weak to name as "the code that fits"
+
+
+class MisfitJudge:
+    def __init__(self, terminology: Any, fit: CorpusFit, config: Any, models: FitModels, *,
+                 encoder_name: str | None) -> None:
+        self.terminology = terminology
+        self.fit = fit
+        self.config = config.fit
+        self.dense_name, self.dense = models.variant(encoder_name)
+        self.lexical_name, self.lexical = models.variant(None)
+        self.checked = 0
+        self.official = 0
+        self.levels: dict[str, int] = defaultdict(int)
+        self.unverified = 0
+        # generator -> language -> counts of the misfit probability (max of both models) in 10 bins
+        self.histogram: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * HISTOGRAM_BINS))
+
+    def judge(self, items: Sequence[Any], vectors: Sequence[np.ndarray | None]) -> list[list[Finding]]:
+        rows = [(vec if self.dense_name != self.lexical_name else None, item.norm, item.code, item.language)
+                for item, vec in zip(items, vectors)]
+        scores = self.fit.score(rows)
+        return [self._findings(item, score) for item, score in zip(items, scores)]
+
+    def _findings(self, item: Any, score: FitScore) -> list[Finding]:
+        self.checked += 1
+        if score.official:
+            self.official += 1
+            self.histogram[item.generator][item.language][0] += 1
+            return []
+        variant = self.dense if score.dense else self.lexical
+        point = variant.operating_points[self.config.operating_point]
+        p_category, p_member = variant.category.probability(score), variant.member.probability(score)
+        misfit = max(p_category, p_member)
+        self.histogram[item.generator][item.language][min(HISTOGRAM_BINS - 1, int(misfit * HISTOGRAM_BINS))] += 1
+        findings: list[Finding] = []
+        if p_category >= point.category:
+            findings.append(self._category_finding(item, score, p_category))
+        elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
+            findings.append(self._member_finding(item, score, p_member))
+        if not findings and self.config.unverified and self._unverifiable(score):
+            self.unverified += 1
+            findings.append(Finding(
+                "consistency", "unverified", 0.3,
+                f"no code text resembles '{item.mention}' (an abbreviation or a rare term?): its fit to {item.code} "
+                "could not be checked", "warn"))
+        for f in findings:
+            self.levels[f.reason] += 1
+        return findings
+
+    def _unverifiable(self, score: FitScore) -> bool:
+        return score.lexical.best_category_score < self.config.unverified_below
+
+    def _better_category(self, score: FitScore) -> str:
+        if score.lexical.best_category_score >= MIN_LEXICAL_NAME or not score.dense:
+            return score.lexical.best_category
+        return score.best_category or score.lexical.best_category
+
+    def _describe(self, code: str) -> str:
+        entry = self.terminology.find(code)
+        return f"{code} {entry.title}" if entry is not None else code
+
+    def _category_finding(self, item: Any, score: FitScore, probability: float) -> Finding:
+        better = self._better_category(score)
+        own_chapter = item.entry.chapter
+        better_entry = self.terminology.find(better)
+        level = "other_chapter" if better_entry is None or better_entry.chapter != own_chapter else "same_chapter"
+        where = (f"chapter {better_entry.chapter}" if level == "other_chapter" else f"same chapter {own_chapter}") \
+            if better_entry is not None else "elsewhere"
+        detail = (f"fits {self._describe(better)} ({where}) better; {item.code} is {item.entry.title} "
+                  f"(chapter {own_chapter}); misfit probability {probability:.2f}")
+        base, span = LEVEL_SCORE[level]
+        candidates = [c for c, _ in score.top_categories if c != better][:2]
+        return Finding("consistency", level, min(1.0, base + span * probability), detail,
+                       getattr(self.config, f"{level}_severity"),
+                       {"code": better, "title": better_entry.title if better_entry else better,
+                        "distance": level, "also": candidates, "probability": round(probability, 4)})
+
+    def _member_finding(self, item: Any, score: FitScore, probability: float) -> Finding:
+        better = score.best_member or score.lexical.best_member
+        entry = self.terminology.find(better)
+        detail = (f"fits {self._describe(better)} better than {item.code} {item.entry.title} (sibling in category "
+                  f"{item.code[:3]}); misfit probability {probability:.2f}")
+        base, span = LEVEL_SCORE["sibling"]
+        return Finding("consistency", "sibling", min(1.0, base + span * probability), detail,
+                       self.config.sibling_severity,
+                       {"code": better, "title": entry.title if entry else better, "distance": "sibling",
+                        "probability": round(probability, 4)})
+
+    def info(self) -> dict[str, Any]:
+        return {"checked": self.checked, "official_terms": self.official, "operating_point": self.config.operating_point,
+                "variant": {"dense": self.dense_name, "lexical": self.lexical_name},
+                "findings": dict(self.levels), "unverified": self.unverified,
+                "bins": [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)],
+                "histogram": {g: dict(langs) for g, langs in self.histogram.items()}}

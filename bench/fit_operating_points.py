@@ -1,0 +1,124 @@
+"""Fit the fit check's models and operating points on CodiEsp train (real clinician mentions, their gold
+codes, and seeded code swaps: another chapter, same chapter other category, a sibling), and write
+audit/fit_model.json. Measure on CodiEsp dev with bench/audit_quality.py: never on the split fitted here.
+
+    python bench/fit_operating_points.py                     # me5-small + the lexical-only variant
+    python bench/fit_operating_points.py --per-kind 500 --encoder me5-small
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from audit.faults import CodeSwapper, swap_sets  # noqa: E402
+from audit.fit import CorpusFit  # noqa: E402
+from audit.fit_model import LEXICAL, FitModels, FittedPoint, FitVariant, LogisticModel, save_fit_models  # noqa: E402
+from audit.text import normalize_text  # noqa: E402
+
+CODIESP = ROOT.parent / "shared" / "data" / "codiesp"
+DENSE_CATEGORY = ["dense_gap", "dense_log_rank", "dense_own", "lex_gap", "lex_log_rank", "lex_own"]
+DENSE_MEMBER = ["dense_member_gap", "lex_member_gap"]
+LEX_CATEGORY = ["lex_gap", "lex_log_rank", "lex_own"]
+LEX_MEMBER = ["lex_member_gap"]
+TARGETS = {"lenient": 0.02, "balanced": 0.05, "strict": 0.10}
+
+
+def logistic(x: np.ndarray, y: np.ndarray, names: list[str]) -> LogisticModel:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    clf = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced").fit((x - mean) / scale, y)
+    return LogisticModel(features=names, mean=mean.tolist(), scale=scale.tolist(), coef=clf.coef_[0].tolist(),
+                         intercept=float(clf.intercept_[0]))
+
+
+def operating_point(p_cat: dict[str, np.ndarray], p_mem: dict[str, np.ndarray], target: float) -> FittedPoint:
+    """The pair of thresholds that rejects at most `target` of the correct pairs and catches the most
+    swaps (mean share over the three kinds), searched over the correct pairs' quantiles."""
+    best = None
+    correct_cat, correct_mem = p_cat["correct"], p_mem["correct"]
+    for mem_q in np.linspace(1.0 - target, 1.0, 11):
+        t_mem = float(np.quantile(correct_mem, mem_q)) if mem_q < 1.0 else 1.01
+        spared = correct_mem < t_mem
+        # the category threshold spends what the member threshold left of the budget
+        allowed = int(np.floor(target * len(correct_cat))) - int((~spared).sum())
+        if allowed < 0:
+            continue
+        ranked = np.sort(correct_cat[spared])[::-1]
+        t_cat = float(ranked[allowed]) + 1e-9 if allowed < len(ranked) else 0.0
+        caught = {k: float(np.mean((p_cat[k] >= t_cat) | (p_mem[k] >= t_mem))) for k in p_cat}
+        value = np.mean([caught[k] for k in caught if k != "correct"])
+        if best is None or value > best[0]:
+            best = (value, t_cat, t_mem, caught)
+    _, t_cat, t_mem, caught = best
+    return FittedPoint(category=round(t_cat, 6), member=round(t_mem, 6), false_reject_target=target,
+                       fitted={k: round(v, 4) for k, v in caught.items()})
+
+
+def variant(scores: dict, category: list[str], member: list[str]) -> FitVariant:
+    kinds = list(scores)
+    feats = {k: (np.stack([s.features(category) for s in scores[k]]), np.stack([s.features(member) for s in scores[k]]))
+             for k in kinds}
+    x_cat = np.vstack([feats["correct"][0], feats["other_chapter"][0], feats["same_chapter"][0]])
+    y_cat = np.r_[np.zeros(len(scores["correct"])), np.ones(len(scores["other_chapter"]) + len(scores["same_chapter"]))]
+    x_mem = np.vstack([feats["correct"][1], feats["sibling"][1]])
+    y_mem = np.r_[np.zeros(len(scores["correct"])), np.ones(len(scores["sibling"]))]
+    cat_model, mem_model = logistic(x_cat, y_cat, category), logistic(x_mem, y_mem, member)
+    # an official term of its code is never rejected, whatever its probabilities
+    p_cat = {k: np.array([0.0 if s.official else cat_model.probability(s) for s in scores[k]]) for k in kinds}
+    p_mem = {k: np.array([0.0 if s.official else mem_model.probability(s) for s in scores[k]]) for k in kinds}
+    points = {name: operating_point(p_cat, p_mem, target) for name, target in TARGETS.items()}
+    return FitVariant(category=cat_model, member=mem_model, operating_points=points)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="me5-small")
+    parser.add_argument("--per-kind", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    from clinassay.commands.audit import DiskCachedEncoder
+    from retrieval.evalset import import_codiesp
+    from retrieval.models import load_encoder
+    from terminology import load_terminology
+
+    term = load_terminology()
+    items, _ = import_codiesp(CODIESP / "train", term)
+    pairs = [{"mention": i.mention, "code": i.code, "language": i.language} for i in items]
+    groups = swap_sets(pairs, CodeSwapper(term), per_kind=args.per_kind, seed=args.seed)
+    print({k: len(v) for k, v in groups.items()}, "pairs per kind from CodiEsp train")
+    encoder = DiskCachedEncoder(load_encoder(args.encoder), queries=True)
+    fit = CorpusFit(term, encoder, languages=["es", "ca", "pt", "fr", "it", "en"])
+    started = time.perf_counter()
+    scores = {}
+    for kind, rows in groups.items():
+        vectors = encoder.encode([r["mention"] for r in rows], kind="query", batch_size=256)
+        scores[kind] = fit.score([(v, normalize_text(r["mention"]), r["code"], r["language"]) for v, r in zip(vectors, rows)])
+        print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
+    lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official) for s in v] for k, v in scores.items()}
+    models = FitModels(
+        fitted_on=f"CodiEsp train: {args.per_kind} correct pairs and {args.per_kind} code swaps of each kind, seed {args.seed}",
+        command=f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}",
+        variants={args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
+                  LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)})
+    save_fit_models(models)
+    for name, v in models.variants.items():
+        for point, fitted in v.operating_points.items():
+            print(f"{name:10s} {point:9s} thresholds category {fitted.category:.3f} member {fitted.member:.3f}; "
+                  f"rejected on CodiEsp train: " + ", ".join(f"{k} {r:.3f}" for k, r in fitted.fitted.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

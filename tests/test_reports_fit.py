@@ -1,0 +1,32 @@
+"""The report shows the fit check as the audit decided it: a misfit in plain words with the code that
+fits and its hierarchy distance, and the misfit-probability histogram per generator."""
+
+from __future__ import annotations
+
+import json
+
+from audit import AuditConfig
+from audit.auditor import run_audit
+from reports.build import build_report_context
+from reports.render import render_html
+
+
+def test_report_explains_misfits_and_draws_a_histogram_per_generator(tmp_path) -> None:
+    pairs = [
+        {"mention": "infarto agudo de miocardio", "code": "J18.9", "language": "es", "model": "miscoder"},
+        {"mention": "apendicitis aguda", "code": "N39.0", "language": "es", "model": "miscoder"},
+        {"mention": "infección del tracto urinario", "code": "N39.0", "language": "es", "model": "careful"},
+        {"mention": "neumonía", "code": "J18.9", "language": "es", "model": "careful"},
+    ]
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs), encoding="utf-8")
+    config = AuditConfig.model_validate({"embeddings": False, "gate": {"max_reject_rate": 1.0,
+                                                                        "max_reject_rate_language": 1.0,
+                                                                        "max_reject_rate_generator": 1.0}})
+    run_audit(source, tmp_path / "out", config=config)
+    context = build_report_context(tmp_path / "out", titles=lambda code: None)
+    rows = {(f.generator, f.language): f for f in context.bias.fit}
+    assert rows[("miscoder", "es")].misfit_share == 1.0 and rows[("careful", "es")].misfit_share == 0.0
+    html = render_html(context)
+    assert 'id="fit-histograms"' in html and "misfit probabilities of miscoder in es" in html
+    assert "fits I21 Acute myocardial infarction (chapter 9) better; J18.9 is" in html
