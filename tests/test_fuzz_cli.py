@@ -293,13 +293,21 @@ def _count(path: Path) -> int:
 
 
 # ------------------------------------------------------------------------------------------ properties
-def audit_accounts_for_every_line(lines: list[bytes], trailing: bool) -> None:
+GOOD_LINES = GOOD_PAIRS.encode("utf-8").splitlines()
+
+
+def audit_accounts_for_every_line(lines: list[bytes], good: list[tuple[int, int]], trailing: bool) -> None:
+    """Hostile lines with good pairs among them: those are audited, the rest counted, none lost."""
+    lines = list(lines)
+    for position, which in good:
+        lines.insert(position % (len(lines) + 1), GOOD_LINES[which % len(GOOD_LINES)])
     data = jsonl(lines, trailing)
     with tempfile.TemporaryDirectory() as tmp:
         pairs, out = Path(tmp) / "pairs.jsonl", Path(tmp) / "out"
         pairs.write_bytes(data)
         result = invoke("audit", pairs, "--out", out, "--no-embeddings", "--no-report")
-        if result.code == 2:
+        if result.code == 2:  # bad input as a whole: nothing readable (empty, all garbage)
+            assert not good, result.err
             return
         counts = json.loads((out / "summary.json").read_text(encoding="utf-8"))["counts"]
         assert counts["input_lines"] == non_blank_lines(data), (counts, data[:300])
@@ -426,7 +434,8 @@ def _fast_and_slow(check, *strategies):
 
 
 test_fuzz_audit_pairs, test_fuzz_audit_pairs_slow = _fast_and_slow(
-    audit_accounts_for_every_line, st.lists(hostile_line, max_size=8), st.booleans())
+    audit_accounts_for_every_line, st.lists(hostile_line, max_size=8),
+    st.lists(st.tuples(st.integers(0, 8), st.integers(0, 3)), max_size=3), st.booleans())
 test_fuzz_config, test_fuzz_config_slow = _fast_and_slow(configs_are_refused_or_used, toml_config())
 test_fuzz_eval_set, test_fuzz_eval_set_slow = _fast_and_slow(eval_sets_are_refused_or_used, eval_set())
 test_fuzz_train_manifest, test_fuzz_train_manifest_slow = _fast_and_slow(
