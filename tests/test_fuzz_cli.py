@@ -229,14 +229,16 @@ def toml_config(draw) -> bytes:
 @st.composite
 def eval_set(draw) -> tuple[str, bytes]:
     """An evaluation set as TSV (with a header, or not) or JSONL, with hostile rows."""
+    good = draw(st.integers(0, 3))
     if draw(st.booleans()):
-        return ".jsonl", jsonl(draw(st.lists(hostile_line, max_size=6)), True)
+        return ".jsonl", jsonl(draw(st.lists(hostile_line, max_size=6)) + GOOD_LINES[:good], True)
     header = draw(st.sampled_from([b"mention\tcode\tlanguage", b"\xef\xbb\xbfmention\tcode\tlanguage",
                                    b"code\tmention", b"", b"mention,code,language"]))
     cell = st.one_of(st.sampled_from(MENTIONS + CODES + LANGS), text_values).map(
         lambda t: t.encode("utf-8", "surrogatepass"))
     rows = draw(st.lists(st.lists(st.one_of(cell, st.binary(max_size=10)), min_size=0, max_size=4), max_size=6))
-    return ".tsv", b"\n".join([header, *(b"\t".join(r) for r in rows)]) + b"\n"
+    good_rows = [b"infecci\xc3\xb3n urinaria\tN39.0\tes", b"asthma\tJ45.909\ten", b"cistite\tN30.00\tpt"][:good]
+    return ".tsv", b"\n".join([header, *good_rows, *(b"\t".join(r) for r in rows)]) + b"\n"
 
 
 def json_values(leaves=None):
