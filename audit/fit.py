@@ -22,6 +22,7 @@ false-reject rate and cost 12 minutes of encoding: not worth it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -39,6 +40,8 @@ class FitScore:
 
     lexical: LexicalStanding
     official: bool  # the mention is an official term of the claimed code
+    official_elsewhere: tuple[str, ...] = ()  # codes in other categories whose official term the mention is
+    official_sibling: tuple[str, ...] = ()  # codes of the same category, not the code's ancestors, ditto
     own_category: float | None = None  # dense cosine to the claimed code's category (its best text)
     best_category: str | None = None
     best_category_score: float | None = None
@@ -86,12 +89,17 @@ def _member_node(terminology: Any, code: str) -> str:
     return code
 
 
+_OFFICIAL: "weakref.WeakKeyDictionary[Any, OfficialTerms]" = weakref.WeakKeyDictionary()
+
+
 class OfficialTerms:
-    """Normalised official terms of a code (title, inclusion terms, exact labels in every language)."""
+    """Normalised official terms of every code (title, inclusion terms, exact labels in every language),
+    and the reverse: which codes a term is official for."""
 
     def __init__(self, terminology: Any) -> None:
         self.terminology = terminology
         self._cache: dict[str, frozenset[str]] = {}
+        self._owners: dict[str, tuple[str, ...]] | None = None
 
     def of(self, code: str) -> frozenset[str]:
         if code not in self._cache:
@@ -102,6 +110,25 @@ class OfficialTerms:
                     terms.add(label.text)
             self._cache[code] = frozenset(normalize_text(t) for t in terms if t)
         return self._cache[code]
+
+    @classmethod
+    def for_terminology(cls, terminology: Any) -> "OfficialTerms":
+        """One per terminology object: the reverse index takes seconds to build."""
+        if terminology not in _OFFICIAL:
+            _OFFICIAL[terminology] = cls(terminology)
+        return _OFFICIAL[terminology]
+
+    def owners(self, norm: str) -> tuple[str, ...]:
+        """The codes (categories and codes) whose official term `norm` is; built once, on first use."""
+        if self._owners is None:
+            owners: dict[str, list[str]] = {}
+            for code in self.terminology.codes():
+                if self.terminology.find(code).kind in ("category", "code"):
+                    for term in self.of(code):
+                        owners.setdefault(term, []).append(code)
+            self._owners = {t: tuple(c) for t, c in owners.items()}
+            self._cache.clear()  # the reverse index holds what is needed; per-code sets are rebuilt on demand
+        return self._owners.get(norm, ())
 
 
 class _Grouped:
@@ -132,7 +159,7 @@ class CorpusFit:
         self.batch_size = batch_size
         self.top = top
         self.max_members = max_members
-        self.official = OfficialTerms(terminology)
+        self.official = OfficialTerms.for_terminology(terminology)
         self._categories: _Grouped | None = None
         self._members: dict[tuple[str, str], _Grouped | None] = {}
         self._billable_by_category: dict[str, list[str]] | None = None
@@ -189,7 +216,12 @@ class CorpusFit:
         for i, (_, norm, code, _) in enumerate(rows):
             entry = self.terminology.find(code)
             official = entry is not None and norm in self.official.of(entry.code)
-            out.append(FitScore(lexical=lexical[i], official=official, **dense.get(i, {})))
+            owners = () if official or entry is None else self.official.owners(norm)
+            elsewhere = tuple(c for c in owners if c[:3] != entry.code[:3])
+            # a term of the code's own ancestor ("asma" for J45.51) is a less specific mention, not a wrong one
+            sibling = tuple(c for c in owners if c[:3] == entry.code[:3] and not entry.code.startswith(c))
+            out.append(FitScore(lexical=lexical[i], official=official, official_elsewhere=elsewhere,
+                                official_sibling=sibling, **dense.get(i, {})))
         return out
 
     def _dense_standing(self, vec: np.ndarray, code: str, lang: str, row_scores: np.ndarray) -> dict:

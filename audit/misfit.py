@@ -55,8 +55,13 @@ class MisfitJudge:
         misfit = max(p_category, p_member)
         self.histogram[item.generator][item.language][min(HISTOGRAM_BINS - 1, int(misfit * HISTOGRAM_BINS))] += 1
         findings: list[Finding] = []
-        if p_category >= point.category:
+        if score.official_elsewhere:
+            # the mention is word for word an official term of a code in another category: no model needed
+            findings.append(self._official_elsewhere_finding(item, score))
+        elif p_category >= point.category:
             findings.append(self._category_finding(item, score, p_category))
+        elif score.official_sibling:
+            findings.append(self._member_finding(item, score, 1.0, better=score.official_sibling[0]))
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
             findings.append(self._member_finding(item, score, p_member))
         if not findings and self.config.unverified and self._unverifiable(score):
@@ -97,11 +102,25 @@ class MisfitJudge:
                        {"code": better, "title": better_entry.title if better_entry else better,
                         "distance": level, "also": candidates, "probability": round(probability, 4)})
 
-    def _member_finding(self, item: Any, score: FitScore, probability: float) -> Finding:
-        better = score.best_member or score.lexical.best_member
+    def _official_elsewhere_finding(self, item: Any, score: FitScore) -> Finding:
+        better = score.official_elsewhere[0]
+        better_entry = self.terminology.find(better)
+        level = "other_chapter" if better_entry.chapter != item.entry.chapter else "same_chapter"
+        where = f"chapter {better_entry.chapter}" if level == "other_chapter" else f"same chapter {item.entry.chapter}"
+        detail = (f"'{item.mention}' is an official term of {self._describe(better)} ({where}); {item.code} is "
+                  f"{item.entry.title} (chapter {item.entry.chapter})")
+        return Finding("consistency", level, 1.0 if level == "other_chapter" else 0.9, detail,
+                       getattr(self.config, f"{level}_severity"),
+                       {"code": better, "title": better_entry.title, "distance": level,
+                        "also": list(score.official_elsewhere[1:3]), "official_term": True})
+
+    def _member_finding(self, item: Any, score: FitScore, probability: float, *, better: str | None = None) -> Finding:
+        official = better is not None
+        better = better or score.best_member or score.lexical.best_member
         entry = self.terminology.find(better)
         detail = (f"fits {self._describe(better)} better than {item.code} {item.entry.title} (sibling in category "
-                  f"{item.code[:3]}); misfit probability {probability:.2f}")
+                  f"{item.code[:3]}); " + ("the mention is its official term" if official
+                                           else f"misfit probability {probability:.2f}"))
         base, span = LEVEL_SCORE["sibling"]
         return Finding("consistency", "sibling", min(1.0, base + span * probability), detail,
                        self.config.sibling_severity,

@@ -75,9 +75,13 @@ def variant(scores: dict, category: list[str], member: list[str]) -> FitVariant:
     x_mem = np.vstack([feats["correct"][1], feats["sibling"][1]])
     y_mem = np.r_[np.zeros(len(scores["correct"])), np.ones(len(scores["sibling"]))]
     cat_model, mem_model = logistic(x_cat, y_cat, category), logistic(x_mem, y_mem, member)
-    # an official term of its code is never rejected, whatever its probabilities
-    p_cat = {k: np.array([0.0 if s.official else cat_model.probability(s) for s in scores[k]]) for k in kinds}
-    p_mem = {k: np.array([0.0 if s.official else mem_model.probability(s) for s in scores[k]]) for k in kinds}
+    # as audit/misfit.py decides: an official term of its code is never rejected; an official term of a code
+    # elsewhere (another category / a sibling) always is, whatever the probabilities
+    def p(s, model, rule):
+        return 0.0 if s.official else 1.0 if rule(s) else model.probability(s)
+
+    p_cat = {k: np.array([p(s, cat_model, lambda s: bool(s.official_elsewhere)) for s in scores[k]]) for k in kinds}
+    p_mem = {k: np.array([p(s, mem_model, lambda s: bool(s.official_sibling)) for s in scores[k]]) for k in kinds}
     points = {name: operating_point(p_cat, p_mem, target) for name, target in TARGETS.items()}
     return FitVariant(category=cat_model, member=mem_model, operating_points=points)
 
@@ -106,7 +110,8 @@ def main() -> int:
         vectors = encoder.encode([r["mention"] for r in rows], kind="query", batch_size=256)
         scores[kind] = fit.score([(v, normalize_text(r["mention"]), r["code"], r["language"]) for v, r in zip(vectors, rows)])
         print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
-    lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official) for s in v] for k, v in scores.items()}
+    lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
+                                official_sibling=s.official_sibling) for s in v] for k, v in scores.items()}
     models = FitModels(
         fitted_on=f"CodiEsp train: {args.per_kind} correct pairs and {args.per_kind} code swaps of each kind, seed {args.seed}",
         command=f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}",
