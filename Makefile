@@ -9,9 +9,18 @@ export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: quickstart test test-slow setup
+.PHONY: quickstart test test-slow setup dictionaries
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed dictionaries
+
+# The audit's spelling check reads the distribution's hunspell dictionaries (Debian packages).
+HUNSPELL_PACKAGES := hunspell-es hunspell-ca hunspell-pt-pt hunspell-pt-br hunspell-fr-comprehensive hunspell-it hunspell-en-us hunspell-en-med
+dictionaries:
+	@if ! dpkg-query -W $(HUNSPELL_PACKAGES) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(HUNSPELL_PACKAGES) >/dev/null; \
+		else echo "spelling check: install the dictionaries for full coverage: sudo apt-get install $(HUNSPELL_PACKAGES)"; fi; \
+	fi
 
 # torch is pinned to the CPU wheel first: a loose torch would pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml

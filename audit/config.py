@@ -160,6 +160,29 @@ class GateConfig(_Section):
     max_drift_share: float = Field(1.0, ge=0.0, le=1.0, description="share of drifted features per language (with --reference)")
 
 
+class SpellingConfig(_Section):
+    """Misspelt near-words ("pneumção"): a word of the pair's language that no dictionary or terminology
+    label knows, yet one edit (two for long words) from one that does."""
+
+    enabled: bool = True
+    min_letters: int = Field(4, ge=2, description="shorter words are never flagged ('de', 'ITU')")
+    long_word: int = Field(8, ge=4, description="words at least this long may be two edits from the word meant; shorter ones one")
+    cognate_min_letters: int = Field(
+        10, ge=4, description="words at least this long are also flagged one edit from the cognate of a clinical word "
+                              "('esferocrítica' ~ 'spherocytic'), before prefixes and combining forms can explain them")
+    dictionary_dirs: list[str] = Field(
+        default_factory=lambda: ["/usr/share/hunspell", "/usr/share/myspell", "/usr/share/myspell/dicts"],
+        description="where the hunspell .dic/.aff files are looked for (Debian: hunspell-es, hunspell-ca, ...)")
+    borrow: dict[AuditLanguage, list[AuditLanguage]] = Field(
+        default_factory=lambda: {"ca": ["es"]},
+        description="languages whose terminology words also count as words of another: the terminology has no "
+                    "Catalan labels, so Catalan takes the Spanish clinical vocabulary")
+    cache_dir: str | None = Field(None, description="where the expanded lexicons are cached (default: the user's clinassay cache)")
+    severity: Severity = Field(
+        "fail", description="fail: on CodiEsp dev diagnoses (correct, real Spanish) 1.3% of mentions are flagged, a third "
+                            "of them the clinicians' own typos (bench/audit_spelling.py)")
+
+
 class AuditConfig(_Section):
     languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"], min_length=1)
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
@@ -173,6 +196,7 @@ class AuditConfig(_Section):
     duplicate: DuplicateConfig = DuplicateConfig()
     leakage: LeakageConfig = LeakageConfig()
     language: LanguageConfig = LanguageConfig()
+    spelling: SpellingConfig = SpellingConfig()
     phi: PhiConfig = PhiConfig()
     bias: BiasConfig = BiasConfig()
     gate: GateConfig = GateConfig()

@@ -34,6 +34,7 @@ CASES = {
     "validity": ([_pair("infección urinaria", "X99.99")], 0, "unknown_code"),
     "language": ([_pair("infecció del tracte urinari de repetició", "N39.0")], 0, "wrong_language"),
     "phi": ([_pair("ITU, paciente con DNI 12345678Z", "N39.0")], 0, "dni_nie"),
+    "spelling": ([_pair("neumonía adqirida en la comunidad", "J18.9")], 0, "misspelling"),
     "consistency": ([_pair("sin fiebre", "R50.9")], 0, "negated"),
     "leakage": ([_pair("Infección urinaria!", "N39.0")], 0, "equal"),
     "duplicate": ([_pair("infección urinaria baja", "N39.0"), _pair("Infeccion  urinaria baja.", "N39.0")], 1,

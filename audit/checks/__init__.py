@@ -7,10 +7,11 @@ from audit.checks.duplicate import DuplicateCheck
 from audit.checks.language import LanguageCheck
 from audit.checks.leakage import LeakageCheck
 from audit.checks.phi import PhiCheck
+from audit.checks.spelling import SpellingCheck
 from audit.checks.validity import ValidityCheck
 
-CHECKS: tuple[type[Check], ...] = (ValidityCheck, LanguageCheck, PhiCheck, ConsistencyCheck, LeakageCheck, DuplicateCheck)
+CHECKS: tuple[type[Check], ...] = (ValidityCheck, LanguageCheck, SpellingCheck, PhiCheck, ConsistencyCheck, LeakageCheck, DuplicateCheck)
 CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)
 
 __all__ = ["AuditResources", "CHECKS", "CHECK_NAMES", "Check", "CheckSummary", "ConsistencyCheck", "DuplicateCheck",
-           "LanguageCheck", "LeakageCheck", "PhiCheck", "ValidityCheck"]
+           "LanguageCheck", "LeakageCheck", "PhiCheck", "SpellingCheck", "ValidityCheck"]

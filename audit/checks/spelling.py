@@ -1,0 +1,142 @@
+"""spelling: misspelt near-words ("pneumção", "tardéria de urinosa") read as clinical text to a model
+and teach it words no clinician writes. A word is flagged when the pair's language knows it nowhere
+(hunspell dictionary forms + the terminology's own words, audit/spelling.py) yet it is one edit (two
+for long words) from a word that is known. A token far from every word (a drug name, an acronym, a
+number) says nothing about spelling and is left alone; so are acronyms and capitalised names inside
+the mention (eponyms, brands)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from audit.checks.base import Check
+from audit.findings import Finding
+from audit.items import Chunk, Item
+from audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, load_lexicon, spelling_tokens
+
+log = logging.getLogger(__name__)
+
+
+class SpellingCheck(Check):
+    name = "spelling"
+    summary_meaning = "share of checked pairs with a misspelt word (a non-word one or two edits from a known word)"
+
+    def __init__(self, config, resources) -> None:
+        super().__init__(config, resources)
+        self._lexicons: dict[str, Lexicon] = {}
+        self.words_checked = 0
+        self.unknown_far = 0  # not a word, and not near one either: left alone
+        self.skipped_pairs = 0
+        self.flagged_words: Counter = Counter()
+
+    def lexicon(self, language: str) -> Lexicon:
+        lexicon = self._lexicons.get(language)
+        if lexicon is None:
+            cfg = self.config.spelling
+            lexicon = self._lexicons[language] = load_lexicon(
+                language, self.resources.terminology, dictionary_dirs=cfg.dictionary_dirs,
+                borrow=cfg.borrow.get(language, ()), cache_dir=cfg.cache_dir, min_target=max(2, cfg.long_word - 2))
+            if lexicon.missing:
+                log.warning("spelling: no hunspell dictionary %s for %s in %s: only the terminology's words are "
+                            "known, so far fewer misspellings are found (install %s)", ", ".join(lexicon.missing),
+                            LANGUAGE_NAMES[language], ", ".join(cfg.dictionary_dirs), DEBIAN_PACKAGES[language])
+        return lexicon
+
+    def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
+        cfg = self.config.spelling
+        if not cfg.enabled:
+            return [[] for _ in chunk.items]
+        return [self._check(item) if self._applies(item) else [] for item in chunk.items]
+
+    def _applies(self, item: Item) -> bool:
+        """Pairs in another language than asked would be all 'misspelt': the language check has said it."""
+        if item.language not in self.config.languages or item.language not in HUNSPELL or not item.mention.strip():
+            return False
+        if any(f.check == "language" for f in item.findings):
+            self.skipped_pairs += 1
+            return False
+        return True
+
+    def _check(self, item: Item) -> list[Finding]:
+        cfg = self.config.spelling
+        lexicon = self.lexicon(item.language)
+        has_lower = any(c.islower() for c in item.mention)
+        out: list[Finding] = []
+        for position, (written, norm) in enumerate(spelling_tokens(item.mention)):
+            if len(norm) < cfg.min_letters or not _plain_word(written, position, has_lower):
+                continue
+            self.words_checked += 1
+            if norm in lexicon:
+                continue
+            found = self._misspelt(lexicon, norm)
+            if found is None:
+                continue
+            suggestion, distance, similarity = found
+            self.flagged_words[norm] += 1
+            out.append(Finding(
+                self.name, "misspelling", similarity,
+                f"'{written}' is not {_a(LANGUAGE_NAMES[item.language])} word; did you mean '{suggestion}'?",
+                cfg.severity, {"word": written, "suggestion": suggestion, "edits": distance}))
+        return out
+
+    def _misspelt(self, lexicon: Lexicon, norm: str) -> tuple[str, int, float] | None:
+        """(suggestion, edits, similarity) when `norm` reads as a misspelling of a known word."""
+        cfg = self.config.spelling
+        doubled = lexicon.undoubled(norm)
+        if doubled is not None:
+            return lexicon.display(doubled), 1, round(1.0 - 1 / len(norm), 4)
+        if lexicon.knows(norm) or lexicon.compound(norm):
+            return None
+        if len(norm) >= cfg.cognate_min_letters:
+            clinical = lexicon.near_cognate(norm)  # 'esferocrítica': one edit from the cognate of 'spherocytic'
+            if clinical is not None:
+                return clinical, 1, round(1.0 - 1 / len(norm), 4)
+        near = lexicon.nearest(norm, 2 if len(norm) >= cfg.long_word else 1)
+        if near is None:
+            self.unknown_far += 1
+            return None
+        word, distance = near
+        return lexicon.display(word), distance, round(1.0 - distance / max(len(norm), len(word)), 4)
+
+    def info(self) -> dict[str, Any]:
+        lexicons = {
+            lang: {"words": lex.words, "clinical_words": lex.clinical_words, "dictionaries": lex.dictionaries,
+                   **({"missing": lex.missing, "install": DEBIAN_PACKAGES[lang]} if lex.missing else {})}
+            for lang, lex in sorted(self._lexicons.items())
+        }
+        out: dict[str, Any] = {
+            "words_checked": self.words_checked,
+            "unknown_far_from_any_word": self.unknown_far,
+            "skipped_other_language": self.skipped_pairs,
+            "lexicons": lexicons,
+            "most_flagged": dict(self.flagged_words.most_common(10)),
+        }
+        missing = {lang: v["missing"] for lang, v in lexicons.items() if "missing" in v}
+        if missing:
+            out["dictionaries_missing"] = (
+                "no hunspell dictionary for " + ", ".join(f"{LANGUAGE_NAMES[l]} ({', '.join(m)})" for l, m in missing.items())
+                + ": only the terminology's words are known there (apt-get install "
+                + " ".join(DEBIAN_PACKAGES[l] for l in missing) + ")")
+        if "ca" in self._lexicons:
+            out["catalan"] = ("the terminology has no Catalan labels: Catalan words come from the Catalan dictionary"
+                              + (" and the " + "/".join(self.config.spelling.borrow.get("ca", [])) + " clinical vocabulary"
+                                 if self.config.spelling.borrow.get("ca") else ""))
+        return out
+
+
+def _plain_word(written: str, position: int, has_lower: bool) -> bool:
+    """Only ordinary words are spell-checked: not an acronym ('EPOC', 'HbA'), not a capitalised name
+    inside the mention ('enfermedad de Crohn'); a mention written all in capitals is read as words."""
+    if written.islower():
+        return True
+    if written.isupper():
+        return not has_lower and len(written) > 5
+    if written[0].isupper() and written[1:].islower():
+        return position == 0
+    return False
+
+
+def _a(name: str) -> str:
+    return ("an " if name[0] in "AEIOU" else "a ") + name
