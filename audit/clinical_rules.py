@@ -83,8 +83,11 @@ def _title_expects_negation(title: str) -> bool:
 
 def code_expects_negation(entry: Any) -> bool:
     """The code's title or one of its inclusion terms is about an absence, or the code is a congenital
-    malformation (a congenital absence, "ausencia de vesícula seminal", is the malformation)."""
-    return entry.code.startswith("Q") or any(
+    malformation (a congenital absence, "ausencia de vesícula seminal", is the malformation) or an
+    external cause."""
+    if entry.code[:1] in ("Q", "V", "W", "X", "Y"):
+        return True  # external causes describe an event: "sin colisión", "sin motor" are its circumstances
+    return any(
         _title_expects_negation(text) for text in (entry.title, *getattr(entry, "inclusion_terms", ())))
 
 

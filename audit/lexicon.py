@@ -36,7 +36,8 @@ NEGATION: dict[str, dict[str, list[str]]] = {
                    "sin otra especificacion", "sin especificacion", "no clasificado en otra parte",
                    "no clasificada en otra parte", "no clasificados en otra parte", "no clasificadas en otra parte",
                    "no clasificable", "no clasificables", "no solo", "no solamente", "sin cambios",
-                   "sin cambio", "no hodgkin", "no filiado", "no filiada", "no obstante", "sin mas"],
+                   "sin cambio", "no hodgkin", "no filiado", "no filiada", "no obstante", "sin mas", "no especifico",
+                   "no especifica", "no especificos", "no especificas", "con o sin"],
         "uncertain": ["no se descarta", "no se descartan", "no se puede descartar", "no descartado",
                       "no descartada", "sin descartar", "a descartar", "descartar", "posible", "posibles",
                       "probable", "probables", "sospecha de", "sospecha", "sospechoso de", "compatible con",
@@ -56,7 +57,8 @@ NEGATION: dict[str, dict[str, list[str]]] = {
         "pseudo": ["no especificat", "no especificada", "no especificats", "no especificades", "sense especificar",
                    "sense especificacio", "no classificat en altres llocs", "no classificada en altres llocs",
                    "no classificat en cap altre lloc", "no classificada en cap altre lloc", "no hodgkin",
-                   "sense canvis", "no nomes", "no obstant"],
+                   "sense canvis", "no nomes", "no obstant", "no especific", "no especifica", "no especifics",
+                   "no especifiques", "amb o sense"],
         "uncertain": ["no es descarta", "no es pot descartar", "no descartat", "no descartada", "a descartar",
                       "descartar", "possible", "possibles", "probable", "probables", "sospita de", "sospita",
                       "compatible amb", "suggestiu de", "suggestiva de", "dubtos", "dubtosa"],
@@ -78,7 +80,8 @@ NEGATION: dict[str, dict[str, list[str]]] = {
                    "sem especificacao", "sem outra especificacao", "nao classificado em outra parte",
                    "nao classificada em outra parte", "nao classificados em outra parte",
                    "nao classificadas em outra parte", "nao hodgkin", "sem alteracoes", "sem alteracao",
-                   "nao so", "nao apenas", "nao somente"],
+                   "nao so", "nao apenas", "nao somente", "nao especifico", "nao especifica",
+                   "nao especificos", "nao especificas", "com ou sem"],
         "uncertain": ["nao se descarta", "nao se pode descartar", "nao descartado", "nao descartada",
                       "a descartar", "descartar", "possivel", "possiveis", "provavel", "provaveis",
                       "suspeita de", "suspeita", "suspeito de", "compativel com", "sugestivo de",
@@ -101,7 +104,7 @@ NEGATION: dict[str, dict[str, list[str]]] = {
                    "non specifies", "non specifiees", "non classe ailleurs", "non classee ailleurs",
                    "non classes ailleurs", "non classees ailleurs", "sans modification", "sans changement",
                    "pas seulement", "non seulement", "non hodgkinien", "non hodgkiniens", "non hodgkin",
-                   "pas toujours"],
+                   "pas toujours", "non specifique", "non specifiques", "avec ou sans"],
         "uncertain": ["pas exclu", "pas exclue", "non exclu", "non exclue", "n est pas exclu",
                       "n est pas exclue", "ne peut etre exclu", "ne peut etre exclue", "possible", "possibles",
                       "probable", "probables", "suspicion de", "suspicion d", "suspect", "suspecte",
@@ -123,7 +126,8 @@ NEGATION: dict[str, dict[str, list[str]]] = {
         "pseudo": ["non specificato", "non specificata", "non specificati", "non specificate",
                    "non classificato altrove", "non classificata altrove", "non classificati altrove",
                    "non classificate altrove", "non hodgkin", "senza modificazioni", "senza variazioni",
-                   "non solo", "non soltanto", "senza specificazione"],
+                   "non solo", "non soltanto", "senza specificazione", "non specifico",
+                   "non specifica", "non specifici", "non specifiche", "con o senza"],
         "uncertain": ["non si esclude", "non si puo escludere", "non escluso", "non esclusa", "da escludere",
                       "escludere", "possibile", "possibili", "probabile", "probabili", "sospetto", "sospetta",
                       "sospetto di", "compatibile con", "suggestivo di", "suggestiva di", "dubbio", "dubbia"],
@@ -136,14 +140,14 @@ NEGATION: dict[str, dict[str, list[str]]] = {
                 "negative for", "was negative for", "ruled out", "rules out", "denies", "denied", "denying",
                 "without evidence of", "without signs of", "without any", "absence of", "free of",
                 "there is no", "there was no", "no suspicious", "not demonstrated", "fails to reveal",
-                "no new",
+                "no new", "not due to",
                 "no", "not", "without", "never", "nor"],
         "post": ["ruled out", "was ruled out", "has been ruled out", "is ruled out", "excluded",
                  "was excluded", "is excluded", "not seen", "not present", "not found", "not detected",
                  "was negative", "is absent", "absent"],
         "pseudo": ["not specified", "not otherwise specified", "not elsewhere classified", "no change",
                    "no changes", "no significant change", "not only", "no increase", "not certain whether",
-                   "not necessarily", "gram negative", "not drug resistant"],
+                   "not necessarily", "gram negative", "not drug resistant", "with or without"],
         "uncertain": ["cannot be ruled out", "can not be ruled out", "cannot rule out", "can not rule out",
                       "not ruled out", "not excluded", "cannot be excluded", "can not be excluded",
                       "to be ruled out", "rule out", "to rule out", "r o", "possible", "possibly", "probable",
@@ -160,7 +164,7 @@ ABSENCE_TITLE = re.compile(
     r"\b(without|absence|absent|negative|lack|lacking|missing|ruled out|failure to|unable|agenesis|aplasia|"
     r"atresia|loss|anodontia|hypodontia|edentulism|alopecia|amenorrhea|anuria|apnea|aphonia|anosmia|ageusia|"
     r"areflexia|anhidrosis|azoospermia|aspermia|anovulatory|asystole|aphakia|aniridia|anophthalmos|undescended|"
-    r"unerupted|nonunion|noncompliance|underdosing|underimmunization|nonvisualization)\b"
+    r"unerupted|underdosing|underimmunization|homelessness|non\w*)\b"  # non-: "noncollision", "nontoxic", "non-Hodgkin"
 )
 
 RIGHT = [r"derech[oa]s?", r"dch[oa]", r"drets?", r"dreta", r"dretes", r"direit[oa]s?", r"droite?s?",
@@ -180,7 +184,7 @@ TITLE_RIGHT, TITLE_LEFT, TITLE_BILATERAL = (re.compile(r"\bright\b"), re.compile
                                             re.compile(r"\bbilateral\b"))
 
 # Words that place a mention in one sex. Anatomy stems hold in every language; the rest per language.
-_FEMALE_ANATOMY = [r"uter\w*", r"ovari\w*", r"ovaire\w*", r"ovaio", r"ovaie", r"(?<!tunica )vagin\w*", r"vulv\w*",
+_FEMALE_ANATOMY = [r"uter\w*", r"ovari\w*", r"ovaire\w*", r"ovaio", r"ovaie", r"(?<!tunica )(?<!tunique )vagin\w*", r"vulv\w*",
                    r"endometri\w*", r"cervix", r"placent\w*", r"trompas? de falopio", r"salping\w*"]
 _MALE_ANATOMY = [r"prostat\w*", r"testic\w*", r"testis", r"testicul\w*", r"testicol\w*", r"escrot\w*",
                  r"scrot\w*", r"epididim\w*", r"epididym\w*", r"penis", r"penile", r"pene", r"peneana?"]

@@ -86,7 +86,7 @@ def _scope(spans: list[_Span], at: int, step: int, window: int, fillers: set[str
     return sorted(found)
 
 
-def analyse(norm: str, language: str, *, window: int = 6) -> Context:
+def analyse(norm: str, language: str, *, window: int = 5) -> Context:
     """The negations, affirmed words, hedges and pseudo-triggers of a normalised mention in `language`."""
     spans = _spans(norm.split(), language)
     fillers = set(NEGATION.get(language, {}).get("filler", ()))
