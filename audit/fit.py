@@ -22,13 +22,12 @@ false-reject rate and cost 12 minutes of encoding: not worth it.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from audit.lexical import LexicalIndex, LexicalStanding, node_texts
+from audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
 from audit.text import normalize_text
 
 Level = Literal["fits", "official_term", "less_specific", "sibling", "same_chapter", "other_chapter"]
@@ -89,46 +88,43 @@ def _member_node(terminology: Any, code: str) -> str:
     return code
 
 
-_OFFICIAL: "weakref.WeakKeyDictionary[Any, OfficialTerms]" = weakref.WeakKeyDictionary()
+_OWNERS: dict[str, dict[str, tuple[str, ...]]] = {}
+
+
+def _official_terms(terminology: Any, code: str) -> frozenset[str]:
+    entry = terminology.find(code)
+    terms = {entry.title, *entry.inclusion_terms}
+    for label in terminology.labels(code).values():
+        if label.precision == "exact":
+            terms.add(label.text)
+    return frozenset(normalize_text(t) for t in terms if t)
+
+
+def _term_owners(terminology: Any) -> dict[str, tuple[str, ...]]:
+    owners: dict[str, list[str]] = {}
+    for code in terminology.codes():
+        if terminology.find(code).kind in ("category", "code"):
+            for term in _official_terms(terminology, code):
+                owners.setdefault(term, []).append(code)
+    return {t: tuple(c) for t, c in owners.items()}
 
 
 class OfficialTerms:
-    """Normalised official terms of every code (title, inclusion terms, exact labels in every language),
-    and the reverse: which codes a term is official for."""
+    """Normalised official terms of a code (title, inclusion terms, exact labels in every language), and
+    the reverse: which codes a term is official for (built once per terminology content)."""
 
     def __init__(self, terminology: Any) -> None:
         self.terminology = terminology
         self._cache: dict[str, frozenset[str]] = {}
-        self._owners: dict[str, tuple[str, ...]] | None = None
 
     def of(self, code: str) -> frozenset[str]:
         if code not in self._cache:
-            entry = self.terminology.find(code)
-            terms = {entry.title, *entry.inclusion_terms}
-            for lang, label in self.terminology.labels(code).items():
-                if label.precision == "exact":
-                    terms.add(label.text)
-            self._cache[code] = frozenset(normalize_text(t) for t in terms if t)
+            self._cache[code] = _official_terms(self.terminology, code)
         return self._cache[code]
 
-    @classmethod
-    def for_terminology(cls, terminology: Any) -> "OfficialTerms":
-        """One per terminology object: the reverse index takes seconds to build."""
-        if terminology not in _OFFICIAL:
-            _OFFICIAL[terminology] = cls(terminology)
-        return _OFFICIAL[terminology]
-
     def owners(self, norm: str) -> tuple[str, ...]:
-        """The codes (categories and codes) whose official term `norm` is; built once, on first use."""
-        if self._owners is None:
-            owners: dict[str, list[str]] = {}
-            for code in self.terminology.codes():
-                if self.terminology.find(code).kind in ("category", "code"):
-                    for term in self.of(code):
-                        owners.setdefault(term, []).append(code)
-            self._owners = {t: tuple(c) for t, c in owners.items()}
-            self._cache.clear()  # the reverse index holds what is needed; per-code sets are rebuilt on demand
-        return self._owners.get(norm, ())
+        """The codes (categories and codes) whose official term `norm` is."""
+        return cached(_OWNERS, self.terminology, _term_owners, name="official-terms-v1").get(norm, ())
 
 
 class _Grouped:
@@ -159,7 +155,7 @@ class CorpusFit:
         self.batch_size = batch_size
         self.top = top
         self.max_members = max_members
-        self.official = OfficialTerms.for_terminology(terminology)
+        self.official = OfficialTerms(terminology)
         self._categories: _Grouped | None = None
         self._members: dict[tuple[str, str], _Grouped | None] = {}
         self._billable_by_category: dict[str, list[str]] | None = None

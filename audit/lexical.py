@@ -8,6 +8,7 @@ es/fr/pt/it/en, and with misspellings. Built in seconds from the terminology, ke
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -17,8 +18,18 @@ import numpy as np
 from audit.text import normalize_text
 
 MAX_INCLUSION_TERMS = 6
+INDEX_FORMAT = "v1"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
 LABEL_LANGUAGES = ("es", "fr", "pt", "it")
-_INDEXES: "weakref.WeakKeyDictionary[Any, LexicalIndex]" = weakref.WeakKeyDictionary()
+_INDEXES: dict[str, "LexicalIndex"] = {}
+
+
+def content_key(terminology: Any) -> str:
+    """What a terminology's texts depend on: its parsed sources and its imported tables. Two instances
+    loaded from the same files (a reloaded config, another cache folder) share their indexes."""
+    digest = getattr(terminology, "source_digest", "") or f"object-{id(terminology)}"  # test doubles: see cached()
+    imports = [(t.source, t.imported_at, sum(len(v) for v in t.labels.values()))
+               for t in getattr(terminology, "imports", [])]
+    return f"{digest}|{imports}"
 
 
 def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_LANGUAGES,
@@ -34,6 +45,34 @@ def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_
         if label is not None and label.text and (any_precision or label.precision == "exact"):
             texts.append(label.text)
     return list(dict.fromkeys(t for t in texts if t))
+
+
+_BY_OBJECT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def cached(store: dict, terminology: Any, build: Any, *, name: str) -> Any:
+    """`build(terminology)` once per terminology content, kept for the process and pickled beside the
+    terminology cache (building takes ~10-20 s, loading ~1 s). A terminology without a source digest (a
+    test double) is cached by the object itself, so a reused id never hands out another's index."""
+    if not getattr(terminology, "source_digest", ""):
+        own = _BY_OBJECT.setdefault(terminology, {})
+        if name not in own:
+            own[name] = build(terminology)
+        return own[name]
+    key = content_key(terminology)
+    if key not in store:
+        from terminology.cache import read_pickle, terminology_dir, write_pickle
+
+        path = terminology_dir() / "audit" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+        value = read_pickle(path)
+        if value is None:
+            value = build(terminology)
+            try:
+                write_pickle(path, value)
+            except OSError:
+                pass  # a read-only cache: rebuild next time, never fail the audit over it
+        store[key] = value
+    return store[key]
 
 
 @dataclass(frozen=True)
@@ -64,7 +103,7 @@ class LexicalIndex:
                 texts.append(normalize_text(text))
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
                                           max_df=0.05, dtype=np.float32)
-        self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()  # (n-grams, texts): rows gathered per query
+        self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()
         self.owners = np.asarray(owners)
         self.categories = sorted({o[:3] for o in owners})
         position = {c: i for i, c in enumerate(self.categories)}
@@ -73,10 +112,8 @@ class LexicalIndex:
 
     @classmethod
     def for_terminology(cls, terminology: Any) -> "LexicalIndex":
-        """One index per terminology object (load_terminology keeps one per process)."""
-        if terminology not in _INDEXES:
-            _INDEXES[terminology] = cls(terminology)
-        return _INDEXES[terminology]
+        """One index per terminology content, kept for the process (building it takes ~10 s)."""
+        return cached(_INDEXES, terminology, cls, name=f"lexical-{INDEX_FORMAT}")
 
     def standing(self, norms: Sequence[str], codes: Sequence[str]) -> list[LexicalStanding]:
         out: list[LexicalStanding] = []
