@@ -66,6 +66,9 @@ class FitConfig(_Section):
     other_chapter_severity: Severity = "fail"
     same_chapter_severity: Severity = "fail"
     sibling_severity: Severity = "fail"
+    less_specific_severity: Severity = Field(
+        "warn", description="the mention names a parent of the code (a WHO subcategory label for an ICD-10-CM code): "
+                            "less specific, not wrong")
     unverified: bool = Field(True, description="warn when no code text resembles the mention, so it cannot pass unseen")
     unverified_below: float = Field(
         0.15, ge=0.0, le=1.0,

@@ -41,6 +41,7 @@ class FitScore:
     official: bool  # the mention is an official term of the claimed code
     official_elsewhere: tuple[str, ...] = ()  # codes in other categories whose official term the mention is
     official_sibling: tuple[str, ...] = ()  # codes of the same category, not the code's ancestors, ditto
+    official_ancestor: str | None = None  # an ancestor of the code whose official term the mention is
     own_category: float | None = None  # dense cosine to the claimed code's category (its best text)
     best_category: str | None = None
     best_category_score: float | None = None
@@ -216,8 +217,9 @@ class CorpusFit:
             elsewhere = tuple(c for c in owners if c[:3] != entry.code[:3])
             # a term of the code's own ancestor ("asma" for J45.51) is a less specific mention, not a wrong one
             sibling = tuple(c for c in owners if c[:3] == entry.code[:3] and not entry.code.startswith(c))
+            ancestor = next((c for c in owners if c != entry.code and entry.code.startswith(c)), None)
             out.append(FitScore(lexical=lexical[i], official=official, official_elsewhere=elsewhere,
-                                official_sibling=sibling, **dense.get(i, {})))
+                                official_sibling=sibling, official_ancestor=ancestor, **dense.get(i, {})))
         return out
 
     def _dense_standing(self, vec: np.ndarray, code: str, lang: str, row_scores: np.ndarray) -> dict:

@@ -62,6 +62,8 @@ class MisfitJudge:
             findings.append(self._category_finding(item, score, p_category))
         elif score.official_sibling:
             findings.append(self._member_finding(item, score, 1.0, better=score.official_sibling[0]))
+        elif score.official_ancestor:
+            findings.append(self._less_specific(item, score.official_ancestor, official=True))
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
             findings.append(self._member_finding(item, score, p_member))
         if not findings and self.config.unverified and self._unverifiable(score):
@@ -114,9 +116,20 @@ class MisfitJudge:
                        {"code": better, "title": better_entry.title, "distance": level,
                         "also": list(score.official_elsewhere[1:3]), "official_term": True})
 
+    def _less_specific(self, item: Any, ancestor: str, *, official: bool) -> Finding:
+        """A parent concept coded to one of its children: milder than a wrong code (the child may be right,
+        the mention just does not say what makes it the child)."""
+        how = "is an official term of" if official else "fits"
+        detail = (f"'{item.mention}' {how} {self._describe(ancestor)}, which {item.code} refines: the mention does "
+                  f"not say what makes it {item.code} {item.entry.title}")
+        return Finding("consistency", "less_specific", 0.2, detail, self.config.less_specific_severity,
+                       {"code": ancestor, "title": self.terminology.find(ancestor).title, "distance": "ancestor"})
+
     def _member_finding(self, item: Any, score: FitScore, probability: float, *, better: str | None = None) -> Finding:
         official = better is not None
         better = better or score.best_member or score.lexical.best_member
+        if item.code.startswith(better):
+            return self._less_specific(item, better, official=False)
         entry = self.terminology.find(better)
         detail = (f"fits {self._describe(better)} better than {item.code} {item.entry.title} (sibling in category "
                   f"{item.code[:3]}); " + ("the mention is its official term" if official

@@ -81,7 +81,9 @@ def variant(scores: dict, category: list[str], member: list[str]) -> FitVariant:
         return 0.0 if s.official else 1.0 if rule(s) else model.probability(s)
 
     p_cat = {k: np.array([p(s, cat_model, lambda s: bool(s.official_elsewhere)) for s in scores[k]]) for k in kinds}
-    p_mem = {k: np.array([p(s, mem_model, lambda s: bool(s.official_sibling)) for s in scores[k]]) for k in kinds}
+    # ... and a term of the code's own ancestor is only warned (less specific), never rejected
+    p_mem = {k: np.array([0.0 if s.official_ancestor and not s.official_sibling else
+                          p(s, mem_model, lambda s: bool(s.official_sibling)) for s in scores[k]]) for k in kinds}
     points = {name: operating_point(p_cat, p_mem, target) for name, target in TARGETS.items()}
     return FitVariant(category=cat_model, member=mem_model, operating_points=points)
 
@@ -111,7 +113,8 @@ def main() -> int:
         scores[kind] = fit.score([(v, normalize_text(r["mention"]), r["code"], r["language"]) for v, r in zip(vectors, rows)])
         print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
     lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
-                                official_sibling=s.official_sibling) for s in v] for k, v in scores.items()}
+                                official_sibling=s.official_sibling, official_ancestor=s.official_ancestor)
+                        for s in v] for k, v in scores.items()}
     models = FitModels(
         fitted_on=f"CodiEsp train: {args.per_kind} correct pairs and {args.per_kind} code swaps of each kind, seed {args.seed}",
         command=f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}",
