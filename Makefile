@@ -27,6 +27,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
+	@# llama.cpp is compiled here, for a generic x86-64 (AVX2) target, never taken from pip's wheel cache:
+	@# a native build picks AMX on Xeons that have it, and both a cached wheel and a native build
+	@# crashed in libggml-cpu (general protection fault) on this machine; GGML_NATIVE=OFF runs.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir --no-binary llama-cpp-python \
+		"llama-cpp-python[server]==0.3.36"
 	$(BIN)/pip install --quiet -e ".[dev,local-llm]"
 	touch $@
 
