@@ -6,9 +6,11 @@ severity: a leak is always a rejection.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from audit.planting import FaultKind
 
 Severity = Literal["warn", "fail"]
 AuditLanguage = Literal["es", "ca", "pt", "fr", "it", "en"]
@@ -161,6 +163,12 @@ class GateConfig(_Section):
     min_chapter_coverage: float = Field(0.0, ge=0.0, le=1.0, description="share of planned chapters with an accepted pair, per language")
     max_leaks: int = Field(0, ge=0, description="leaked pairs allowed (they are rejected anyway)")
     max_drift_share: float = Field(1.0, ge=0.0, le=1.0, description="share of drifted features per language (with --reference)")
+    min_recall: dict[FaultKind, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict,
+        description="`clinassay calibrate` only: the least share of each planted fault kind the audit must reject "
+                    "on the user's own pairs ({negation = 0.8, other_chapter = 0.6}); a kind below it, or one that "
+                    "could not be planted on the sample, fails (exit 1), so CI fails when a config change blinds "
+                    "the audit")
 
 
 class SpellingConfig(_Section):

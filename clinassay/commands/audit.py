@@ -1,5 +1,6 @@
 """`clinassay audit PAIRS.jsonl --out DIR`: accept or reject every pair with reasons, and pass or fail
-the dataset at the gate (exit 0 pass, 1 gate failed, 2 bad input)."""
+the dataset at the gate (exit 0 pass, 1 gate failed, 2 bad input). `clinassay calibrate PAIRS.jsonl
+--out DIR`: what that audit catches on the same pairs (exit 1 when a kind misses [audit.gate] min_recall)."""
 
 from __future__ import annotations
 
@@ -78,4 +79,42 @@ def register(app: typer.Typer) -> None:
                            f"run `clinassay report {out} --out report.html` after fixing it", err=True)
         typer.echo(f"verdict: {outcome.summary['verdict']}")
         if not outcome.passed:
+            raise typer.Exit(1)
+
+    @app.command("calibrate")
+    def calibrate(
+        pairs: Path = typer.Argument(..., help="JSONL pairs, as given to `clinassay audit`."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json and calibration_pairs.jsonl (the audit's folder: its report then shows them)."),
+        config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section, [audit.gate] min_recall)."),
+        eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items: leaks are planted from them and checked against them."),
+        sample: int = typer.Option(200, "--sample", min=1, help="Pairs sampled (one per distinct mention) to plant faults into."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the sample and of every plant."),
+        encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
+        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks."),
+    ) -> None:
+        """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
+        from audit.calibration import run_calibration
+        from clinassay.config import load_config, with_overrides
+
+        config = load_config(config_file)
+        audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
+        model = None
+        if audit_config.embeddings:
+            from retrieval.models import load_encoder
+
+            model = DiskCachedEncoder(load_encoder(audit_config.encoder))
+        result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                                 sample=sample, seed=seed)
+        rate = result.false_rejects
+        typer.echo(f"{out}: {result.originals} originals + {result.copies} planted copies audited; "
+                   f"false rejects {rate.k}/{rate.n} ({rate.share:.1%})")
+        for kind in result.kinds:
+            c = kind.caught
+            shown = f"{c.share:6.1%} [{c.low:.0%}-{c.high:.0%}]" if c.share is not None else "   n/a"
+            typer.echo(f"  {kind.kind:15s} caught {c.k:4d}/{c.n:<4d} {shown}")
+        for check in result.gate:
+            if not check.passed:
+                typer.echo(f"  gate: {check.detail}")
+        typer.echo(f"verdict: {'pass' if result.passed else 'fail'}")
+        if not result.passed:
             raise typer.Exit(1)
