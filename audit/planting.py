@@ -92,7 +92,7 @@ SIDE_PHRASE: dict[str, tuple[str, str]] = {  # appended when the mention names n
     "it": ("lato destro", "lato sinistro"), "en": ("right side", "left side"),
 }
 OWN_SIDE: dict[str, tuple[str, str]] = {  # abbreviations clinicians write: (right, left)
-    "es": ("dcha.", "izda."), "ca": ("dta.", "esq."), "pt": ("dir.", "esq."), "fr": ("côté D", "côté G"),
+    "es": ("der.", "izda."), "ca": ("dta.", "esq."), "pt": ("dir.", "esq."), "fr": ("côté D", "côté G"),
     "it": ("dx", "sx"), "en": ("rt", "lt"),
 }
 
