@@ -17,6 +17,7 @@ from reports.audit_sections import (
     matrix_of,
     provenance_of,
 )
+from reports.calibration_section import calibration_of
 from reports.config import ReportConfig
 from reports.context import ReportContext, Retrieval, Verdict
 from reports.examples import TitleLookup, checks_of
@@ -123,4 +124,5 @@ def build_report_context(
         retrieval=retrieval,
         malformed=malformed,
         malformed_total=malformed_total,
+        calibration=calibration_of(audit),
     )

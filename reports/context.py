@@ -272,6 +272,48 @@ class MalformedLine:
 
 
 @dataclass
+class CalibrationKind:
+    """One planted fault kind: how many copies the audit rejected, with the 95% Wilson interval."""
+
+    kind: str
+    description: str
+    intended_check: str
+    planted: int
+    measured: int  # copies of originals the audit accepted (the others say nothing about the fault)
+    caught: int
+    recall: float | None
+    low: float | None
+    high: float | None
+    by_intended_check: int
+    phrasings: list[tuple[str, str]]  # phrasing source -> "k/n (share)"
+    reasons: list[tuple[str, int]]
+    missed: list[str]
+    minimum: float | None  # [audit.gate] min_recall, when set
+    passed: bool | None
+
+
+@dataclass
+class Calibration:
+    """What this audit catches on the user's data (calibration.json of `clinassay calibrate`)."""
+
+    input_path: str | None
+    created_at: str | None
+    sample: str  # "150 of 1,936 distinct mentions, seed 0"
+    embeddings: str  # "me5-small" or "off"
+    originals: int
+    copies: int
+    false_rejects: int
+    false_reject_rate: float | None
+    false_low: float | None
+    false_high: float | None
+    false_reasons: list[tuple[str, int]]
+    kinds: list[CalibrationKind]
+    not_planted: list[str]
+    passed: bool | None
+    notes: list[str]  # a calibration of another input or configuration than the audit's, or unreadable
+
+
+@dataclass
 class ReportContext:
     title: str
     generated_by: str
@@ -286,6 +328,7 @@ class ReportContext:
     retrieval: Retrieval | None
     malformed: list[MalformedLine]
     malformed_total: int
+    calibration: Calibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the `--format json` output)."""

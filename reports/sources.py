@@ -99,6 +99,20 @@ def load_eval_output(path: Path | str) -> EvalOutput:
     return EvalOutput(path=metrics_path, name=name, metrics=metrics)
 
 
+def load_calibration_of(folder: Path | str) -> tuple[Any, str | None]:
+    """The folder's calibration.json (`clinassay calibrate`), validated by its owner's model: (calibration,
+    None), (None, None) when there is none, (None, why) when it cannot be read (the report still renders)."""
+    from audit.calibration import CALIBRATION, load_calibration
+
+    path = Path(folder) / CALIBRATION
+    if not path.is_file():
+        return None, None
+    try:
+        return load_calibration(path), None
+    except (ClinassayInputError, OSError) as exc:
+        return None, str(exc)
+
+
 def iter_flagged_records(path: Path) -> Iterator[dict[str, Any]]:
     """Stream the records of a JSONL file that carry reasons; unreadable lines are skipped, not fatal
     (the audit already reported malformed input; a report must still render)."""

@@ -207,3 +207,33 @@ def test_a_required_kind_that_cannot_be_planted_fails(tmp_path):
 def test_an_unknown_kind_in_min_recall_is_bad_input(tmp_path):
     pairs, _, toml = _write(tmp_path, {"gate": {"min_recall": {"negatoin": 0.5}}})
     assert main(["calibrate", str(pairs), "--out", str(tmp_path / "out"), "--config", str(toml)]) == 2
+
+
+def test_the_report_of_the_audit_folder_shows_what_the_audit_catches(tmp_path):
+    from reports.render import write_report
+
+    pairs, eval_set, toml = _write(tmp_path, {"gate": {"min_recall": {"misspelling": 0.0}}})
+    out = tmp_path / "audit"
+    main(["audit", str(pairs), "--out", str(out), "--config", str(toml), "--no-report"])
+    assert main(["calibrate", str(pairs), "--out", str(out), "--config", str(toml), "--sample", "8"]) == 0
+    assert (out / "summary.json").is_file()  # calibration leaves the audit's own files alone
+    result = load_calibration(out / CALIBRATION)
+    write_report(out, out / "report.html", eval_dirs=[], fmt="html")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="calibration"' in html and "What this audit catches on your data" in html
+    for kind in result.kinds:
+        assert f'data-kind="{kind.kind}"' in html
+    assert "measured with another audit configuration" not in html
+    write_report(out, out / "report.md", eval_dirs=[], fmt="markdown")
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "What this audit catches on your data" in markdown and "misspelling (✅" in markdown
+
+    # calibrated with another configuration than the audit's: the report says so
+    _, _, other = _write(tmp_path, {"consistency": {"negation": False}})
+    main(["calibrate", str(pairs), "--out", str(out), "--config", str(other), "--sample", "8"])
+    write_report(out, out / "report.html", eval_dirs=[], fmt="html")
+    assert "measured with another audit configuration" in (out / "report.html").read_text(encoding="utf-8")
+
+    (out / CALIBRATION).write_text('{"schema_version": 99}', encoding="utf-8")
+    write_report(out, out / "report.html", eval_dirs=[], fmt="html")  # an unreadable calibration is a note
+    assert "calibration.json could not be read" in (out / "report.html").read_text(encoding="utf-8")
