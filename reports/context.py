@@ -298,7 +298,7 @@ class Calibration:
 
     input_path: str | None
     created_at: str | None
-    sample: str  # "150 of 1,936 distinct mentions, seed 0"
+    sample: str  # "150 of 1,858 distinct mentions, seed 0"
     embeddings: str  # "me5-small" or "off"
     originals: int
     copies: int
