@@ -18,7 +18,7 @@ import numpy as np
 from audit.text import normalize_text
 
 MAX_INCLUSION_TERMS = 6
-INDEX_FORMAT = "v1"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
+INDEX_FORMAT = "v4"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
 LABEL_LANGUAGES = ("es", "fr", "pt", "it")
 _INDEXES: dict[str, "LexicalIndex"] = {}
 
@@ -101,14 +101,21 @@ class LexicalIndex:
             for text in node_texts(terminology, code):
                 owners.append(code)
                 texts.append(normalize_text(text))
+        # texts grouped by category, so that a row's sorted columns fall in runs of one category
+        order = sorted(range(len(owners)), key=lambda k: owners[k][:3])
+        owners, texts = [owners[k] for k in order], [texts[k] for k in order]
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
                                           max_df=0.05, dtype=np.float32)
-        self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()
+        self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()  # (n-grams, texts): rows gathered per query
         self.owners = np.asarray(owners)
+        self.owner_ids = {code: k for k, code in enumerate(dict.fromkeys(owners))}
+        self.text_owner = np.asarray([self.owner_ids[o] for o in owners], dtype=np.int64)
         self.categories = sorted({o[:3] for o in owners})
         position = {c: i for i, c in enumerate(self.categories)}
         self.text_category = np.asarray([position[o[:3]] for o in owners], dtype=np.int64)
         self.category_position = position
+        self.category_starts = np.flatnonzero(np.r_[True, self.text_category[1:] != self.text_category[:-1]])
+        self.category_ends = np.r_[self.category_starts[1:], len(owners)]
 
     @classmethod
     def for_terminology(cls, terminology: Any) -> "LexicalIndex":
@@ -118,25 +125,26 @@ class LexicalIndex:
     def standing(self, norms: Sequence[str], codes: Sequence[str]) -> list[LexicalStanding]:
         out: list[LexicalStanding] = []
         queries = self.vectorizer.transform(list(norms)).tocsr()
-        n_cat = len(self.categories)
-        for start in range(0, len(norms), 256):
-            block = (queries[start:start + 256] @ self.matrix).tocsr()  # (n, texts), sparse
-            for i in range(block.shape[0]):
+        for start in range(0, len(norms), 64):
+            dense = (queries[start:start + 64] @ self.matrix).toarray()  # (n, texts); 64 rows ~ 36 MB
+            per_cat_block = np.maximum.reduceat(dense, self.category_starts, axis=1)  # texts grouped by category
+            for i, per_cat in enumerate(per_cat_block):
                 code = codes[start + i]
-                cols, vals = block.indices[block.indptr[i]:block.indptr[i + 1]], block.data[block.indptr[i]:block.indptr[i + 1]]
-                per_cat = np.zeros(n_cat, dtype=np.float32)
-                np.maximum.at(per_cat, self.text_category[cols], vals)
                 own_pos = self.category_position.get(code[:3])
                 own_cat = float(per_cat[own_pos]) if own_pos is not None else 0.0
                 best = int(np.argmax(per_cat))
-                in_category = self.text_category[cols] == own_pos
-                member_vals = vals[in_category]
-                mine = vals[in_category & (self.owners[cols] == code)] if member_vals.size else member_vals
-                best_member = str(self.owners[cols[in_category][int(np.argmax(member_vals))]]) if member_vals.size else None
+                own_code = best_member_score = 0.0
+                best_member = None
+                if own_pos is not None:
+                    lo, hi = self.category_starts[own_pos], self.category_ends[own_pos]
+                    member_vals = dense[i, lo:hi]
+                    top = int(np.argmax(member_vals))
+                    if member_vals[top] > 0:
+                        best_member, best_member_score = str(self.owners[lo + top]), float(member_vals[top])
+                    mine = member_vals[self.text_owner[lo:hi] == self.owner_ids.get(code, -1)]
+                    own_code = float(mine.max()) if mine.size else 0.0
                 out.append(LexicalStanding(
                     own_category=own_cat, best_category=self.categories[best],
                     best_category_score=float(per_cat[best]), category_rank=int((per_cat > own_cat).sum()),
-                    own_code=float(mine.max()) if mine.size else 0.0,
-                    best_member_score=float(member_vals.max()) if member_vals.size else 0.0,
-                    best_member=best_member))
+                    own_code=own_code, best_member_score=best_member_score, best_member=best_member))
         return out
