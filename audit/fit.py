@@ -131,18 +131,28 @@ class OfficialTerms:
 class _Grouped:
     """Vectors of several texts per owner, owners contiguous; scores an owner by its best text."""
 
-    def __init__(self, owners: list[str], texts: list[list[str]], encoder: Any, batch_size: int) -> None:
+    def __init__(self, owners: list[str], counts: list[int], vectors: np.ndarray) -> None:
         self.owners = owners
-        flat = [t for group in texts for t in group]
-        self.starts = np.cumsum([0] + [len(g) for g in texts[:-1]]).astype(np.int64)
-        self.vectors = (np.asarray(encoder.encode(flat, kind="passage", batch_size=batch_size), dtype=np.float32)
-                        if flat else np.zeros((0, 1), np.float32))
+        self.starts = np.cumsum([0] + counts[:-1]).astype(np.int64)
+        self.vectors = vectors
         self.position = {owner: i for i, owner in enumerate(owners)}
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """(n queries, n owners) best cosine per owner."""
         sims = queries @ self.vectors.T
         return np.maximum.reduceat(sims, self.starts, axis=1)
+
+
+def _encode_groups(groups: list[tuple[list[str], list[list[str]]]], encoder: Any, batch_size: int) -> list[_Grouped]:
+    """Several (owners, texts per owner) groups encoded in one call: the disk cache is asked once."""
+    flat = [t for _, texts in groups for group in texts for t in group]
+    vectors = np.asarray(encoder.encode(flat, kind="passage", batch_size=batch_size), dtype=np.float32)
+    out, offset = [], 0
+    for owners, texts in groups:
+        counts = [len(g) for g in texts]
+        out.append(_Grouped(owners, counts, vectors[offset:offset + sum(counts)]))
+        offset += sum(counts)
+    return out
 
 
 class CorpusFit:
@@ -171,26 +181,38 @@ class CorpusFit:
             term = self.terminology
             cats = [c for c in term.codes() if term.find(c).kind == "category"]
             texts = [node_texts(term, c, languages=self.languages) for c in cats]
-            self._categories = _Grouped(cats, texts, self.encoder, self.batch_size)
+            self._categories = _encode_groups([(cats, texts)], self.encoder, self.batch_size)[0]
         return self._categories
 
-    def _members_of(self, category: str, language: str) -> _Grouped | None:
-        key = (category, language)
-        if key not in self._members:
-            if self._billable_by_category is None:
-                by_cat: dict[str, list[str]] = {}
-                for code in self.terminology.billable_codes():
-                    by_cat.setdefault(code[:3], []).append(code)
-                self._billable_by_category = by_cat
+    def _prepare_members(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Build the member groups of these (category, language) keys that are not built yet, in one
+        encode call."""
+        if self._billable_by_category is None:
+            by_cat: dict[str, list[str]] = {}
+            for code in self.terminology.billable_codes():
+                by_cat.setdefault(code[:3], []).append(code)
+            self._billable_by_category = by_cat
+        todo: list[tuple[tuple[str, str], list[str], list[list[str]]]] = []
+        for key in dict.fromkeys(keys):
+            if key in self._members:
+                continue
+            category, language = key
             nodes = list(dict.fromkeys(_member_node(self.terminology, c)
                                        for c in self._billable_by_category.get(category, [])))
             if len(nodes) < 2 or len(nodes) > self.max_members:
                 self._members[key] = None
-            else:
-                langs = ["en"] if language == "en" else ["en", language]
-                texts = [node_texts(self.terminology, n, languages=langs, any_precision=True) for n in nodes]
-                self._members[key] = _Grouped(nodes, texts, self.encoder, self.batch_size)
-        return self._members[key]
+                continue
+            langs = ["en"] if language == "en" else ["en", language]
+            todo.append((key, nodes, [node_texts(self.terminology, n, languages=langs, any_precision=True)
+                                      for n in nodes]))
+        if todo:
+            built = _encode_groups([(nodes, texts) for _, nodes, texts in todo], self.encoder, self.batch_size)
+            for (key, _, _), group in zip(todo, built):
+                self._members[key] = group
+
+    def _members_of(self, category: str, language: str) -> _Grouped | None:
+        self._prepare_members([(category, language)])
+        return self._members[(category, language)]
 
     def score(self, rows: Sequence[tuple[np.ndarray | None, str, str, str]]) -> list[FitScore]:
         """For (mention vector or None, normalised mention, code, language) rows, the standing of each code.
@@ -201,6 +223,7 @@ class CorpusFit:
         dense_rows = [i for i, r in enumerate(rows) if r[0] is not None and self.encoder is not None]
         dense: dict[int, dict] = {}
         if dense_rows:
+            self._prepare_members([(rows[i][2][:3], rows[i][3]) for i in dense_rows])
             cats = self.categories
             queries = np.stack([rows[i][0] for i in dense_rows]).astype(np.float32)
             for start in range(0, len(dense_rows), 512):
