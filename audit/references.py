@@ -33,7 +33,7 @@ def read_labelled(path: Path | str, *, normalize_code=None) -> list[LabelledMent
     if not path.is_file():
         raise ClinassayInputError(f"file not found: {path}")
     rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
             for n, line in enumerate(handle, start=1):
                 if not line.strip():

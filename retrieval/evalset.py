@@ -29,7 +29,7 @@ def file_sha256(path: Path | str) -> str:
 
 
 def _rows(path: Path) -> list[tuple[int, dict]]:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     if path.suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
