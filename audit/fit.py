@@ -2,17 +2,17 @@
 classification, not only against its neighbours?
 
 A wrong code whose neighbours are as unrelated as the code itself slips past any local comparison
-("infarto agudo de miocardio" -> J18.9). So every mention is scored (cosine, multilingual encoder)
-against every category of ICD-10-CM — each category by its best text: English title, inclusion terms and
-its labels in the other languages — and, inside the claimed category, against each member code. The
-standing of the claimed code is then two gaps:
+("infarto agudo de miocardio" -> J18.9). So every mention is scored against every category of
+ICD-10-CM — lexically (audit/lexical.py, every code's texts) and, with an encoder, by cosine against each
+category's best text (English title, inclusion terms, labels in the other languages) — and, inside the
+claimed category, against each member code. The standing of the claimed code is then gaps and ranks:
 
-- category gap: best category anywhere minus the claimed category (another category, same or other
+- category: best category anywhere against the claimed category (another category, same or other
   chapter, fits better);
-- member gap: best member of the claimed category minus the claimed code (a sibling fits better).
+- member: best member of the claimed category against the claimed code (a sibling fits better).
 
-Thresholds on the gaps are fitted to a false-reject rate on real clinician mentions
-(bench/fit_operating_points.py), never guessed. A mention that is an official term of its code (title,
+audit/fit_model.py turns them into probabilities with models fitted on real clinician mentions
+(bench/fit_operating_points.py); thresholds are never guessed. A mention that is an official term of its code (title,
 inclusion term, a label in any language) always fits: an official term is never told to fit elsewhere.
 Category and member vectors go through the encoder's "passage" cache, so they are computed once per
 encoder (1,918 categories, 7,467 texts: about a minute with me5-small on 2 cores). Adding the 10,096
@@ -23,15 +23,12 @@ false-reject rate and cost 12 minutes of encoding: not worth it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
 from audit.text import normalize_text
-
-Level = Literal["fits", "official_term", "less_specific", "sibling", "same_chapter", "other_chapter"]
-
 
 @dataclass(frozen=True)
 class FitScore:
