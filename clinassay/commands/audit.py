@@ -36,6 +36,20 @@ class DiskCachedEncoder:
         return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
 
 
+def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bool):
+    """The file's config, its [audit] section with the CLI flags applied, and the encoder it names
+    (disk-cached), or None without embeddings: what `audit` and `calibrate` both run with."""
+    from clinassay.config import load_config, with_overrides
+
+    config = load_config(config_file)
+    audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
+    if not audit_config.embeddings:
+        return config, audit_config, None
+    from retrieval.models import load_encoder
+
+    return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
 
@@ -47,20 +61,13 @@ def register(app: typer.Typer) -> None:
         eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items (TSV with header or JSONL: mention, code, language): any leak is rejected."),
         reference: Path | None = typer.Option(None, "--reference", help="Real mentions (same format) for drift and the synthetic-vs-real fingerprint."),
         encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
-        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (semantic fit, near duplicates, translation leaks)."),
+        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (dense fit, near duplicates, translation leaks); the lexical fit still runs."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
     ) -> None:
         """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
         from audit import run_audit
-        from clinassay.config import load_config, with_overrides
 
-        config = load_config(config_file)
-        audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
-        model = None
-        if audit_config.embeddings:
-            from retrieval.models import load_encoder
-
-            model = DiskCachedEncoder(load_encoder(audit_config.encoder))
+        config, audit_config, model = _configured(config_file, encoder, no_embeddings)
         outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
                             reference_path=reference, config_path=config_file)
         counts = outcome.summary["counts"]
@@ -94,15 +101,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
         from audit.calibration import run_calibration
-        from clinassay.config import load_config, with_overrides
 
-        config = load_config(config_file)
-        audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
-        model = None
-        if audit_config.embeddings:
-            from retrieval.models import load_encoder
-
-            model = DiskCachedEncoder(load_encoder(audit_config.encoder))
+        _, audit_config, model = _configured(config_file, encoder, no_embeddings)
         result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
                                  sample=sample, seed=seed)
         rate = result.false_rejects
