@@ -158,6 +158,14 @@ def _write_record(plan: RunPlan, stage: str, inputs: dict[str, str | None], exit
     tmp.replace(record)
 
 
+# Every format, every time: CI reads report.xml exactly when a gate failed.
+REPORT_FORMATS: tuple[tuple[str, str], ...] = (("html", ".html"), ("markdown", ".md"), ("junit", ".xml"))
+
+
+def report_commands(plan: RunPlan) -> list[list[str]]:
+    return [_report_command(plan, fmt, plan.report_path.with_suffix(suffix)) for fmt, suffix in REPORT_FORMATS]
+
+
 def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
     """The CLI invocations that make up a stage (a user can run exactly these by hand)."""
     cfg = str(plan.config_path)
@@ -195,8 +203,7 @@ def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
                          "--baseline", str(baseline_metrics)])
         return commands
     if stage == "report":
-        return [_report_command(plan, fmt, plan.report_path.with_suffix(suffix))
-                for fmt, suffix in (("html", ".html"), ("markdown", ".md"), ("junit", ".xml"))]
+        return report_commands(plan)
     raise ValueError(f"unknown stage {stage!r}")
 
 
@@ -235,8 +242,9 @@ def run_chain(plan: RunPlan, stages: Sequence[str], *, invoke: CommandRunner, lo
         exit_code = EXIT_OK
         for command in stage_commands(plan, stage):
             log("  $ clinassay " + " ".join(command))
-            exit_code = invoke(command)
-            if exit_code != EXIT_OK:
+            code = invoke(command)
+            exit_code = exit_code if exit_code != EXIT_OK else code
+            if exit_code != EXIT_OK and stage != "report":  # one format failing still leaves the others
                 break
         seconds = time.monotonic() - started
         _write_record(plan, stage, inputs, exit_code, seconds)
@@ -245,8 +253,8 @@ def run_chain(plan: RunPlan, stages: Sequence[str], *, invoke: CommandRunner, lo
             verdict = "gate failed" if exit_code == EXIT_GATE_FAILED else "failed"
             log(f"[{stage}] {verdict} (exit {exit_code}) after {seconds:.0f} s")
             if stage != "report" and plan.audit_dir.joinpath("summary.json").is_file():
-                for fmt, suffix in (("html", ".html"), ("markdown", ".md")):
-                    invoke(_report_command(plan, fmt, plan.report_path.with_suffix(suffix)))
+                for command in report_commands(plan):
+                    invoke(command)
                 log(f"report: {plan.report_path}")
             return exit_code
         log(f"[{stage}] done in {seconds:.0f} s")

@@ -166,29 +166,30 @@ def _xml(text: Any) -> str:
 
 
 def render_junit(context: ReportContext) -> str:
-    """Test suites: the audit gate (a case per threshold) and retrieval (a case per compared figure)."""
+    """Test suites: the audit gate (a case per threshold) and retrieval (a case per compared figure).
+    `time` and `errors` are set as JUnit readers expect: a case compares figures computed before the
+    report (time 0), and a gate case fails, it never errors."""
     root = ET.Element("testsuites", name=_xml(context.title))
     if context.audit_path is not None:
         suite = ET.SubElement(root, "testsuite", name="clinassay.audit.gate")
         cases = 0
         failures = 0
         for g in context.verdict.gate:
-            case = ET.SubElement(suite, "testcase", classname=_xml(f"audit.gate.{g.scope}"), name=_xml(f"{g.name} [{g.scope}]"))
+            case = ET.SubElement(suite, "testcase", classname=_xml(f"audit.gate.{g.scope}"), name=_xml(f"{g.name} [{g.scope}]"), time="0")
             cases += 1
             if g.passed is False:
                 failures += 1
                 ET.SubElement(case, "failure", message=_xml(g.sentence), type="GateThreshold").text = _xml(g.sentence)
         if not context.verdict.gate:  # no thresholds given: the verdict itself is the one case
-            case = ET.SubElement(suite, "testcase", classname="audit.gate", name="verdict")
+            case = ET.SubElement(suite, "testcase", classname="audit.gate", name="verdict", time="0")
             cases += 1
             if context.verdict.status == "fail":
                 failures += 1
                 ET.SubElement(case, "failure", message="audit verdict: fail", type="GateVerdict")
-        suite.set("tests", str(cases))
-        suite.set("failures", str(failures))
+        _suite_totals(suite, cases, failures, skipped=0)
     if context.retrieval is not None:
         suite = ET.SubElement(root, "testsuite", name="clinassay.retrieval")
-        cases = failures = 0
+        cases = failures = skipped = 0
         for run in context.retrieval.runs:
             rows = [(c.stage or "", c.language, c.metric, c.delta, c.status, c.baseline, c.candidate) for c in run.comparison]
             if not rows:
@@ -198,7 +199,7 @@ def render_junit(context: ReportContext) -> str:
                 ]
             for stage, language, metric, delta, status, base, cand in rows:
                 name = f"{run.name} {stage} {language} {metric}".replace("  ", " ")
-                case = ET.SubElement(suite, "testcase", classname=_xml(f"retrieval.{run.name}"), name=_xml(name))
+                case = ET.SubElement(suite, "testcase", classname=_xml(f"retrieval.{run.name}"), name=_xml(name), time="0")
                 cases += 1
                 if status == "regression":
                     failures += 1
@@ -206,13 +207,22 @@ def render_junit(context: ReportContext) -> str:
                     message = f"{stage} {metric} in {language} dropped by {drop} (beyond the tolerance of {context.retrieval.tolerance:g})".strip()
                     ET.SubElement(case, "failure", message=_xml(message), type="Regression").text = _xml(message)
             for language in run.missing_languages:
-                case = ET.SubElement(suite, "testcase", classname=_xml(f"retrieval.{run.name}"), name=_xml(f"{run.name} {language} baseline"))
+                case = ET.SubElement(suite, "testcase", classname=_xml(f"retrieval.{run.name}"), name=_xml(f"{run.name} {language} baseline"), time="0")
                 cases += 1
+                skipped += 1
                 ET.SubElement(case, "skipped", message=_xml(f"the baseline has no results for {language}"))
-        suite.set("tests", str(cases))
-        suite.set("failures", str(failures))
+        _suite_totals(suite, cases, failures, skipped=skipped)
+    _suite_totals(root, *(sum(int(s.get(k, "0")) for s in root) for k in ("tests", "failures", "skipped")))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _suite_totals(element: ET.Element, tests: int, failures: int, skipped: int) -> None:
+    element.set("tests", str(tests))
+    element.set("failures", str(failures))
+    element.set("errors", "0")
+    element.set("skipped", str(skipped))
+    element.set("time", "0")
 
 
 RENDERERS = {"html": render_html, "markdown": render_markdown, "json": render_json, "junit": render_junit}

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Language = Literal["es", "ca", "pt", "fr", "it", "en"]
-Metric = Literal["mrr@10", "r@1", "r@3", "r@5", "r@10"]
+Metric = Literal["mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10"]
 
 
 class BiEncoderConfig(BaseModel):
@@ -90,3 +90,25 @@ class RetrievalConfig(BaseModel):
     bootstrap_samples: int = Field(1000, ge=0, le=100_000)
     tolerance: float = Field(0.01, ge=0, le=1, description="allowed absolute drop before a regression is flagged")
     gate_metrics: list[Metric] = Field(default_factory=lambda: ["mrr@10", "r@5"])
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where both stages train: auto is CUDA when torch sees a GPU, else the CPU"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="training precision: auto is bf16 on a GPU that supports it, fp16 on an older GPU, fp32 on CPU"
+    )
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"],
+        description="transformers logging integrations for training, e.g. ['tensorboard'] or ['mlflow', 'wandb'] "
+        "(each installed separately); ['none']: no logging, ['all']: every installed one",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _one_meaning(cls, names: list[str]) -> list[str]:
+        """"none" and "all" mean something only alone; names are transformers' integration names."""
+        cleaned = [name.strip().lower() for name in names]
+        if not cleaned or any(not name for name in cleaned):
+            raise ValueError("report_to needs at least one non-empty name (['none'] turns logging off)")
+        if len(cleaned) > 1 and ({"none", "all"} & set(cleaned)):
+            raise ValueError(f"'none' and 'all' stand alone in report_to, got {cleaned}")
+        return list(dict.fromkeys(cleaned))

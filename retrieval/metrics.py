@@ -2,7 +2,9 @@
 intervals. Pure numpy: the gate and the reports read these without loading torch.
 
 A rank is 1-based; 0 means "not in the top k". Every figure is computed from the same ranks, so
-MRR@10 and R@k of one slice always agree with each other.
+MRR@10, NDCG@10 and R@k of one slice always agree with each other. Names follow sentence-transformers'
+`InformationRetrievalEvaluator` and MTEB ("mrr@10", "ndcg@10"); one gold code per query, so NDCG@10 is
+1 / log2(rank + 1) within the top 10 (the ideal DCG is 1).
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-METRICS: tuple[str, ...] = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
+METRICS: tuple[str, ...] = ("mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10")
 
 
 def _per_query(ranks: np.ndarray) -> dict[str, np.ndarray]:
     hit = ranks > 0
-    reciprocal = np.where(hit & (ranks <= 10), 1.0 / np.maximum(ranks, 1), 0.0)
-    values = {"mrr@10": reciprocal}
+    in_top10 = hit & (ranks <= 10)
+    reciprocal = np.where(in_top10, 1.0 / np.maximum(ranks, 1), 0.0)
+    ndcg = np.where(in_top10, 1.0 / np.log2(np.maximum(ranks, 1) + 1.0), 0.0)
+    values = {"mrr@10": reciprocal, "ndcg@10": ndcg}
     for k in (1, 3, 5, 10):
         values[f"r@{k}"] = (hit & (ranks <= k)).astype(float)
     return values
 
 
 def slice_metrics(ranks: Sequence[int], *, bootstrap_samples: int = 1000, seed: int = 13) -> dict:
-    """`{"n", "mrr@10", "r@1", "r@3", "r@5", "r@10", "ci95": {metric: [lo, hi]}}` for one slice."""
+    """`{"n", "mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10", "ci95": {metric: [lo, hi]}}` for one slice."""
     array = np.asarray(ranks, dtype=np.int64)
     n = int(array.size)
     if n == 0:

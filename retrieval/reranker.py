@@ -17,7 +17,7 @@ from sentence_transformers.cross_encoder import losses
 
 from transformers import PrinterCallback
 
-from retrieval.trainer import ProgressCallback, set_threads
+from retrieval.trainer import ProgressCallback, keep_logs, placement_arguments, set_threads, training_placement
 
 
 def transformer_dir(model_path: str | Path) -> str:
@@ -43,13 +43,16 @@ def train_reranker(
     config,
     seed: int,
     log: Callable[[str], None] = print,
+    placement: dict | None = None,
 ) -> dict:
     from datasets import Dataset
 
     set_threads()
+    placement = placement or training_placement()
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = CrossEncoder(transformer_dir(backbone), num_labels=1, max_length=config.max_seq_length, device="cpu")
+    model = CrossEncoder(transformer_dir(backbone), num_labels=1, max_length=config.max_seq_length,
+                        device=placement["device"])
     dataset = Dataset.from_list(groups)
     loss = losses.MultipleNegativesRankingLoss(model, num_negatives=1)
     args = CrossEncoderTrainingArguments(
@@ -64,9 +67,8 @@ def train_reranker(
         data_seed=seed,
         save_strategy="no",
         logging_steps=10,
-        report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
+        **placement_arguments(placement),
     )
     trainer = CrossEncoderTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[ProgressCallback(log, "reranker")]
@@ -74,6 +76,7 @@ def train_reranker(
     trainer.remove_callback(PrinterCallback)
     result = trainer.train()
     model.save(str(out_dir))
+    keep_logs(out_dir)
     import shutil
 
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)

@@ -42,6 +42,69 @@ def set_threads() -> None:
     apply_thread_setting()
 
 
+def training_placement(device: str = "auto", precision: str = "auto", report_to: Sequence[str] = ("none",)) -> dict:
+    """The TrainingArguments that decide where and how both trainers run (`[retrieval] device`,
+    `precision`, `report_to`), resolved once so that a GPU is used when present and a missing one or
+    a logging integration that is not installed fails before any training, not after mining.
+    Returns `{"device", "use_cpu", "bf16", "fp16", "report_to"}`; "device" is not an argument."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ClinassayInputError("[retrieval] device = 'cuda' but torch sees no CUDA GPU: use 'auto' or 'cpu'")
+    resolved = "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if resolved == "cuda" else "fp32"
+    if precision == "fp16" and resolved == "cpu":
+        raise ClinassayInputError("[retrieval] precision = 'fp16' needs a CUDA GPU: use 'bf16' or 'fp32' on CPU")
+    names = list(report_to) or ["none"]
+    if names not in (["none"], ["all"]):
+        unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
+        if unknown:
+            raise ClinassayInputError(
+                f"[retrieval] report_to: unknown integration(s) {unknown}; transformers knows "
+                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}, plus 'none' and 'all'"
+            )
+        available = set(get_available_reporting_integrations())
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise ClinassayInputError(
+                f"[retrieval] report_to: {', '.join(missing)} not installed in this environment "
+                f"(pip install {' '.join(missing)})"
+            )
+    return {
+        "device": resolved,
+        "use_cpu": resolved == "cpu",
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "report_to": names[0] if names in (["none"], ["all"]) else names,
+    }
+
+
+def placement_arguments(placement: dict) -> dict:
+    """The part of a placement that TrainingArguments take (both trainers)."""
+    return {k: v for k, v in placement.items() if k != "device"}
+
+
+def describe_placement(placement: dict) -> str:
+    precision = "bf16" if placement["bf16"] else "fp16" if placement["fp16"] else "fp32"
+    report = placement["report_to"]
+    logging = "no logging integration" if report == "none" else f"reporting to {report if isinstance(report, str) else ', '.join(report)}"
+    return f"{placement['device']}, {precision}, {logging}"
+
+
+def keep_logs(out_dir: Path) -> None:
+    """The trainer writes TensorBoard event files under checkpoints/runs; keep them as `runs/` beside
+    the model (where the Hugging Face Hub looks for them) before the checkpoints are dropped."""
+    import shutil
+
+    logs = out_dir / "checkpoints" / "runs"
+    if logs.is_dir():
+        target = out_dir / "runs"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(logs), str(target))
+
+
 def freeze_token_embeddings(model: SentenceTransformer) -> int:
     """Freeze every word-embedding matrix (250k x 384 in me5-small): the optimizer step over it is
     most of a CPU training step. Returns the number of frozen parameters."""
@@ -67,13 +130,13 @@ def asymmetric_model(base: SentenceTransformer) -> tuple[SentenceTransformer, li
         for parameter in module.parameters():
             parameter.requires_grad = False
     router = Router.for_query_document(query_modules=query_modules, document_modules=document_modules, default_route="query")
-    model = SentenceTransformer(modules=[router], device="cpu", similarity_fn_name=base.similarity_fn_name)
+    model = SentenceTransformer(modules=[router], device=str(base.device), similarity_fn_name=base.similarity_fn_name)
     model.prompts = dict(base.prompts or {})
     return model, query_modules
 
 
 def standalone(modules: list, like: SentenceTransformer) -> SentenceTransformer:
-    model = SentenceTransformer(modules=modules, device="cpu", similarity_fn_name=like.similarity_fn_name)
+    model = SentenceTransformer(modules=modules, device=str(like.device), similarity_fn_name=like.similarity_fn_name)
     model.prompts = dict(like.prompts or {})
     return model
 
@@ -116,12 +179,15 @@ def train_biencoder(
     evaluator: InformationRetrievalEvaluator | None = None,
     log: Callable[[str], None] = print,
     bare: bool = False,
+    placement: dict | None = None,
 ) -> dict:
     """Train and save to `out_dir`; returns the training metrics (steps/s, dev MRR...).
-    `bare=True` runs the same trainer without our callbacks, evaluator or checkpoints (benchmarks)."""
+    `bare=True` runs the same trainer without our callbacks, evaluator or checkpoints (benchmarks).
+    `placement` comes from `training_placement` (default: auto device, auto precision, no logging)."""
     from datasets import Dataset
 
     set_threads()
+    placement = placement or training_placement()
     torch.manual_seed(seed)
     np.random.seed(seed)
     frozen_docs = config.document_side == "frozen"
@@ -166,10 +232,9 @@ def train_biencoder(
         metric_for_best_model=f"eval_{DEV_METRIC}" if use_eval else None,
         greater_is_better=True,
         logging_steps=max(1, min(config.eval_steps, 10)),
-        report_to="none",
         disable_tqdm=True,
         dataloader_drop_last=len(dataset) > config.batch_size,
-        use_cpu=True,
+        **placement_arguments(placement),
     )
     callbacks = []
     if not bare:
@@ -197,6 +262,7 @@ def train_biencoder(
     if not bare:
         saved = standalone(query_modules, base) if frozen_docs else model
         saved.save(str(out_dir))
+        keep_logs(out_dir)
         _drop_checkpoints(out_dir)
     return metrics
 

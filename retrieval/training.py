@@ -43,12 +43,14 @@ def train_model(
     """Train both stages on audited data and write MODEL_DIR; returns the model card."""
     from retrieval.index import CodeIndex, corpus_embeddings
     from retrieval.models import load_encoder, resolve_model_path
-    from retrieval.trainer import dev_evaluator, mine_with_index, train_biencoder
+    from retrieval.trainer import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
 
     config = config or RetrievalConfig()
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ClinassayInputError(f"--out {out} exists and is not empty: choose a new model directory")
+    placement = training_placement(config.device, config.precision, config.report_to)
+    log(f"[train] {describe_placement(placement)}")
     started = time.time()
     if term is None:
         from terminology import load_terminology, normalize_code
@@ -65,7 +67,7 @@ def train_model(
     log(f"[data] {len(examples)} examples: {len(split.train)} train, {len(split.dev)} dev (split by code); "
         f"corpus {len(corpus.codes)} codes, {len(corpus.texts)} label texts")
 
-    base = load_encoder(config.base_model)
+    base = load_encoder(config.base_model, device=placement["device"])
     log(f"[index] base corpus embeddings ({config.base_model}, cached by model and corpus)")
     base_vectors = corpus_embeddings(base, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size)
     base_index = CodeIndex.build(corpus, base_vectors, kind="exact")
@@ -93,9 +95,9 @@ def train_model(
     log(f"[biencoder] training on {len(rows)} rows from {config.base_model}")
     bi_dir = out / "biencoder"
     bi_metrics = train_biencoder(base.sentence_transformer(), rows, out_dir=bi_dir, config=bi, seed=config.seed,
-                                 evaluator=evaluator, log=log)
+                                 evaluator=evaluator, log=log, placement=placement)
 
-    trained = load_encoder(str(bi_dir))
+    trained = load_encoder(str(bi_dir), device=placement["device"])
     if bi.document_side == "frozen":
         vectors = base_vectors  # the document side is the base model: its cached corpus vectors are the index
     else:
@@ -120,7 +122,7 @@ def train_model(
         backbone = rr.base_model or config.base_model
         log(f"[reranker] training on {len(groups)} groups from {backbone}")
         rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
-                                    seed=config.seed, log=log)
+                                    seed=config.seed, log=log, placement=placement)
         dev = split.dev[: bi.max_dev_queries]
         if dev:
             rr_metrics = {**(rr_metrics or {}), "fusion": fit_fusion(out, dev, trained, index, corpus=corpus,

@@ -19,7 +19,7 @@ def generate(
     config: Path = typer.Option(
         ..., "--config", help="TOML configuration file (its generation section: codes, languages, models, budget)."
     ),
-    out: Path = typer.Option(..., "--out", help="Output JSONL of pairs; rejects go beside it (NAME.rejects.jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output JSONL of pairs; rejects go beside it (NAME.rejects.jsonl)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run into the existing output."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (requests, pairs, tokens, cost) and exit."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),

@@ -12,7 +12,7 @@ EVAL_LANGUAGES = ("es", "pt", "fr", "it", "en")  # Catalan has no label table of
 
 def heldout_labels(
     config: Path = typer.Option(..., "--config", help="TOML config: its generation plan is excluded, its corpus is the pool."),
-    out: Path = typer.Option(..., "--out", help="Evaluation set to write (TSV with a header, or .jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Evaluation set to write (TSV with a header, or .jsonl)."),
     per_language: int = typer.Option(40, "--per-language", min=1, help="Items per language (fewer where labels run out)."),
 ) -> None:
     """Held-out terminology labels per language, from corpus codes outside the generation plan."""

@@ -21,7 +21,7 @@ def _retrieval_config(config_file: Path | None):
 
 def train(
     data: Path = typer.Option(..., "--data", help="An audit output directory (manifest.json + accepted.jsonl) that passed."),
-    out: Path = typer.Option(..., "--out", help="Where to write the model directory (both stages, index, model card)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the model directory (both stages, index, model card)."),
     config_file: Path | None = typer.Option(None, "--config", help="TOML config; its [retrieval] section applies."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Override biencoder.max_steps (and reranker.max_steps)."),
     no_reranker: bool = typer.Option(False, "--no-reranker", help="Train stage 1 only."),
@@ -69,12 +69,12 @@ def search(
 def evaluate(
     model: str = typer.Option(..., "--model", help="A trained model directory, or a baseline: bm25, minilm-en, me5-small."),
     eval_set: Path = typer.Option(..., "--eval-set", help="TSV with a header or JSONL: mention, code, language."),
-    out: Path = typer.Option(..., "--out", help="Directory for metrics.json and predictions.jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for metrics.json and predictions.jsonl."),
     rerank: bool = typer.Option(False, "--rerank", help="Also evaluate stage 2 (the reranker)."),
     baseline: Path | None = typer.Option(None, "--baseline", help="A baseline's metrics.json: gate on per-language regressions."),
     config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus, tolerance, gated metrics, seed)."),
 ) -> None:
-    """Per-language MRR@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
+    """Per-language MRR@10, NDCG@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
     from retrieval.evalset import file_sha256, load_eval_set
     from retrieval.gate import compare, format_gate, load_metrics
     from terminology import normalize_code
@@ -127,7 +127,7 @@ def format_metrics(metrics: dict) -> str:
 
 def import_codiesp(
     split_dir: Path = typer.Argument(..., help="A CodiEsp split directory holding *X.tsv (e.g. codiesp/dev)."),
-    out: Path = typer.Option(..., "--out", help="Evaluation set to write (.tsv or .jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Evaluation set to write (.tsv or .jsonl)."),
 ) -> None:
     """Build an evaluation set from CodiEsp's diagnosis mentions (codes absent from ICD-10-CM are dropped and counted)."""
     from retrieval.evalset import import_codiesp as build, write_eval_set

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def run(
     config: Path = typer.Option(..., "--config", help="TOML configuration (see examples/quickstart.toml)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run folder; overrides run.out in the config."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder; overrides run.out in the config."),
     start: Optional[str] = typer.Option(None, "--from", help=f"First stage to run, one of {', '.join(STAGES)}."),
     until: Optional[str] = typer.Option(None, "--until", help="Last stage to run."),
 ) -> int:
