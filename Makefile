@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: quickstart test test-slow setup dictionaries
+.PHONY: quickstart test test-slow setup dictionaries constraints
 
 setup: $(VENV)/.installed dictionaries
 
@@ -23,7 +23,8 @@ dictionaries:
 	fi
 
 # torch is pinned to the CPU wheel first: a loose torch would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# constraints.txt holds the exact versions the suite passed with (pyproject.toml keeps ranges).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -31,9 +32,14 @@ $(VENV)/.installed: pyproject.toml
 	@# a native build picks AMX on Xeons that have it, and both a cached wheel and a native build
 	@# crashed in libggml-cpu (general protection fault) on this machine; GGML_NATIVE=OFF runs.
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir --no-binary llama-cpp-python \
-		"llama-cpp-python[server]==0.3.36"
-	$(BIN)/pip install --quiet -e ".[dev,local-llm]"
+		-c constraints.txt "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,local-llm]"
 	touch $@
+
+# After an upgrade that the suite passed with: record the versions now installed.
+constraints:
+	{ sed -n '1,/^# ---$$/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^clinassay' | sed 's/+cpu$$//'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # Real clinician mentions (CodiEsp train, Spanish) become the audit's reference when a copy is beside the
 # project; CodiEsp is never used for training.
