@@ -361,3 +361,31 @@ def test_dependencies_are_ranges_and_the_constraints_pin_what_is_installed():
         assert pins[name] == version(name).split("+")[0], name
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert '-c constraints.txt -e ".[dev,local-llm]"' in makefile
+
+
+def test_both_trainers_run_on_the_resolved_placement(tmp_path):
+    """Two steps of each stage on minilm-en (packaged, offline) through `training_placement`: the
+    arguments reach the trainers, and the saved models load back."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from retrieval.config import BiEncoderConfig, RerankerConfig
+    from retrieval.models import load_encoder, resolve_model_path
+    from retrieval.reranker import train_reranker
+    from retrieval.trainer import train_biencoder, training_placement
+
+    placement = training_placement()
+    mentions = ["dolor de cabeza", "fractura de fémur", "infección urinaria", "tos seca"]
+    titles = ["Headache", "Fracture of femur", "Urinary tract infection", "Cough"]
+    rows = [{"anchor": m, "positive": t, "negative_1": titles[(i + 1) % 4]} for i, (m, t) in enumerate(zip(mentions, titles))]
+    base = load_encoder("minilm-en", device=placement["device"]).sentence_transformer()
+    bi = BiEncoderConfig(max_steps=2, batch_size=4, eval_steps=1, freeze_embeddings=True)
+    metrics = train_biencoder(base, rows, out_dir=tmp_path / "biencoder", config=bi, seed=0, log=lambda _: None,
+                              placement=placement)
+    assert metrics["global_step"] == 2
+    assert load_encoder(str(tmp_path / "biencoder"), device="cpu").encode(["tos"]).shape[0] == 1
+    rr = RerankerConfig(max_steps=2, batch_size=2, max_seq_length=32)
+    rr_metrics = train_reranker(resolve_model_path("minilm-en"), rows, out_dir=tmp_path / "reranker", config=rr, seed=0,
+                                log=lambda _: None, placement=placement)
+    assert rr_metrics["global_step"] == 2
+    assert CrossEncoder(str(tmp_path / "reranker"), device="cpu").predict([("tos seca", "Cough")]).shape == (1,)
+    assert not (tmp_path / "biencoder" / "checkpoints").exists() and not (tmp_path / "reranker" / "checkpoints").exists()
