@@ -22,22 +22,22 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from audit.bias import fingerprints, reject_outliers
-from audit.checks import CHECKS, AuditResources
-from audit.config import AuditConfig
-from audit.embedding import Encoder, encode_fixed
-from audit.fit import CorpusFit
-from audit.findings import Decision, Finding
-from audit.gate import evaluate_gate
-from audit.items import Chunk, Item
-from audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
+from clinassay.audit.bias import fingerprints, reject_outliers
+from clinassay.audit.checks import CHECKS, AuditResources
+from clinassay.audit.config import AuditConfig
+from clinassay.audit.embedding import Encoder, encode_fixed
+from clinassay.audit.fit import CorpusFit
+from clinassay.audit.findings import Decision, Finding
+from clinassay.audit.gate import evaluate_gate
+from clinassay.audit.items import Chunk, Item
+from clinassay.audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
                             manifest_bytes)
-from audit.manifest import file_sha256 as _sha256
-from audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
-from audit.reader import Malformed, Parsed, chunked, clip, file_sha256, parse_record, read_lines
-from audit.references import EvalSet, LabelledMention, read_labelled
-from audit.tally import DatasetTally
-from terminology.errors import ClinassayInputError
+from clinassay.audit.manifest import file_sha256 as _sha256
+from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
+from clinassay.audit.reader import Malformed, Parsed, chunked, clip, file_sha256, parse_record, read_lines
+from clinassay.audit.references import EvalSet, LabelledMention, read_labelled
+from clinassay.audit.tally import DatasetTally
+from clinassay.terminology.errors import ClinassayInputError
 
 MAX_MALFORMED_LISTED = 200  # in summary.json; malformed.jsonl holds every one
 VERSIONED = ("clinassay", "numpy", "scikit-learn", "faiss-cpu", "evidently", "lingua-language-detector", "py3langid",
@@ -45,7 +45,7 @@ VERSIONED = ("clinassay", "numpy", "scikit-learn", "faiss-cpu", "evidently", "li
 
 
 def _default_terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -197,7 +197,7 @@ class Auditor:
         }
 
     def _drift(self, reference_by_lang: dict[str, list[str]], out_dir: Path | None):
-        from audit.drift import language_drift
+        from clinassay.audit.drift import language_drift
 
         drift: dict[str, Any] = {}
         reports: dict[str, str] = {}

@@ -12,7 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from audit.config import BiasConfig
+from clinassay.audit.config import BiasConfig
 
 
 def reject_outliers(matrix: list[dict[str, Any]], config: BiasConfig) -> list[dict[str, Any]]:

@@ -25,16 +25,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit.config import AuditConfig
-from audit.embedding import Encoder
-from audit.findings import Decision
-from audit.gate import passes
-from audit.outputs import replace_into
-from audit.planting import DESCRIPTIONS, INTENDED, FaultKind, Planted, Planter
-from audit.reader import Parsed, file_sha256, parse_record, read_lines
-from audit.references import EvalSet, read_labelled
-from audit.text import normalize_text
-from terminology.errors import ClinassayInputError
+from clinassay.audit.config import AuditConfig
+from clinassay.audit.embedding import Encoder
+from clinassay.audit.findings import Decision
+from clinassay.audit.gate import passes
+from clinassay.audit.outputs import replace_into
+from clinassay.audit.planting import DESCRIPTIONS, INTENDED, FaultKind, Planted, Planter
+from clinassay.audit.reader import Parsed, file_sha256, parse_record, read_lines
+from clinassay.audit.references import EvalSet, read_labelled
+from clinassay.audit.text import normalize_text
+from clinassay.terminology.errors import ClinassayInputError
 
 CALIBRATION = "calibration.json"
 CALIBRATION_PAIRS = "calibration_pairs.jsonl"
@@ -151,7 +151,7 @@ def sample_originals(path: Path, *, size: int, seed: int) -> tuple[list[dict[str
 
 
 def _audit(records: list[dict[str, Any]], auditor: Any) -> list[Decision]:
-    from audit.reader import chunked
+    from clinassay.audit.reader import chunked
 
     out: list[Decision] = []
     parsed = [parse_record(n, r) for n, r in enumerate(records, start=1)]
@@ -194,7 +194,7 @@ def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, term
               ) -> tuple[Calibration, list[dict[str, Any]]]:
     """Plant, audit, count. Returns the calibration and every audited pair (originals and copies) with its
     decision, as written to calibration_pairs.jsonl."""
-    from audit.auditor import Auditor, _code_normalizer, _default_terminology, _shown
+    from clinassay.audit.auditor import Auditor, _code_normalizer, _default_terminology, _shown
 
     config = config or AuditConfig()
     if sample < 1:

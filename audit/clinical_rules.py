@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from rapidfuzz import fuzz
 
-from audit import lexicon as lx
-from audit.negation import analyse as analyse_negation
-from audit.text import normalize_text
+from clinassay.audit import lexicon as lx
+from clinassay.audit.negation import analyse as analyse_negation
+from clinassay.audit.text import normalize_text
 
 RuleHit = tuple[str, float, str, dict[str, Any] | None]
 

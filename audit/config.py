@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit.planting import FaultKind
+from clinassay.audit.planting import FaultKind
 
 Severity = Literal["warn", "fail"]
 AuditLanguage = Literal["es", "ca", "pt", "fr", "it", "en"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.text import normalize_text
+from clinassay.audit.text import normalize_text
 
 FEATURES = ("chars", "words", "unseen_word_share")
 EMBEDDING_AUC_THRESHOLD = 0.55  # Evidently's default for its classifier-based embedding drift

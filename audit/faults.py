@@ -50,7 +50,7 @@ def swap_sets(pairs: list[dict[str, Any]], swapper: CodeSwapper, *, per_kind: in
     """Right pairs split into disjoint groups by mention: one kept as it is ("correct"), one per swap kind
     with its code swapped (each swapped pair keeps its true code as `gold_code`). A mention appears in
     one group only, so no group can be recognised by its mentions."""
-    from audit.text import normalize_text
+    from clinassay.audit.text import normalize_text
 
     rng = random.Random(seed)
     unique: dict[str, dict[str, Any]] = {}

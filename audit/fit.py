@@ -27,8 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
-from audit.text import normalize_text
+from clinassay.audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
+from clinassay.audit.text import normalize_text
 
 @dataclass(frozen=True)
 class FitScore:

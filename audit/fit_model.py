@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from audit.fit import FitScore
+from clinassay.audit.fit import FitScore
 
 OperatingPoint = Literal["lenient", "balanced", "strict"]
 MODEL_PATH = Path(__file__).with_name("fit_model.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from audit.config import GateConfig
+from clinassay.audit.config import GateConfig
 
 
 @dataclass(frozen=True)

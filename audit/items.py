@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from audit.findings import Finding
-from audit.text import normalize_text
+from clinassay.audit.findings import Finding
+from clinassay.audit.text import normalize_text
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audit.text import normalize_text
+from clinassay.audit.text import normalize_text
 
 MAX_INCLUSION_TERMS = 6
 INDEX_FORMAT = "v4"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
@@ -61,7 +61,7 @@ def cached(store: dict, terminology: Any, build: Any, *, name: str) -> Any:
         return own[name]
     key = content_key(terminology)
     if key not in store:
-        from terminology.cache import read_pickle, terminology_dir, write_pickle
+        from clinassay.terminology.cache import read_pickle, terminology_dir, write_pickle
 
         path = terminology_dir() / "audit" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
         value = read_pickle(path)

@@ -241,7 +241,7 @@ def vocabulary_words(text: str) -> list[str]:
 
 
 def _add(text: str, words: set[str], capitalised: set[str] | None = None, lower: set[str] | None = None) -> None:
-    from audit.text import normalize_text
+    from clinassay.audit.text import normalize_text
 
     words.update(vocabulary_words(text))
     if capitalised is None or lower is None:
@@ -260,7 +260,7 @@ def label_vocabulary(terminology: Any) -> Vocabulary:
     """Built once per terminology (3-5 s): every code's labels in every language it has. Eponyms come from
     the English titles only, whose sentence case is reliable: a word they capitalise and never write in
     lower case inside a title, or a name-shaped first word ("Crohn's disease", "Minkowski-Chauffard syndrome")."""
-    from audit.text import strip_accents
+    from clinassay.audit.text import strip_accents
 
     capitalised: set[str] = set()
     lower: set[str] = set()

@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from audit.gate import passes
-from audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY
-from terminology.errors import ClinassayInputError
+from clinassay.audit.gate import passes
+from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY
+from clinassay.terminology.errors import ClinassayInputError
 
 SCHEMA_VERSION = 1
 KEY_ENV = "CLINASSAY_AUDIT_KEY"

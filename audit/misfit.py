@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audit.findings import Finding
-from audit.fit import CorpusFit, FitScore
-from audit.fit_model import FitModels
+from clinassay.audit.findings import Finding
+from clinassay.audit.fit import CorpusFit, FitScore
+from clinassay.audit.fit_model import FitModels
 
 HISTOGRAM_BINS = 10
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from audit.lexicon import NEGATION
+from clinassay.audit.lexicon import NEGATION
 
 _KINDS = ("pre", "post", "pseudo", "uncertain", "terminate")
 

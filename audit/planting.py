@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
-from audit.text import normalize_text
+from clinassay.audit.text import normalize_text
 
 FaultKind = Literal["other_chapter", "same_chapter", "sibling", "negation", "laterality", "sex", "wrong_language",
                     "near_duplicate", "eval_leak", "identifier", "misspelling", "nonsense"]
@@ -267,7 +267,7 @@ def misspell(mention: str, rng: random.Random) -> tuple[str, str] | None:
 
 def surface_variant(mention: str, rng: random.Random) -> str:
     """The same mention after normalisation, written differently (case, a full stop, accents)."""
-    from audit.text import strip_accents
+    from clinassay.audit.text import strip_accents
 
     options = [mention.upper() + ".", mention[:1].upper() + mention[1:] + ".", strip_accents(mention) + " ."]
     options = [o for o in options if o != mention and normalize_text(o) == normalize_text(mention)]
@@ -298,7 +298,7 @@ class Planter:
     @property
     def swapper(self):
         if self._swapper is None:
-            from audit.faults import CodeSwapper
+            from clinassay.audit.faults import CodeSwapper
 
             self._swapper = CodeSwapper(self.terminology)
         return self._swapper
@@ -366,7 +366,7 @@ class Planter:
     def _negated(mention: str, lang: str, source: str, rng: random.Random) -> str:
         if source == "own":
             return _with_mention(rng.choice(OWN_NEGATION[lang]), mention)
-        from audit.lexicon import NEGATION
+        from clinassay.audit.lexicon import NEGATION
 
         cues = NEGATION[lang]
         pre = [c for c in cues["pre"] if " " in c] or cues["pre"]
@@ -378,7 +378,7 @@ class Planter:
                    rng: random.Random) -> tuple[dict[str, Any], str] | None:
         """The mention made to state the side opposite the code's. A code without a side whose category
         has right and left codes becomes its right (or left) sibling, and the mention states the other side."""
-        from audit.clinical_rules import code_side
+        from clinassay.audit.clinical_rules import code_side
 
         if entry is None:
             return None
@@ -417,7 +417,7 @@ class Planter:
 
     def _other_sex(self, mention: str, entry: Any, lang: str,
                    rng: random.Random) -> tuple[dict[str, Any], str] | None:
-        from audit.clinical_rules import sex_of_code
+        from clinassay.audit.clinical_rules import sex_of_code
 
         restriction = sex_of_code(entry.code, self.terminology) if entry is not None else None
         if restriction is None:

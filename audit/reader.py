@@ -13,8 +13,8 @@ from typing import Any, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from generation.records import Pair
-from terminology.errors import ClinassayInputError
+from clinassay.generation.records import Pair
+from clinassay.terminology.errors import ClinassayInputError
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from audit.embedding import encode_fixed
-from audit.text import normalize_text
-from terminology.errors import ClinassayInputError
+from clinassay.audit.embedding import encode_fixed
+from clinassay.audit.text import normalize_text
+from clinassay.terminology.errors import ClinassayInputError
 
 REQUIRED = ("mention", "code", "language")
 

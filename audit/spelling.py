@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from audit.text import strip_accents
-from terminology.cache import file_digest, read_pickle, write_pickle
+from clinassay.audit.text import strip_accents
+from clinassay.terminology.cache import file_digest, read_pickle, write_pickle
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from audit.items import Item
+from clinassay.audit.items import Item
 
 
 @dataclass

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from audit import AuditConfig, Auditor, Malformed, audit_pairs  # noqa: E402
-from audit.references import EvalSet, read_labelled  # noqa: E402
+from clinassay.audit import AuditConfig, Auditor, Malformed, audit_pairs  # noqa: E402
+from clinassay.audit.references import EvalSet, read_labelled  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "audit"
 CODIESP = ROOT.parent / "shared" / "data" / "codiesp" / "dev" / "devX.tsv"
@@ -35,7 +35,7 @@ def _encoder(name: str | None):
     if name is None:
         return None
     from clinassay.commands.audit import DiskCachedEncoder
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     return DiskCachedEncoder(load_encoder(name), queries=True)
 
@@ -73,7 +73,7 @@ def bad_pairs_recall(config: AuditConfig, encoder, terminology) -> dict:
 def codiesp_pairs(path: Path, limit: int | None, stats: Counter):
     """Unique (normalised mention, code) pairs: CodiEsp repeats mentions across documents, and a repeat is
     a duplicate, not a wrong pair; how many repeats there were is reported separately."""
-    from audit.text import normalize_text
+    from clinassay.audit.text import normalize_text
 
     seen = set()
     with path.open(encoding="utf-8") as handle:
@@ -133,8 +133,8 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
     chapter, another category of the same chapter, a sibling in the same category: disjoint mentions,
     `per_kind` of each. Share rejected per kind at every operating point (the default one is the
     configured one)."""
-    from audit.faults import CodeSwapper, swap_sets
-    from retrieval.evalset import import_codiesp
+    from clinassay.audit.faults import CodeSwapper, swap_sets
+    from clinassay.retrieval.evalset import import_codiesp
 
     items, _ = import_codiesp(CODIESP.parent.parent / split, terminology)
     groups = swap_sets([{"mention": i.mention, "code": i.code, "language": i.language, "model": f"codiesp:{split}"}
@@ -174,7 +174,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-swaps", action="store_true")
     args = parser.parse_args()
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     terminology = load_terminology()
     config = AuditConfig(embeddings=not args.no_embeddings)

@@ -42,7 +42,7 @@ MODIFIERS = {
 
 
 def synthetic_pairs(n: int, *, seed: int = 0, mentions_per_code: int = 5) -> list[dict]:
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     term = load_terminology()
     rng = random.Random(seed)
@@ -66,7 +66,7 @@ def synthetic_pairs(n: int, *, seed: int = 0, mentions_per_code: int = 5) -> lis
 
 
 def bench_rules(n: int) -> dict:
-    from audit import AuditConfig, Auditor, audit_pairs
+    from clinassay.audit import AuditConfig, Auditor, audit_pairs
 
     pairs = synthetic_pairs(n)
     auditor = Auditor(AuditConfig(embeddings=False))
@@ -86,9 +86,9 @@ def bench_rules(n: int) -> dict:
 
 
 def bench_full(n: int, encoder_name: str) -> dict:
-    from audit import AuditConfig, Auditor, audit_pairs
+    from clinassay.audit import AuditConfig, Auditor, audit_pairs
     from clinassay.commands.audit import DiskCachedEncoder
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     pairs = synthetic_pairs(n, seed=1)
     encoder = DiskCachedEncoder(load_encoder(encoder_name))
@@ -107,9 +107,9 @@ def bench_full(n: int, encoder_name: str) -> dict:
 
 
 def bench_near_duplicates(sizes=(10_000, 100_000), dim: int = 384, per_code: int = 5) -> dict:
-    from audit import AuditConfig
-    from audit.checks import AuditResources, DuplicateCheck
-    from audit.items import Chunk, Item
+    from clinassay.audit import AuditConfig
+    from clinassay.audit.checks import AuditResources, DuplicateCheck
+    from clinassay.audit.items import Chunk, Item
 
     out = {}
     rng = np.random.default_rng(0)

@@ -18,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from audit import AuditConfig  # noqa: E402
-from audit.checks import AuditResources  # noqa: E402
-from audit.checks.spelling import SpellingCheck  # noqa: E402
-from audit.items import Chunk, Item  # noqa: E402
-from audit.text import normalize_text  # noqa: E402
-from terminology import load_terminology  # noqa: E402
+from clinassay.audit import AuditConfig  # noqa: E402
+from clinassay.audit.checks import AuditResources  # noqa: E402
+from clinassay.audit.checks.spelling import SpellingCheck  # noqa: E402
+from clinassay.audit.items import Chunk, Item  # noqa: E402
+from clinassay.audit.text import normalize_text  # noqa: E402
+from clinassay.terminology import load_terminology  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "audit"
 CODIESP = ROOT.parent / "shared" / "data" / "codiesp" / "dev" / "devX.tsv"

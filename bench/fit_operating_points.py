@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from audit.faults import CodeSwapper, swap_sets  # noqa: E402
-from audit.fit import CorpusFit  # noqa: E402
-from audit.fit_model import LEXICAL, FitModels, FittedPoint, FitVariant, LogisticModel, save_fit_models  # noqa: E402
-from audit.text import normalize_text  # noqa: E402
+from clinassay.audit.faults import CodeSwapper, swap_sets  # noqa: E402
+from clinassay.audit.fit import CorpusFit  # noqa: E402
+from clinassay.audit.fit_model import LEXICAL, FitModels, FittedPoint, FitVariant, LogisticModel, save_fit_models  # noqa: E402
+from clinassay.audit.text import normalize_text  # noqa: E402
 
 CODIESP = ROOT.parent / "shared" / "data" / "codiesp"
 DENSE_CATEGORY = ["dense_gap", "dense_log_rank", "dense_own", "lex_gap", "lex_log_rank", "lex_own"]
@@ -95,9 +95,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from clinassay.commands.audit import DiskCachedEncoder
-    from retrieval.evalset import import_codiesp
-    from retrieval.models import load_encoder
-    from terminology import load_terminology
+    from clinassay.retrieval.evalset import import_codiesp
+    from clinassay.retrieval.models import load_encoder
+    from clinassay.terminology import load_terminology
 
     term = load_terminology()
     items, _ = import_codiesp(CODIESP / "train", term)

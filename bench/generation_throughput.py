@@ -31,15 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from generation.budget import Budget  # noqa: E402
-from generation.config import GenerationConfig, ModelConfig  # noqa: E402
-from generation.llm import LLMClient, quiet_litellm  # noqa: E402
-from generation.plan import Request  # noqa: E402
-from generation.prompts import Prompt  # noqa: E402
-from generation.progress import Progress  # noqa: E402
-from generation.runner import RunSummary, run_requests  # noqa: E402
-from generation.shards import run_sharded  # noqa: E402
-from generation.store import PairStore  # noqa: E402
+from clinassay.generation.budget import Budget  # noqa: E402
+from clinassay.generation.config import GenerationConfig, ModelConfig  # noqa: E402
+from clinassay.generation.llm import LLMClient, quiet_litellm  # noqa: E402
+from clinassay.generation.plan import Request  # noqa: E402
+from clinassay.generation.prompts import Prompt  # noqa: E402
+from clinassay.generation.progress import Progress  # noqa: E402
+from clinassay.generation.runner import RunSummary, run_requests  # noqa: E402
+from clinassay.generation.shards import run_sharded  # noqa: E402
+from clinassay.generation.store import PairStore  # noqa: E402
 
 
 def _requests(n: int, tag: str) -> list[Request]:

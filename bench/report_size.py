@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from generation.records import LANGUAGES
-from reports.build import build_report_context
-from reports.render import render
+from clinassay.generation.records import LANGUAGES
+from clinassay.reports.build import build_report_context
+from clinassay.reports.render import render
 
 GENERATORS = ("gemma-270m", "gpt-4o-mini", "claude-haiku", "llama-3-8b")
 CHECKS = {

@@ -93,8 +93,8 @@ def clinassay(*args: str, log: Path) -> int:
 
 
 def build_sets(work: Path, *, heldout_codes: int, train_codes: int, seed: int) -> None:
-    from retrieval.evalset import EvalItem, import_codiesp, write_eval_set
-    from terminology import load_terminology
+    from clinassay.retrieval.evalset import EvalItem, import_codiesp, write_eval_set
+    from clinassay.terminology import load_terminology
 
     term = load_terminology()
     if not (work / "codiesp_dev.tsv").is_file():

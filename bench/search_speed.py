@@ -49,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
 def stage1_index(encoder, corpus):
     import numpy as np
 
-    from retrieval.index import CodeIndex, default_cache_dir
+    from clinassay.retrieval.index import CodeIndex, default_cache_dir
 
     path = default_cache_dir() / f"{''.join(ch if ch.isalnum() or ch in '-_.' else '_' for ch in encoder.fingerprint)[:80]}-{corpus.fingerprint}.npy"
     if path.is_file():
@@ -63,15 +63,15 @@ def stage1_index(encoder, corpus):
 
 
 def bench_search(args) -> None:
-    from retrieval.corpus import build_corpus
-    from retrieval.models import load_encoder
-    from terminology import load_terminology
+    from clinassay.retrieval.corpus import build_corpus
+    from clinassay.retrieval.models import load_encoder
+    from clinassay.terminology import load_terminology
 
     corpus = build_corpus(load_terminology(), languages=("en", "es"))
     encoder = load_encoder(str(Path(args.model) / "biencoder") if args.model else "me5-small")
     index, source = stage1_index(load_encoder("me5-small"), corpus)
     print(f"corpus: {len(corpus.codes)} billable codes, {len(corpus.texts)} label vectors ({source})")
-    from retrieval.index import limited_threads
+    from clinassay.retrieval.index import limited_threads
 
     encoder.encode(["warm up"], kind="query")
     times, cpu = [], []
@@ -85,15 +85,15 @@ def bench_search(args) -> None:
     print(f"stage 1 p50 {statistics.median(times):.1f} ms wall, {statistics.median(cpu):.1f} ms CPU, p90 {percentile(times, 0.9):.1f} ms wall "
           f"per query over {args.queries} queries (target p50 <= 50 ms; {load()})")
 
-    from retrieval.reranker import load_fusion_weight, load_reranker, rerank_candidates
+    from clinassay.retrieval.reranker import load_fusion_weight, load_reranker, rerank_candidates
 
     if args.model and (Path(args.model) / "reranker").is_dir():
         reranker, which = load_reranker(Path(args.model) / "reranker"), "trained reranker"
     else:
         from sentence_transformers.cross_encoder import CrossEncoder
 
-        from retrieval.models import resolve_model_path
-        from retrieval.reranker import transformer_dir
+        from clinassay.retrieval.models import resolve_model_path
+        from clinassay.retrieval.reranker import transformer_dir
 
         reranker = CrossEncoder(transformer_dir(resolve_model_path("me5-small")), num_labels=1, max_length=96, device="cpu")
         which = "me5-small backbone, fresh head"
@@ -120,11 +120,11 @@ def bench_training(args) -> None:
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
 
-    from retrieval.config import BiEncoderConfig
-    from retrieval.models import load_encoder
-    from retrieval.trainer import freeze_token_embeddings, train_biencoder
-    from retrieval.training_data import Example, stage1_rows
-    from terminology import load_terminology
+    from clinassay.retrieval.config import BiEncoderConfig
+    from clinassay.retrieval.models import load_encoder
+    from clinassay.retrieval.trainer import freeze_token_embeddings, train_biencoder
+    from clinassay.retrieval.training_data import Example, stage1_rows
+    from clinassay.terminology import load_terminology
 
     term = load_terminology()
     codes = [c for c in term.billable_codes() if term.label(c, "es") is not None][: args.train_rows]

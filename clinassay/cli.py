@@ -26,7 +26,7 @@ from typer.exceptions import TyperException
 
 from clinassay import __version__
 from clinassay.commands import COMMAND_MODULES
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_GENERATION_FAILED = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fail(exc: Exception, argv: list[str] | None) -> int:
-    from generation.errors import GenerationError
+    from clinassay.generation.errors import GenerationError
 
     message = bad_input_message(exc)
     if message is not None:

@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from audit.config import AuditConfig
-from generation.config import GenerationConfig
-from reports.config import ReportConfig
-from retrieval.config import RetrievalConfig
-from terminology.config import TerminologyConfig
-from terminology.errors import ClinassayInputError
+from clinassay.audit.config import AuditConfig
+from clinassay.generation.config import GenerationConfig
+from clinassay.reports.config import ReportConfig
+from clinassay.retrieval.config import RetrievalConfig
+from clinassay.terminology.config import TerminologyConfig
+from clinassay.terminology.errors import ClinassayInputError
 
 
 STAGES = ("generate", "audit", "train", "evaluate", "report")

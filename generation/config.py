@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from generation.records import LANGUAGES, Language, Task
+from clinassay.generation.records import LANGUAGES, Language, Task
 
 EMBEDDED_MODEL = "embedded/gemma-3-270m"
 """The `model` string that selects the bundled offline Gemma 3 270M (no network, no key)."""

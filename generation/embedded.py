@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from generation.errors import EmbeddedModelError, GenerationInputError
+from clinassay.generation.errors import EmbeddedModelError, GenerationInputError
 
 MODEL_ALIAS = "gemma-3-270m"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"

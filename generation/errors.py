@@ -6,7 +6,7 @@ what the LLM client raises to the runner, after LiteLLM's own retries and fallba
 
 from __future__ import annotations
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class GenerationError(Exception):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generation.llm import estimate_cost
-from generation.plan import Plan
+from clinassay.generation.llm import estimate_cost
+from clinassay.generation.plan import Plan
 
 CHARS_PER_TOKEN = 4.0
 TOKENS_PER_MENTION = 12

@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from generation.config import ModelConfig
-from generation.errors import GenerationError, GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
-from generation.parser import MentionList, printable
-from generation.prompts import Prompt
+from clinassay.generation.config import ModelConfig
+from clinassay.generation.errors import GenerationError, GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
+from clinassay.generation.parser import MentionList, printable
+from clinassay.generation.prompts import Prompt
 
 EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
 """How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""

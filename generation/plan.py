@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from generation.config import GenerationConfig, ModelConfig
-from generation.prompts import Prompt, Style, render_prompt
-from generation.records import Task
-from generation.short_forms import short_form
-from terminology.errors import ClinassayInputError
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.prompts import Prompt, Style, render_prompt
+from clinassay.generation.records import Task
+from clinassay.generation.short_forms import short_form
+from clinassay.terminology.errors import ClinassayInputError
 
 MAX_SIBLINGS_IN_PROMPT = 8
 MAX_EXCLUDES_IN_PROMPT = 8

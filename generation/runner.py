@@ -17,15 +17,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from generation.budget import Budget
-from generation.config import GenerationConfig
-from generation.errors import GenerationInputError, LLMAuthError, LLMRequestError
-from generation.llm import BadReplyError, Completion, LLMClient, quiet_litellm
-from generation.parser import has_lone_surrogate, parse_mentions, printable
-from generation.plan import Plan, Request, build_plan
-from generation.progress import Progress
-from generation.records import Pair, Reject
-from generation.store import PairStore, ResumeState
+from clinassay.generation.budget import Budget
+from clinassay.generation.config import GenerationConfig
+from clinassay.generation.errors import GenerationInputError, LLMAuthError, LLMRequestError
+from clinassay.generation.llm import BadReplyError, Completion, LLMClient, quiet_litellm
+from clinassay.generation.parser import has_lone_surrogate, parse_mentions, printable
+from clinassay.generation.plan import Plan, Request, build_plan
+from clinassay.generation.progress import Progress
+from clinassay.generation.records import Pair, Reject
+from clinassay.generation.store import PairStore, ResumeState
 
 TERMINOLOGY_PROMPT_ID = "terminology/v1"
 
@@ -90,7 +90,7 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
         )
     if plan is None:
         if terminology is None:
-            from terminology import load_terminology
+            from clinassay.terminology import load_terminology
 
             terminology = load_terminology()
         plan = build_plan(terminology, config)
@@ -107,7 +107,7 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
         api_bases = {}
         embedded = [m for m in config.models if m.kind == "embedded" and m.name in llm_models]
         if embedded:
-            from generation.embedded import EmbeddedServer
+            from clinassay.generation.embedded import EmbeddedServer
 
             server = stack.enter_context(EmbeddedServer())
             api_bases = {m.name: server.api_base for m in embedded}
@@ -118,7 +118,7 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
         stack.enter_context(quiet_litellm())
         bar = stack.enter_context(Progress(len(pending), enabled=show))
         if config.processes > 1 and llm_models:
-            from generation.shards import run_sharded
+            from clinassay.generation.shards import run_sharded
 
             local = [r for r in pending if r.kind == "terminology"]
             asyncio.run(run_requests(local, config=config, store=store, client=client, budget=budget,

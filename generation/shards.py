@@ -20,14 +20,14 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from generation.budget import Budget
-from generation.config import GenerationConfig
-from generation.errors import GenerationError
-from generation.llm import LLMClient, quiet_litellm
-from generation.plan import Request
-from generation.progress import Progress
-from generation.records import Pair, Reject
-from generation.store import PairStore
+from clinassay.generation.budget import Budget
+from clinassay.generation.config import GenerationConfig
+from clinassay.generation.errors import GenerationError
+from clinassay.generation.llm import LLMClient, quiet_litellm
+from clinassay.generation.plan import Request
+from clinassay.generation.progress import Progress
+from clinassay.generation.records import Pair, Reject
+from clinassay.generation.store import PairStore
 
 
 class ShardSink:
@@ -76,7 +76,7 @@ def _divided(config: GenerationConfig, n: int) -> GenerationConfig:
 
 def _shard_main(config_json: str, requests: list[Request], api_bases: dict[str, str], max_requests: int | None,
                 max_cost_usd: float | None, channel: Any) -> None:
-    from generation.runner import RunSummary, run_requests
+    from clinassay.generation.runner import RunSummary, run_requests
 
     config = GenerationConfig.model_validate_json(config_json)
     summary = RunSummary()

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generation.errors import GenerationInputError
-from generation.records import Pair, Reject
+from clinassay.generation.errors import GenerationInputError
+from clinassay.generation.records import Pair, Reject
 
 FINAL_REJECTS = {"unparseable", "empty"}
 """Reject reasons that close a request; `request_failed` is retried by a resumed run."""

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from reports.config import ReportConfig
-from reports.context import (
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.context import (
     FitRow,
     Bias,
     Coverage,
@@ -31,8 +31,8 @@ from reports.context import (
     MatrixCell,
     Provenance,
 )
-from reports.sources import AuditOutput
-from reports.values import (
+from clinassay.reports.sources import AuditOutput
+from clinassay.reports.values import (
     as_dict,
     as_float,
     as_int,

@@ -7,7 +7,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from reports.audit_sections import (
+from clinassay.reports.audit_sections import (
     bias_of,
     counts_of,
     coverage_of,
@@ -17,12 +17,12 @@ from reports.audit_sections import (
     matrix_of,
     provenance_of,
 )
-from reports.calibration_section import calibration_of
-from reports.config import ReportConfig
-from reports.context import ReportContext, Retrieval, Verdict
-from reports.examples import TitleLookup, checks_of
-from reports.retrieval_sections import retrieval_of
-from reports.sources import AuditOutput, EvalOutput, ReportInputError, load_audit_output, load_eval_output
+from clinassay.reports.calibration_section import calibration_of
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.context import ReportContext, Retrieval, Verdict
+from clinassay.reports.examples import TitleLookup, checks_of
+from clinassay.reports.retrieval_sections import retrieval_of
+from clinassay.reports.sources import AuditOutput, EvalOutput, ReportInputError, load_audit_output, load_eval_output
 
 
 def terminology_titles() -> TitleLookup:
@@ -30,8 +30,8 @@ def terminology_titles() -> TitleLookup:
 
     @lru_cache(maxsize=None)
     def title(code: str) -> str | None:
-        from terminology import load_terminology
-        from terminology.errors import ClinassayInputError
+        from clinassay.terminology import load_terminology
+        from clinassay.terminology.errors import ClinassayInputError
 
         try:
             found = load_terminology().find(code)

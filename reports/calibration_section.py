@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from reports.context import Calibration, CalibrationKind
-from reports.sources import AuditOutput, load_calibration_of
-from reports.values import as_dict
+from clinassay.reports.context import Calibration, CalibrationKind
+from clinassay.reports.sources import AuditOutput, load_calibration_of
+from clinassay.reports.values import as_dict
 
 
 def _share(k: int, n: int, share: float | None) -> str:
@@ -14,7 +14,7 @@ def _share(k: int, n: int, share: float | None) -> str:
 
 def calibration_of(audit: AuditOutput) -> Calibration | None:
     """None when the folder holds no calibration; notes say when it measured another input or config."""
-    from audit.calibration import config_digest
+    from clinassay.audit.calibration import config_digest
 
     found, error = load_calibration_of(audit.path)
     if found is None:

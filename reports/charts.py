@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from reports.context import Coverage, StageTable
+from clinassay.reports.context import Coverage, StageTable
 
 # white -> amber -> deep red: readable in grey and by most colour-blind readers
 _STOPS = ((0.0, (247, 247, 247)), (0.35, (254, 224, 139)), (0.7, (244, 109, 67)), (1.0, (165, 0, 38)))

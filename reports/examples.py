@@ -8,10 +8,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from reports.config import ReportConfig
-from reports.context import CheckSection, Example
-from reports.sources import AuditOutput, iter_flagged_records
-from reports.values import as_dict, as_float, as_int, as_str, flatten, ordered_checks, short_value
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.context import CheckSection, Example
+from clinassay.reports.sources import AuditOutput, iter_flagged_records
+from clinassay.reports.values import as_dict, as_float, as_int, as_str, flatten, ordered_checks, short_value
 
 TitleLookup = Callable[[str], "str | None"]
 MAX_REASON_POOLS = 64

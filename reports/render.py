@@ -22,10 +22,10 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from reports import charts
-from reports.config import ReportConfig
-from reports.context import ReportContext
-from reports.examples import TitleLookup
+from clinassay.reports import charts
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.context import ReportContext
+from clinassay.reports.examples import TitleLookup
 
 Format = Literal["html", "markdown", "json", "junit"]
 FORMATS: tuple[str, ...] = ("html", "markdown", "json", "junit")
@@ -84,7 +84,7 @@ def markdown_text(value: Any) -> str:
 def _environment(kind: str) -> Environment:
     if kind == "html":
         env = Environment(
-            loader=PackageLoader("reports", "templates"),
+            loader=PackageLoader("clinassay.reports", "templates"),
             autoescape=select_autoescape(
                 enabled_extensions=("html.j2", "html"), disabled_extensions=("md.j2",), default=True,
                 default_for_string=True,
@@ -95,7 +95,7 @@ def _environment(kind: str) -> Environment:
         )
     else:  # markdown: no HTML escaping, but every {{ value }} passes through markdown_text
         env = Environment(
-            loader=PackageLoader("reports", "templates"),
+            loader=PackageLoader("clinassay.reports", "templates"),
             autoescape=False,
             finalize=lambda v: markdown_text(v) if not isinstance(v, Markup) else v,
             undefined=StrictUndefined,
@@ -118,7 +118,7 @@ def _environment(kind: str) -> Environment:
 
 @lru_cache(maxsize=None)
 def _asset(name: str) -> str:
-    text = files("reports").joinpath("templates", name).read_text(encoding="utf-8")
+    text = files("clinassay.reports").joinpath("templates", name).read_text(encoding="utf-8")
     if "</" + ("script" if name.endswith(".js") else "style") in text.lower():
         raise ValueError(f"asset {name} must not close its own element")
     return text
@@ -230,7 +230,7 @@ RENDERERS = {"html": render_html, "markdown": render_markdown, "json": render_js
 
 def render(context: ReportContext, fmt: str = "html") -> str:
     if fmt not in RENDERERS:
-        from reports.sources import ReportInputError
+        from clinassay.reports.sources import ReportInputError
 
         raise ReportInputError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return RENDERERS[fmt](context)
@@ -246,7 +246,7 @@ def write_report(
     titles: TitleLookup | None = None,
 ) -> ReportContext:
     """Render a report of an audit output folder (and/or evaluation outputs) into the file `out`."""
-    from reports.build import build_report_context
+    from clinassay.reports.build import build_report_context
 
     out = Path(out)
     context = build_report_context(audit_dir, eval_dirs=eval_dirs, config=config, report_dir=out.parent, titles=titles)

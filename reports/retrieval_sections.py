@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.values import as_dict, as_float, as_int, as_list, flatten, ordered_languages, short_value
-from reports.context import ComparisonRow, EvalRun, MetricCell, MetricRow, Retrieval, StageTable
-from reports.sources import EvalOutput
+from clinassay.reports.values import as_dict, as_float, as_int, as_list, flatten, ordered_languages, short_value
+from clinassay.reports.context import ComparisonRow, EvalRun, MetricCell, MetricRow, Retrieval, StageTable
+from clinassay.reports.sources import EvalOutput
 
 METRICS = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
 STAGE_ORDER = ("biencoder", "reranker")

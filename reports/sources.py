@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 SUMMARY, MANIFEST, REJECTED, ACCEPTED, METRICS = (
     "summary.json",
@@ -102,7 +102,7 @@ def load_eval_output(path: Path | str) -> EvalOutput:
 def load_calibration_of(folder: Path | str) -> tuple[Any, str | None]:
     """The folder's calibration.json (`clinassay calibrate`), validated by its owner's model: (calibration,
     None), (None, None) when there is none, (None, why) when it cannot be read (the report still renders)."""
-    from audit.calibration import CALIBRATION, load_calibration
+    from clinassay.audit.calibration import CALIBRATION, load_calibration
 
     path = Path(folder) / CALIBRATION
     if not path.is_file():

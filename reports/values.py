@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from generation.records import LANGUAGES
+from clinassay.generation.records import LANGUAGES
 
 CHECK_ORDER = ("validity", "consistency", "duplicate", "leakage", "language", "phi", "bias")
 

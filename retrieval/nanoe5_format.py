@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block

@@ -17,7 +17,7 @@ from sentence_transformers.cross_encoder import losses
 
 from transformers import PrinterCallback
 
-from retrieval.trainer import ProgressCallback, keep_logs, placement_arguments, set_threads, training_placement
+from clinassay.retrieval.trainer import ProgressCallback, keep_logs, placement_arguments, set_threads, training_placement
 
 
 def transformer_dir(model_path: str | Path) -> str:

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.config import RetrievalConfig
-from retrieval.corpus import CodeCorpus, corpus_from_config
-from terminology.errors import ClinassayInputError
+from clinassay.retrieval.config import RetrievalConfig
+from clinassay.retrieval.corpus import CodeCorpus, corpus_from_config
+from clinassay.terminology.errors import ClinassayInputError
 
 CARD_FILE = "model_card.json"
 SMALL_BATCH = 4  # interactive searches this small run single-threaded (see index.limited_threads)
@@ -38,7 +38,7 @@ def is_model_dir(path: str | Path) -> bool:
 
 def load_encoder_any(name_or_path: str):
     """The encoders helper's `load_encoder` (names, HF ids, paths)."""
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     return load_encoder(name_or_path)
 
@@ -96,7 +96,7 @@ class Retriever:
             if self.model_dir is not None:
                 self._corpus = self.index.corpus
             else:
-                from terminology import load_terminology
+                from clinassay.terminology import load_terminology
 
                 self._corpus = corpus_from_config(load_terminology(), self.config.corpus)
         return self._corpus
@@ -112,15 +112,15 @@ class Retriever:
     def index(self):
         if self._index is None:
             if self.model_dir is not None:
-                from retrieval.index import CodeIndex
+                from clinassay.retrieval.index import CodeIndex
 
                 self._index = CodeIndex.load(self.model_dir / "index")
             elif self.name == "bm25":
-                from retrieval.bm25 import BM25CodeIndex
+                from clinassay.retrieval.bm25 import BM25CodeIndex
 
                 self._index = BM25CodeIndex(self.corpus)
             else:
-                from retrieval.index import CodeIndex, corpus_embeddings
+                from clinassay.retrieval.index import CodeIndex, corpus_embeddings
 
                 vectors = corpus_embeddings(
                     self.encoder, self.corpus, cache_dir=self.config.cache_dir,
@@ -137,7 +137,7 @@ class Retriever:
         if self._reranker is None:
             if not self.has_reranker:
                 raise ClinassayInputError(f"{self.name} has no reranker: --rerank needs a model trained with stage 2")
-            from retrieval.reranker import load_reranker
+            from clinassay.retrieval.reranker import load_reranker
 
             self._reranker = load_reranker(self.model_dir / "reranker")
         return self._reranker
@@ -145,7 +145,7 @@ class Retriever:
     @functools.cached_property
     def fusion_weight(self) -> float:
         """The reranker's share of the final score, as fitted on the dev split at training time."""
-        from retrieval.reranker import load_fusion_weight
+        from clinassay.retrieval.reranker import load_fusion_weight
 
         return load_fusion_weight(self.model_dir / "reranker") if self.model_dir is not None else 1.0
 
@@ -154,14 +154,14 @@ class Retriever:
         if self.name == "bm25" and self.model_dir is None:
             return self.index.search(mentions, k)
         index = self.index
-        from retrieval.index import limited_threads
+        from clinassay.retrieval.index import limited_threads
 
         with limited_threads(1) if len(mentions) <= SMALL_BATCH else _nothing():
             vectors = self.encoder.encode(list(mentions), kind="query", batch_size=self.config.encode_batch_size)
             return index.search(vectors, k)
 
     def rerank(self, mentions: list[str], candidates: list[list[tuple[str, float]]], *, languages: list[str]) -> list[list[tuple[str, float]]]:
-        from retrieval.reranker import rerank_candidates
+        from clinassay.retrieval.reranker import rerank_candidates
 
         # unlike one query's encoding, a shortlist of 20 (mention, code) pairs through a 12-layer encoder
         # is worth every core: p50 516 ms on one thread, 287 ms on two (idle 2-core machine)

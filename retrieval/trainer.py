@@ -29,7 +29,7 @@ from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 DEV_METRIC = "dev_cosine_mrr@10"
 
@@ -37,7 +37,7 @@ DEV_METRIC = "dev_cosine_mrr@10"
 def set_threads() -> None:
     """`CLINASSAY_THREADS=N` pins torch to N threads (on a busy shared machine, 1 thread ran batch
     encoding 2x faster than 2: extra threads spin-wait); by default torch's own choice."""
-    from retrieval.index import apply_thread_setting
+    from clinassay.retrieval.index import apply_thread_setting
 
     apply_thread_setting()
 

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from retrieval.audited_data import AuditedData
-from retrieval.config import RetrievalConfig
-from retrieval.corpus import corpus_from_config
-from retrieval.model_card import write_model_card
-from retrieval.training_data import siblings_of, examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
-from terminology.errors import ClinassayInputError
+from clinassay.retrieval.audited_data import AuditedData
+from clinassay.retrieval.config import RetrievalConfig
+from clinassay.retrieval.corpus import corpus_from_config
+from clinassay.retrieval.model_card import write_model_card
+from clinassay.retrieval.training_data import siblings_of, examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
+from clinassay.terminology.errors import ClinassayInputError
 
 
 def _documents(corpus, term):
@@ -41,9 +41,9 @@ def train_model(
     term=None,
 ) -> dict:
     """Train both stages on audited data and write MODEL_DIR; returns the model card."""
-    from retrieval.index import CodeIndex, corpus_embeddings
-    from retrieval.models import load_encoder, resolve_model_path
-    from retrieval.trainer import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
+    from clinassay.retrieval.index import CodeIndex, corpus_embeddings
+    from clinassay.retrieval.models import load_encoder, resolve_model_path
+    from clinassay.retrieval.trainer import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
 
     config = config or RetrievalConfig()
     out = Path(out)
@@ -53,11 +53,11 @@ def train_model(
     log(f"[train] {describe_placement(placement)}")
     started = time.time()
     if term is None:
-        from terminology import load_terminology, normalize_code
+        from clinassay.terminology import load_terminology, normalize_code
 
         term = load_terminology()
     else:
-        from terminology import normalize_code
+        from clinassay.terminology import normalize_code
     bi = config.biencoder
     corpus = corpus_from_config(term, config.corpus)
     examples = examples_from_pairs(data.pairs, normalize=normalize_code)
@@ -109,7 +109,7 @@ def train_model(
     rr_metrics = None
     rr = config.reranker
     if rr.enabled:
-        from retrieval.reranker import train_reranker
+        from clinassay.retrieval.reranker import train_reranker
 
         log(f"[reranker] stage-1 shortlists (top {rr.candidates_top_k}) for {len(split.train)} mentions")
         shortlist = index.search(trained.encode([e.mention for e in split.train], kind="query",
@@ -166,7 +166,7 @@ def train_model(
 def fit_fusion(out: Path, dev: list, encoder, index, *, corpus, top_k: int, config: RetrievalConfig,
                log: Callable[[str], None] = print) -> dict:
     """Fit the reranker's weight against stage 1 on the dev split and save it beside the reranker."""
-    from retrieval.reranker import fit_fusion_weight, load_reranker, save_fusion
+    from clinassay.retrieval.reranker import fit_fusion_weight, load_reranker, save_fusion
 
     mentions = [e.mention for e in dev]
     shortlists = index.search(encoder.encode(mentions, kind="query", batch_size=config.encode_batch_size), top_k)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from generation.records import Pair
+from clinassay.generation.records import Pair
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from terminology.terminology import Terminology
+from clinassay.terminology.terminology import Terminology
 
 PRECISIONS = ("exact", "subcategory", "category")
 

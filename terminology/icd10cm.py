@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import NamedTuple
 
-from terminology.codes import compact
+from clinassay.terminology.codes import compact
 
 
 class Row(NamedTuple):

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from terminology.cache import imports_dir, write_atomic
-from terminology.codes import MalformedCodeError, compact, normalize_code
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.cache import imports_dir, write_atomic
+from clinassay.terminology.codes import MalformedCodeError, compact, normalize_code
+from clinassay.terminology.errors import ClinassayInputError
 
 IMPORT_FORMAT = 1
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
@@ -236,7 +236,7 @@ def import_tsv(path: Path | str, *, name: str | None = None, cache_dir: Path | s
 def _store(table: ImportedTable, cache_dir: Path | str | None) -> Path:
     target = imports_dir(cache_dir) / f"{table.name}.json"
     write_atomic(target, table.to_json())
-    from terminology.terminology import forget_loaded  # imported tables change what load_terminology returns
+    from clinassay.terminology.terminology import forget_loaded  # imported tables change what load_terminology returns
 
     forget_loaded()
     return target
@@ -262,7 +262,7 @@ def remove_import(name: str, *, cache_dir: Path | str | None = None) -> bool:
     if not path.exists():
         return False
     path.unlink()
-    from terminology.terminology import forget_loaded
+    from clinassay.terminology.terminology import forget_loaded
 
     forget_loaded()
     return True

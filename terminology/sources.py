@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 ICD10CM_DISTRIBUTION = "simple-icd-10-cm"
 ICD10CM_XML = "simple_icd_10_cm/data/icd10c-tabular-April-1-2026.xml"

@@ -11,16 +11,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from terminology import sources
-from terminology.cache import file_digest, imports_dir, read_pickle, terminology_dir, write_pickle
-from terminology.codes import MalformedCodeError, UnknownCodeError, compact, normalize_code
-from terminology.errors import ClinassayInputError
-from terminology.records import LANGUAGES, Code, Label
-from terminology.sex import STRUCTURAL_SEX_RESTRICTIONS, Sex
+from clinassay.terminology import sources
+from clinassay.terminology.cache import file_digest, imports_dir, read_pickle, terminology_dir, write_pickle
+from clinassay.terminology.codes import MalformedCodeError, UnknownCodeError, compact, normalize_code
+from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.records import LANGUAGES, Code, Label
+from clinassay.terminology.sex import STRUCTURAL_SEX_RESTRICTIONS, Sex
 
 if TYPE_CHECKING:
-    from terminology.config import TerminologyConfig
-    from terminology.imports import ImportedTable
+    from clinassay.terminology.config import TerminologyConfig
+    from clinassay.terminology.imports import ImportedTable
 
 CORE_FORMAT = "core-v1"
 """Bump when the parsed form changes, so old caches are rebuilt."""
@@ -243,8 +243,8 @@ def _source_files() -> list[Path]:
 
 
 def _build_core(files: list[Path], digest: str) -> dict:
-    from terminology.icd10cm import parse_icd10cm
-    from terminology.who import read_who_labels
+    from clinassay.terminology.icd10cm import parse_icd10cm
+    from clinassay.terminology.who import read_who_labels
 
     rows = parse_icd10cm(files[0], files[1])
     who, repaired = {}, {}
@@ -283,7 +283,7 @@ def _imports_signature(directory: Path) -> tuple:
 
 def load_terminology(config: TerminologyConfig | None = None, *, cache_dir: Path | str | None = None, rebuild: bool = False) -> Terminology:
     """The process-wide terminology, imported tables included. Cold: ~2 s (parse, then cached); warm: fast."""
-    from terminology.imports import imported_tables
+    from clinassay.terminology.imports import imported_tables
 
     explicit = cache_dir if cache_dir is not None else (config.cache_dir if config is not None else None)
     directory = terminology_dir(explicit)

@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from audit.config import AuditConfig, GateConfig
-from audit.gate import evaluate_gate
-from audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
+from clinassay.audit.config import AuditConfig, GateConfig
+from clinassay.audit.gate import evaluate_gate
+from clinassay.audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
                             file_sha256, manifest_bytes)
-from audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder
+from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder
 
 
 def write_audit_folder(folder: Path, accepted: Iterable[dict[str, Any]], *, rejected: Iterable[dict[str, Any]] = (),

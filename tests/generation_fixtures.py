@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class FakeUnknownCode(ClinassayInputError):

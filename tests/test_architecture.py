@@ -22,16 +22,32 @@ def _python_files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-def _imported_top_levels(path: Path, *, module_level_only: bool) -> set[str]:
+def _imported_modules(path: Path, *, module_level_only: bool) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     nodes = tree.body if module_level_only else list(ast.walk(tree))
     found: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
+            found.add(node.module)
+            if node.module == "clinassay":  # from clinassay import audit
+                found.update(f"clinassay.{alias.name}" for alias in node.names)
     return found
+
+
+def _imported_top_levels(path: Path, *, module_level_only: bool) -> set[str]:
+    return {module.split(".")[0] for module in _imported_modules(path, module_level_only=module_level_only)}
+
+
+def _imported_layers(path: Path) -> set[str]:
+    """The layers a file imports: `clinassay.audit.x` is the audit layer, `clinassay.cli` the CLI's."""
+    layers = set()
+    for module in _imported_modules(path, module_level_only=False):
+        parts = module.split(".")
+        if parts[0] == "clinassay":
+            layers.add(parts[1] if len(parts) > 1 and parts[1] in LAYERS else "clinassay")
+    return layers
 
 
 @pytest.mark.parametrize("package", LAYERS)
@@ -39,10 +55,37 @@ def test_packages_import_only_to_their_right(package: str) -> None:
     forbidden = set(LAYERS[: LAYERS.index(package)])
     offenders = []
     for path in _python_files(package):
-        bad = _imported_top_levels(path, module_level_only=False) & forbidden
+        bad = _imported_layers(path) & forbidden
         if bad:
             offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
     assert not offenders, "upward imports:\n" + "\n".join(offenders)
+
+
+def test_every_import_goes_through_the_clinassay_namespace() -> None:
+    """`import audit` would load a second copy of the package (or someone else's `audit` from PyPI)."""
+    bare = set(LAYERS) - {"clinassay"}
+    offenders = []
+    for path in [*(p for layer in LAYERS for p in _python_files(layer)), *_python_files("tests"), *_python_files("bench")]:
+        bad = _imported_top_levels(path, module_level_only=False) & bare
+        if bad:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)} outside clinassay.*")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_every_package_folder_is_installed() -> None:
+    """pyproject.toml lists the packages by hand (the folders map into clinassay.*): a new subpackage
+    missing from that list would be left out of the wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {name: folder for name, folder in setuptools["package-dir"].items()}
+    folders.setdefault("clinassay", "clinassay")
+    expected = set()
+    for name, folder in folders.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder).parts
+            expected.add(".".join([name, *rel]))
+    assert expected == set(setuptools["packages"])
 
 
 def test_heavy_libraries_are_imported_lazily() -> None:
@@ -60,7 +103,7 @@ def test_heavy_libraries_are_imported_lazily() -> None:
 
 def test_light_packages_do_not_import_torch() -> None:
     code = (
-        "import sys, terminology, generation, audit, reports, clinassay.cli\n"
+        "import sys\nfrom clinassay import terminology, generation, audit, reports, cli\n"
         "import pkgutil, importlib\n"
         "for pkg in (terminology, generation, audit, reports):\n"
         "    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"

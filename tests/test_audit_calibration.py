@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig
-from audit.calibration import CALIBRATION, CALIBRATION_PAIRS, calibrate, load_calibration, sample_originals, wilson
-from audit.planting import (CUE_SEX, FAULT_KINDS, OWN_NEGATION, OWN_SEX, OWN_SIDE, SIDE_PHRASE, SIDE_WORDS, Planter)
-from audit.text import normalize_text
+from clinassay.audit import AuditConfig
+from clinassay.audit.calibration import CALIBRATION, CALIBRATION_PAIRS, calibrate, load_calibration, sample_originals, wilson
+from clinassay.audit.planting import (CUE_SEX, FAULT_KINDS, OWN_NEGATION, OWN_SEX, OWN_SIDE, SIDE_PHRASE, SIDE_WORDS, Planter)
+from clinassay.audit.text import normalize_text
 from clinassay.cli import main
 
 PAIRS = [
@@ -61,7 +61,7 @@ def _toml(value) -> str:
 
 @pytest.fixture(scope="module")
 def terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -119,7 +119,7 @@ def test_counts_add_up(calibrated):
 
 def test_the_same_seed_gives_the_same_sample_and_plants(tmp_path, terminology):
     pairs, eval_set, _ = _write(tmp_path)
-    from audit.references import read_labelled
+    from clinassay.audit.references import read_labelled
 
     items = read_labelled(eval_set)
     planter = Planter(terminology, languages=["es", "en", "fr", "pt"], eval_items=items)
@@ -142,14 +142,14 @@ def test_wilson_interval():
 
 
 def _lexicon_entries(language: str) -> set[str]:
-    from audit.lexicon import NEGATION
+    from clinassay.audit.lexicon import NEGATION
 
     return {cue for kind in ("pre", "post", "pseudo", "uncertain") for cue in NEGATION[language][kind]}
 
 
 @pytest.mark.parametrize("language", sorted(OWN_NEGATION))
 def test_own_phrasings_are_not_the_rules_cue_lists(language):
-    from audit.lexicon import FEMALE_RE, LEFT_RE, MALE_RE, RIGHT_RE
+    from clinassay.audit.lexicon import FEMALE_RE, LEFT_RE, MALE_RE, RIGHT_RE
 
     entries = _lexicon_entries(language)
     for template in OWN_NEGATION[language]:
@@ -210,7 +210,7 @@ def test_an_unknown_kind_in_min_recall_is_bad_input(tmp_path):
 
 
 def test_the_report_of_the_audit_folder_shows_what_the_audit_catches(tmp_path):
-    from reports.render import write_report
+    from clinassay.reports.render import write_report
 
     pairs, eval_set, toml = _write(tmp_path, {"gate": {"min_recall": {"misspelling": 0.0}}})
     out = tmp_path / "audit"

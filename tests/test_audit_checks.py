@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from audit import CHECK_NAMES, CHECKS, AuditConfig, Auditor
-from audit.reader import parse_record
-from audit.references import EvalSet, LabelledMention
+from clinassay.audit import CHECK_NAMES, CHECKS, AuditConfig, Auditor
+from clinassay.audit.reader import parse_record
+from clinassay.audit.references import EvalSet, LabelledMention
 
 DATA = Path(__file__).parent / "data" / "audit"
 _spec = importlib.util.spec_from_file_location("audit_fakes", DATA / "fakes.py")
@@ -20,7 +20,7 @@ _spec.loader.exec_module(fakes)
 
 @pytest.fixture(scope="module")
 def terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -77,7 +77,7 @@ def test_constructors_do_no_work(check_cls) -> None:
         def __getattr__(self, name):
             raise AssertionError(f"constructor touched terminology.{name}")
 
-    from audit.checks import AuditResources
+    from clinassay.audit.checks import AuditResources
 
     check_cls(AuditConfig(), AuditResources(terminology=Exploding()))
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig, Malformed, audit_pairs
-from audit.gate import evaluate_gate
-from audit.config import GateConfig
+from clinassay.audit import AuditConfig, Malformed, audit_pairs
+from clinassay.audit.gate import evaluate_gate
+from clinassay.audit.config import GateConfig
 from clinassay.cli import main
 
 DATA = Path(__file__).parent / "data" / "audit"
@@ -70,7 +70,7 @@ def test_passing_audit_exits_0_and_training_accepts_it(tmp_path: Path) -> None:
         ("neumonía adquirida en la comunidad", "J18.9")]) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     assert main(["audit", str(pairs), "--out", str(out), "--no-embeddings", "--no-report"]) == 0
-    from retrieval.audited_data import load_audited
+    from clinassay.retrieval.audited_data import load_audited
 
     assert len(load_audited(out).pairs) == 3
 
@@ -105,7 +105,7 @@ def test_config_thresholds_and_eval_set(tmp_path: Path) -> None:
 
 
 def test_stream_api_matches_chunked_run(tmp_path: Path) -> None:
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     records = [json.loads(l) if l.strip().startswith("{") else l for l in SMALL.read_text().splitlines() if l.strip()]
     term = load_terminology()
@@ -134,7 +134,7 @@ def test_gate_results_report_margins() -> None:
 
 def test_stream_reads_one_chunk_at_a_time() -> None:
     """Memory is bounded by the chunk: the first decision comes out after at most chunk_size pairs are read."""
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     pulled = 0
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig, Auditor, audit_pairs, run_audit
-from audit.bias import reject_outliers
-from audit.config import BiasConfig
-from audit.references import LabelledMention
+from clinassay.audit import AuditConfig, Auditor, audit_pairs, run_audit
+from clinassay.audit.bias import reject_outliers
+from clinassay.audit.config import BiasConfig
+from clinassay.audit.references import LabelledMention
 
 DISEASES = ["neumonía", "infección urinaria", "dolor torácico", "cefalea", "anemia", "fiebre", "lumbalgia",
             "hipertensión arterial", "insuficiencia cardiaca", "asma bronquial", "gastritis", "otitis media"]
@@ -29,7 +29,7 @@ def _pairs() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -44,7 +44,7 @@ def test_fingerprint_tells_generators_and_synthetic_from_real(terminology) -> No
     fp = summary["bias"]["fingerprint"]["es"]["generators"]
     assert fp["macro_f1"] > 0.9 > fp["chance_macro_f1"] and fp["classes"] == {"terse-llm": 36, "verbose-llm": 36}
     assert set(fp["top_features"]) == {"terse-llm", "verbose-llm"}
-    from audit.bias import fingerprints
+    from clinassay.audit.bias import fingerprints
 
     real = fingerprints(auditor.tally.samples, {"es": [r.mention for r in reference]}, auditor.config.bias)
     assert real["es"]["synthetic_vs_real"]["roc_auc"] > 0.8

@@ -7,17 +7,17 @@ import random
 
 import pytest
 
-from audit import AuditConfig, Auditor
-from audit.faults import SWAP_KINDS, CodeSwapper, swap_sets
-from audit.fit_model import LEXICAL, load_fit_models
-from audit.reader import parse_record
+from clinassay.audit import AuditConfig, Auditor
+from clinassay.audit.faults import SWAP_KINDS, CodeSwapper, swap_sets
+from clinassay.audit.fit_model import LEXICAL, load_fit_models
+from clinassay.audit.reader import parse_record
 
 FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
 
 
 @pytest.fixture(scope="module")
 def terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig, run_audit
-from audit.config import GateConfig
-from audit.manifest import KEY_ENV, Manifest, ManifestError, config_sha256, signature_of, verify_audit_output
+from clinassay.audit import AuditConfig, run_audit
+from clinassay.audit.config import GateConfig
+from clinassay.audit.manifest import KEY_ENV, Manifest, ManifestError, config_sha256, signature_of, verify_audit_output
 from clinassay.cli import main
-from retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir
-from terminology.errors import ClinassayInputError
+from clinassay.retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir
+from clinassay.terminology.errors import ClinassayInputError
 
 SMALL = Path(__file__).parent / "data" / "audit" / "pairs_small.jsonl"
 OUTPUTS = ("accepted.jsonl", "rejected.jsonl", "malformed.jsonl", "summary.json", "manifest.json")
@@ -26,7 +26,7 @@ OUTPUTS = ("accepted.jsonl", "rejected.jsonl", "malformed.jsonl", "summary.json"
 
 @pytest.fixture(scope="module")
 def term():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -323,8 +323,7 @@ def test_a_rerun_owns_its_folder(passing: Path, copy_of, tmp_path, term) -> None
 
 
 def test_a_crashed_rerun_leaves_no_passing_manifest(passing: Path, copy_of, term, monkeypatch) -> None:
-    import audit.auditor as auditor
-
+    import clinassay.audit.auditor as auditor
     audit = copy_of(passing)
     def crash(self, **kwargs):
         raise RuntimeError("killed")
@@ -428,7 +427,7 @@ def test_hostile_lines_are_reported_not_crashes(tmp_path, term, good_records) ->
 
 
 def test_stream_api_reports_unwritable_records(term) -> None:
-    from audit import Malformed, audit_pairs
+    from clinassay.audit import Malformed, audit_pairs
 
     records = [{"mention": "fiebre \ud800 alta", "code": "R50.9", "language": "es"},
                {"mention": "fiebre alta persistente", "code": "R50.9", "language": "es", "cost_usd": float("nan")}]

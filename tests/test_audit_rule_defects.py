@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditConfig, Auditor
-from audit import clinical_rules as rules
-from audit.reader import parse_record
-from audit.text import normalize_text
+from clinassay.audit import AuditConfig, Auditor
+from clinassay.audit import clinical_rules as rules
+from clinassay.audit.reader import parse_record
+from clinassay.audit.text import normalize_text
 
 DATA = Path(__file__).parent / "data" / "audit"
 
 
 @pytest.fixture(scope="module")
 def term():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -122,7 +122,7 @@ def test_pseudo_triggers_do_not_negate(term, language, mention) -> None:
     ("pt", "não se descarta infecção urinária"), ("ca", "no es descarta infecció urinària"),
 ])
 def test_uncertainty_is_not_negation(term, language, mention) -> None:
-    from audit.negation import analyse
+    from clinassay.audit.negation import analyse
 
     assert _negated(term, mention, language=language) is None
     assert analyse(normalize_text(mention), language).uncertain
@@ -164,7 +164,7 @@ def test_not_specified_no_longer_switches_negation_off(term) -> None:
     only_pseudo = re.compile(r"\bnot (?:specified|elsewhere classified)\b")
     other_cue = re.compile(r"\b(?:without|absence|no|not(?! specified| elsewhere)|never|ruled out)\b")
     titles = [term.get(c).title for c in term.billable_codes()]
-    from audit.lexicon import ABSENCE_TITLE
+    from clinassay.audit.lexicon import ABSENCE_TITLE
 
     pseudo_only = [t for t in titles if only_pseudo.search(t.lower()) and not other_cue.search(t.lower())
                    and not ABSENCE_TITLE.search(normalize_text(t))]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from audit import clinical_rules as rules
-from audit.checks.phi import find_phi
-from audit.text import normalize_text
+from clinassay.audit import clinical_rules as rules
+from clinassay.audit.checks.phi import find_phi
+from clinassay.audit.text import normalize_text
 
 
 @pytest.fixture(scope="module")
 def term():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -68,7 +68,7 @@ def test_sex_restricted_codes(term, language, mention, code) -> None:
     ("cistitis aguda con hematuria", "N30.00", "N30.01"),
 ])
 def test_sibling_terms_name_the_better_code(term, mention, code, better) -> None:
-    from audit.semantic import candidate_codes
+    from clinassay.audit.semantic import candidate_codes
 
     hit = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10)).check(
         normalize_text(mention), term.get(code), "es")
@@ -79,7 +79,7 @@ def test_sibling_terms_name_the_better_code(term, mention, code, better) -> None
 @pytest.mark.parametrize("mention, code", [("diabetes mellitus tipo 2", "E11.9"), ("hepatitis C crónica", "B18.2"),
                                            ("hepatitis B", "B19.10"), ("cistitis aguda sin hematuria", "N30.00")])
 def test_sibling_terms_leave_correct_pairs_alone(term, mention, code) -> None:
-    from audit.semantic import candidate_codes
+    from clinassay.audit.semantic import candidate_codes
 
     checker = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10))
     assert checker.check(normalize_text(mention), term.get(code), "es") is None
@@ -115,7 +115,7 @@ def test_phi_leaves_clinical_text_alone(text) -> None:
 
 @pytest.mark.parametrize("backend", ["lingua", "py3langid"])
 def test_language_backends_score_the_configured_languages(backend) -> None:
-    from audit.checks.language import language_detector
+    from clinassay.audit.checks.language import language_detector
 
     detector = language_detector(("es", "ca", "en"), backend)
     english, catalan = detector.confidences(["chest pain radiating to the left arm",

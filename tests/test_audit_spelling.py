@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from audit import AuditConfig
-from audit.checks import AuditResources
-from audit.checks.spelling import SpellingCheck
-from audit.items import Chunk, Item
-from audit.spelling import cognate_key, find_dictionaries, spelling_tokens
+from clinassay.audit import AuditConfig
+from clinassay.audit.checks import AuditResources
+from clinassay.audit.checks.spelling import SpellingCheck
+from clinassay.audit.items import Chunk, Item
+from clinassay.audit.spelling import cognate_key, find_dictionaries, spelling_tokens
 
 needs_dictionaries = pytest.mark.skipif(
     bool(find_dictionaries("es")[1] or find_dictionaries("pt")[1]),
@@ -22,7 +22,7 @@ needs_dictionaries = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def terminology():
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology()
 
@@ -94,7 +94,7 @@ def test_correct_clinical_mentions_are_not_flagged(terminology, mention, languag
 
 @needs_dictionaries
 def test_pairs_in_another_language_are_left_to_the_language_check(terminology) -> None:
-    from audit.findings import Finding
+    from clinassay.audit.findings import Finding
 
     check = _check(terminology)
     item = Item(1, {}, "malaltia renal crònica", "N18.9", "es", "gen")

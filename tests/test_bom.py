@@ -3,8 +3,8 @@ part of its first column name."""
 
 from __future__ import annotations
 
-from audit.references import read_labelled
-from retrieval.evalset import load_eval_set
+from clinassay.audit.references import read_labelled
+from clinassay.retrieval.evalset import load_eval_set
 
 
 def test_tsv_with_a_bom_reads_like_one_without(tmp_path) -> None:

@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 
 from clinassay.cli import EXIT_BAD_INPUT, EXIT_GENERATION_FAILED, EXIT_INTERNAL, bad_input_message, main
-from generation.config import GenerationConfig, ModelConfig
-from generation.runner import generate
-from generation.store import PairStore, rejects_path_for
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.runner import generate
+from clinassay.generation.store import PairStore, rejects_path_for
 from generation_fixtures import FakeTerminology
 from generation_stub import StubServer, _error
 
@@ -161,7 +161,7 @@ def test_the_file_and_line_being_read_are_named_without_a_try_in_the_reader(tmp_
 
 
 def test_messages_are_one_short_printable_line():
-    from terminology.errors import ClinassayInputError
+    from clinassay.terminology.errors import ClinassayInputError
 
     message = bad_input_message(ClinassayInputError("unknown code 'N39.0\ud800" + "X" * 5000 + "'\nsecond line"))
     assert "\n" not in message and len(message) < 500 and "\\ud800" in message
@@ -170,8 +170,7 @@ def test_messages_are_one_short_printable_line():
 
 # ------------------------------------------------------------------------------- internal error: exit 3
 def test_a_bug_is_exit_3_with_one_line_and_a_log_holding_the_traceback(tmp_path, capsys, monkeypatch):
-    import audit
-
+    from clinassay import audit
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
 
@@ -189,8 +188,7 @@ def test_a_bug_is_exit_3_with_one_line_and_a_log_holding_the_traceback(tmp_path,
 
 
 def test_without_a_writable_state_folder_the_log_goes_to_the_temp_folder(tmp_path, capsys, monkeypatch):
-    import audit
-
+    from clinassay import audit
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
@@ -335,7 +333,7 @@ def test_generate_with_good_replies_exits_0(stub, tmp_path, capsys):
 
 
 def test_a_hand_edited_output_is_bad_input_on_resume(tmp_path):
-    from generation.errors import GenerationInputError
+    from clinassay.generation.errors import GenerationInputError
 
     out = tmp_path / "pairs.jsonl"
     out.write_text('[1, 2]\n{"cost_usd": "NaN", "request_key": ["x"]}\n', encoding="utf-8")

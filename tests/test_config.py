@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from clinassay.config import ClinassayConfig, load_config, with_overrides
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 def test_defaults_without_a_file() -> None:

@@ -29,7 +29,7 @@ PACKAGES = ("clinassay", "terminology", "generation", "audit", "retrieval", "rep
 
 def test_retrieval_config_reads_device_precision_and_report_to(tmp_path):
     from clinassay.config import load_config
-    from retrieval.config import RetrievalConfig
+    from clinassay.retrieval.config import RetrievalConfig
 
     default = RetrievalConfig()
     assert (default.device, default.precision, default.report_to) == ("auto", "auto", ["none"])
@@ -55,7 +55,7 @@ def fake_gpu(monkeypatch):
 
 
 def test_auto_trains_on_a_gpu_in_its_best_precision(fake_gpu):
-    from retrieval.trainer import training_placement
+    from clinassay.retrieval.trainer import training_placement
 
     fake_gpu(bf16=True)
     assert training_placement() == {"device": "cuda", "use_cpu": False, "bf16": True, "fp16": False, "report_to": "none"}
@@ -68,8 +68,8 @@ def test_auto_trains_on_a_gpu_in_its_best_precision(fake_gpu):
 def test_auto_falls_back_to_cpu_and_a_missing_gpu_is_bad_input(monkeypatch):
     import torch
 
-    from retrieval.trainer import training_placement
-    from terminology.errors import ClinassayInputError
+    from clinassay.retrieval.trainer import training_placement
+    from clinassay.terminology.errors import ClinassayInputError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert training_placement() == {"device": "cpu", "use_cpu": True, "bf16": False, "fp16": False, "report_to": "none"}
@@ -83,8 +83,8 @@ def test_auto_falls_back_to_cpu_and_a_missing_gpu_is_bad_input(monkeypatch):
 def test_report_to_is_passed_through_and_checked_before_training(monkeypatch):
     from transformers.integrations import integration_utils
 
-    from retrieval.trainer import training_placement
-    from terminology.errors import ClinassayInputError
+    from clinassay.retrieval.trainer import training_placement
+    from clinassay.terminology.errors import ClinassayInputError
 
     monkeypatch.setattr(integration_utils, "get_available_reporting_integrations", lambda: ["tensorboard", "mlflow"])
     assert training_placement("cpu", report_to=["tensorboard", "mlflow"])["report_to"] == ["tensorboard", "mlflow"]
@@ -100,7 +100,7 @@ def test_resolved_arguments_build_both_trainers_arguments_on_this_machine(tmp_pa
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-    from retrieval.trainer import placement_arguments, training_placement
+    from clinassay.retrieval.trainer import placement_arguments, training_placement
 
     placement = training_placement()
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -114,7 +114,7 @@ def test_resolved_arguments_build_both_trainers_arguments_on_this_machine(tmp_pa
 
 
 def test_tensorboard_logs_are_kept_beside_the_model(tmp_path):
-    from retrieval.trainer import keep_logs
+    from clinassay.retrieval.trainer import keep_logs
 
     events = tmp_path / "checkpoints" / "runs" / "Dec01_12-00-00" / "events.out.tfevents.1"
     events.parent.mkdir(parents=True)
@@ -129,7 +129,7 @@ def test_tensorboard_logs_are_kept_beside_the_model(tmp_path):
 def test_ndcg_at_10_matches_sentence_transformers():
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    from retrieval.metrics import METRICS, ranking_metrics, slice_metrics
+    from clinassay.retrieval.metrics import METRICS, ranking_metrics, slice_metrics
 
     ranks = [1, 2, 0, 5, 11, 10, 3]
     s = slice_metrics(ranks, bootstrap_samples=100)
@@ -144,8 +144,8 @@ def test_ndcg_at_10_matches_sentence_transformers():
 
 
 def test_ndcg_can_gate_a_run():
-    from retrieval.config import RetrievalConfig
-    from retrieval.gate import compare
+    from clinassay.retrieval.config import RetrievalConfig
+    from clinassay.retrieval.gate import compare
 
     assert RetrievalConfig(gate_metrics=["ndcg@10"]).gate_metrics == ["ndcg@10"]
     stage = lambda v: {"stages": {"biencoder": {"overall": {"ndcg@10": v}, "languages": {}}}}  # noqa: E731
@@ -155,8 +155,8 @@ def test_ndcg_can_gate_a_run():
 # --- JUnit XML ------------------------------------------------------------------------------------
 
 def test_junit_has_time_errors_and_totals():
-    from reports.build import build_report_context
-    from reports.render import render_junit
+    from clinassay.reports.build import build_report_context
+    from clinassay.reports.render import render_junit
 
     context = build_report_context(REPORT_DATA / "audit_small",
                                    eval_dirs=[REPORT_DATA / "eval_baseline", REPORT_DATA / "eval_candidate"])
@@ -368,10 +368,10 @@ def test_both_trainers_run_on_the_resolved_placement(tmp_path):
     arguments reach the trainers, and the saved models load back."""
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from retrieval.config import BiEncoderConfig, RerankerConfig
-    from retrieval.models import load_encoder, resolve_model_path
-    from retrieval.reranker import train_reranker
-    from retrieval.trainer import train_biencoder, training_placement
+    from clinassay.retrieval.config import BiEncoderConfig, RerankerConfig
+    from clinassay.retrieval.models import load_encoder, resolve_model_path
+    from clinassay.retrieval.reranker import train_reranker
+    from clinassay.retrieval.trainer import train_biencoder, training_placement
 
     placement = training_placement()
     mentions = ["dolor de cabeza", "fractura de fémur", "infección urinaria", "tos seca"]

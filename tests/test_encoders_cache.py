@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.encoder_cache import EmbeddingCache
-from terminology.errors import ClinassayInputError
+from clinassay.retrieval.encoder_cache import EmbeddingCache
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class CountingEncoder:
@@ -96,7 +96,7 @@ def test_empty_input_and_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_works_with_the_real_encoder(tmp_path: Path) -> None:
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     enc = load_encoder("minilm-en", device="cpu")
     cache = EmbeddingCache(tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.models import load_encoder
+from clinassay.retrieval.models import load_encoder
 
 PAIRS = {
     "anchor": [

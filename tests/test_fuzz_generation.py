@@ -9,11 +9,11 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generation.llm import Completion
-from generation.parser import MAX_MENTION_CHARS, parse_mentions
-from generation.plan import Request
-from generation.prompts import Prompt
-from generation.runner import reply_to_pairs
+from clinassay.generation.llm import Completion
+from clinassay.generation.parser import MAX_MENTION_CHARS, parse_mentions
+from clinassay.generation.plan import Request
+from clinassay.generation.prompts import Prompt
+from clinassay.generation.runner import reply_to_pairs
 
 PROMPT = Prompt(prompt_id="positive/instruct/v1", text="Target code: N39.0")
 SURROGATES = ["\ud800", "\udfff", "\\ud800", "\\u12", "\\"]

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from generation.config import GenerationConfig, ModelConfig
-from generation.embedded import EmbeddedServer, cache_dir, ensure_gguf
-from generation.runner import generate
-from generation.store import rejects_path_for
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.embedded import EmbeddedServer, cache_dir, ensure_gguf
+from clinassay.generation.runner import generate
+from clinassay.generation.store import rejects_path_for
 from generation_fixtures import FakeTerminology
 
 pytestmark = [
@@ -31,7 +31,7 @@ def test_embedded_gemma_generates_pairs_with_provenance(tmp_path):
         languages=["es", "en"], mentions_per_code=3, progress=False,
         models=[ModelConfig(name="gemma-270m", model="embedded/gemma-3-270m", timeout_s=300)],
     )
-    from generation.plan import build_plan
+    from clinassay.generation.plan import build_plan
 
     plan = build_plan(FakeTerminology(), config, codes=["N39.0", "A00.0"])
     summary = generate(config, out=out, plan=plan)

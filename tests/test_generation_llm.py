@@ -7,12 +7,12 @@ import asyncio
 import litellm
 import pytest
 
-from generation.config import ModelConfig
-from generation.errors import LLMAuthError, LLMRequestError, RateLimitedError
-from generation.llm import LLMClient, RatePacer, estimate_cost
-from generation.prompts import Prompt
-from generation.runner import reply_to_pairs
-from generation.plan import Request
+from clinassay.generation.config import ModelConfig
+from clinassay.generation.errors import LLMAuthError, LLMRequestError, RateLimitedError
+from clinassay.generation.llm import LLMClient, RatePacer, estimate_cost
+from clinassay.generation.prompts import Prompt
+from clinassay.generation.runner import reply_to_pairs
+from clinassay.generation.plan import Request
 
 PROMPT = Prompt(prompt_id="positive/instruct/v1", text="Target code: N39.0")
 
@@ -115,7 +115,7 @@ def test_rate_pacer_spaces_calls():
 
 
 def test_a_reply_that_is_only_the_code_is_a_reject():
-    from generation.llm import Completion
+    from clinassay.generation.llm import Completion
 
     r = Request(model="m", litellm_model="openai/x", kind="litellm", task="positive", code="N39.0", language="es",
                 sample_index=0, seed=0, temperature=0.5, n=3, prompt=PROMPT)
@@ -127,7 +127,7 @@ def test_a_reply_that_is_only_the_code_is_a_reject():
 
 
 def test_local_endpoints_get_a_placeholder_key_remote_ones_keep_litellm_defaults(monkeypatch):
-    from generation.llm import resolve_api_key
+    from clinassay.generation.llm import resolve_api_key
 
     assert resolve_api_key(ModelConfig(name="a", model="hosted_vllm/q", api_base="http://127.0.0.1:8000/v1"))
     assert resolve_api_key(ModelConfig(name="b", model="azure/gpt", api_base="https://x.openai.azure.com")) is None

@@ -2,7 +2,7 @@
 
 import pytest
 
-from generation.parser import parse_mentions
+from clinassay.generation.parser import parse_mentions
 
 
 @pytest.mark.parametrize(

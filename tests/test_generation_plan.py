@@ -2,12 +2,12 @@
 
 import pytest
 
-from generation.config import GenerationConfig, ModelConfig
-from generation.plan import build_plan, read_codes_file, stratified_sample
-from generation.prompts import render_prompt
-from generation.plan import prompt_context
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.plan import build_plan, read_codes_file, stratified_sample
+from clinassay.generation.prompts import render_prompt
+from clinassay.generation.plan import prompt_context
 from generation_fixtures import FakeTerminology
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 @pytest.fixture

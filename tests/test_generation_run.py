@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from generation.config import GenerationConfig, ModelConfig
-from generation.errors import GenerationInputError
-from generation.runner import generate
-from generation.store import PairStore, rejects_path_for
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.errors import GenerationInputError
+from clinassay.generation.runner import generate
+from clinassay.generation.store import PairStore, rejects_path_for
 from generation_fixtures import FakeTerminology
 from generation_stub import StubServer, free_port
 
@@ -190,8 +190,8 @@ def test_torn_last_line_and_partial_request_are_repaired(tmp_path):
 _KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-from generation.config import GenerationConfig, ModelConfig
-from generation.runner import generate
+from clinassay.generation.config import GenerationConfig, ModelConfig
+from clinassay.generation.runner import generate
 from generation_fixtures import FakeTerminology
 if __name__ == "__main__":  # worker processes are spawned: they re-import this script
     config = GenerationConfig.model_validate_json({config!r})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from generation.short_forms import short_form
+from clinassay.generation.short_forms import short_form
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,8 @@ def test_no_short_form_when_it_would_not_be_a_new_mention(label, language):
 
 
 def test_terminology_generator_writes_short_forms_marked_as_such():
-    from generation.plan import terminology_mentions
-    from terminology import load_terminology
+    from clinassay.generation.plan import terminology_mentions
+    from clinassay.terminology import load_terminology
 
     term = load_terminology()
     plain = terminology_mentions(term, "R31.9", "en", sources=["icd10cm"])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.config import ReportConfig
-from reports.render import write_report
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.render import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 DATA = Path(__file__).parent / "data" / "reports"

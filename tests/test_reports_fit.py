@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from audit import AuditConfig
-from audit.auditor import run_audit
-from reports.build import build_report_context
-from reports.render import render_html
+from clinassay.audit import AuditConfig
+from clinassay.audit.auditor import run_audit
+from clinassay.reports.build import build_report_context
+from clinassay.reports.render import render_html
 
 
 def test_report_explains_misfits_and_draws_a_histogram_per_generator(tmp_path) -> None:

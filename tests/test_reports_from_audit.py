@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clinassay.cli import main as cli_main
-from reports.build import build_report_context
+from clinassay.reports.build import build_report_context
 
 PAIRS = Path(__file__).parent / "data" / "reports" / "pairs_xss.jsonl"
 

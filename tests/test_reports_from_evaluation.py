@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from clinassay.cli import main as cli_main
-from reports.build import build_report_context
-from reports.render import render_html, render_junit, render_markdown
+from clinassay.reports.build import build_report_context
+from clinassay.reports.render import render_html, render_junit, render_markdown
 
 EVAL_SET = Path(__file__).parent / "data" / "retrieval" / "eval.tsv"
 CONFIG = """[retrieval]

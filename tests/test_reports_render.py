@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from clinassay.cli import main as cli_main
-from reports.build import build_report_context
-from reports.config import ReportConfig
-from reports.render import render, render_html, render_json, render_junit, render_markdown, write_report
-from reports.sources import ReportInputError
+from clinassay.reports.build import build_report_context
+from clinassay.reports.config import ReportConfig
+from clinassay.reports.render import render, render_html, render_json, render_junit, render_markdown, write_report
+from clinassay.reports.sources import ReportInputError
 
 DATA = Path(__file__).parent / "data" / "reports"
 AUDIT = DATA / "audit_small"
@@ -360,7 +360,7 @@ def test_cli_renders_every_format_and_exit_codes(tmp_path):
 
 
 def test_reports_import_no_torch():
-    code = "import sys, reports, reports.render, reports.build, clinassay.commands.report; print('torch' in sys.modules)"
+    code = "import sys, clinassay.reports, clinassay.reports.render, clinassay.reports.build, clinassay.commands.report; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "False"
 

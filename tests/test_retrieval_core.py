@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir
-from retrieval.corpus import build_corpus
-from retrieval.evalset import import_codiesp, load_eval_set
-from retrieval.metrics import rank_of, ranking_metrics, slice_metrics
-from terminology.errors import ClinassayInputError
+from clinassay.retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir
+from clinassay.retrieval.corpus import build_corpus
+from clinassay.retrieval.evalset import import_codiesp, load_eval_set
+from clinassay.retrieval.metrics import rank_of, ranking_metrics, slice_metrics
+from clinassay.terminology.errors import ClinassayInputError
 from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
 
 
@@ -46,7 +46,7 @@ def test_fingerprint_changes_with_content(term):
 
 
 def test_index_pools_labels_per_code_and_round_trips(term, tmp_path):
-    from retrieval.index import CodeIndex, corpus_embeddings
+    from clinassay.retrieval.index import CodeIndex, corpus_embeddings
 
     corpus = build_corpus(term, languages=("en", "es", "fr"))
     encoder = FakeEncoder()
@@ -77,7 +77,7 @@ def test_metrics_from_ranks():
 
 
 def test_eval_set_formats(tmp_path):
-    from terminology import normalize_code
+    from clinassay.terminology import normalize_code
 
     items = load_eval_set(DATA / "eval.tsv", normalize=normalize_code)
     assert len(items) == 16 and items[0].code == "N39.0" and items[0].language == "es"
@@ -106,7 +106,7 @@ def test_import_codiesp_keeps_diagnoses_and_counts_drops(term, tmp_path):
 
 
 def _audit_dir(tmp_path, *, verdict="pass", tamper=False, manifest=True):
-    from audit.config import GateConfig
+    from clinassay.audit.config import GateConfig
     from audit_fixtures import write_audit_folder
 
     audit = tmp_path / "audit"

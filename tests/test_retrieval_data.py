@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from generation.records import Pair
-from retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows
+from clinassay.generation.records import Pair
+from clinassay.retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows
 from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
 
 
@@ -66,11 +66,11 @@ def test_reranker_groups_use_stage1_candidates(term):
 
 
 def test_dense_retriever_with_fake_encoder_and_cache(term, tmp_path, monkeypatch):
-    import retrieval.searcher as searcher
-    from retrieval.config import RetrievalConfig
-    from retrieval.corpus import build_corpus
-    from retrieval.evalset import load_eval_set
-    from retrieval.evaluator import evaluate
+    import clinassay.retrieval.searcher as searcher
+    from clinassay.retrieval.config import RetrievalConfig
+    from clinassay.retrieval.corpus import build_corpus
+    from clinassay.retrieval.evalset import load_eval_set
+    from clinassay.retrieval.evaluator import evaluate
 
     monkeypatch.setattr(searcher, "load_encoder_any", lambda name: FakeEncoder())
     config = RetrievalConfig(cache_dir=tmp_path, bootstrap_samples=50)

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sentence_transformers")
 
-from retrieval.reranker import FUSION_FILE, fit_fusion_weight, load_fusion_weight, rerank_candidates, save_fusion
+from clinassay.retrieval.reranker import FUSION_FILE, fit_fusion_weight, load_fusion_weight, rerank_candidates, save_fusion
 
 
 class FakeCorpus:

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from retrieval.gate import compare, format_gate
-from retrieval.metrics import ranking_metrics
+from clinassay.retrieval.gate import compare, format_gate
+from clinassay.retrieval.metrics import ranking_metrics
 from test_retrieval_support import DATA, FakeTerminology
 
 
@@ -65,14 +65,13 @@ def test_gate_compares_final_stages():
 
 
 def test_gate_module_does_not_import_torch():
-    code = "import sys, retrieval.gate, retrieval.metrics, retrieval.corpus, retrieval.evalset; assert 'torch' not in sys.modules"
+    code = "import sys, clinassay.retrieval.gate, clinassay.retrieval.metrics, clinassay.retrieval.corpus, clinassay.retrieval.evalset; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
 @pytest.fixture()
 def fake_terminology(monkeypatch):
-    import terminology
-
+    from clinassay import terminology
     fake = FakeTerminology()
     monkeypatch.setattr(terminology, "load_terminology", lambda *a, **k: fake)
     return fake

@@ -1,7 +1,7 @@
 import pytest
 
-from retrieval.heldout import heldout_label_items
-from terminology import load_terminology
+from clinassay.retrieval.heldout import heldout_label_items
+from clinassay.terminology import load_terminology
 
 
 @pytest.fixture(scope="module")

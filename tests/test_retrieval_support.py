@@ -50,7 +50,7 @@ class FakeTerminology:
             self._labels[code] = {lang: FakeLabel(text, lang, matched_code=code) for lang, text in entry["labels"].items()}
 
     def _key(self, code: str) -> str:
-        from terminology import normalize_code
+        from clinassay.terminology import normalize_code
 
         return normalize_code(code)
 
@@ -58,7 +58,7 @@ class FakeTerminology:
         return self._codes.get(self._key(code))
 
     def get(self, code: str):
-        from terminology.codes import UnknownCodeError
+        from clinassay.terminology.codes import UnknownCodeError
 
         found = self.find(code)
         if found is None:

@@ -29,8 +29,7 @@ def _audited(tmp_path, term):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    import terminology
-
+    from clinassay import terminology
     term = FakeTerminology()
     original = terminology.load_terminology
     terminology.load_terminology = lambda *a, **k: term
@@ -65,7 +64,7 @@ def test_model_dir_holds_both_stages_index_and_card(trained):
 
 def test_search_and_evaluate_trained_model(trained, capsys):
     from clinassay.cli import main
-    from retrieval.searcher import Retriever
+    from clinassay.retrieval.searcher import Retriever
 
     tmp, _ = trained
     retriever = Retriever.load(tmp / "model")

@@ -29,8 +29,8 @@ def _lines() -> list[tuple[int, str]]:
 
 def audit_shard(lines: list[tuple[int, str]]) -> list[tuple[int, bool, list[str]]]:
     """What a worker runs: parse its shard, audit it with the same per-chunk function, return decisions."""
-    from audit import AuditConfig, Auditor
-    from audit.reader import Malformed, parse_line
+    from clinassay.audit import AuditConfig, Auditor
+    from clinassay.audit.reader import Malformed, parse_line
 
     auditor = Auditor(AuditConfig(embeddings=False))
     out = []
@@ -64,7 +64,7 @@ def test_audit_through_a_process_map_equals_the_single_process_audit() -> None:
 
 
 def embed_shard(texts: list[str]) -> np.ndarray:
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     return load_encoder("minilm-en").encode(texts, kind="query", batch_size=16)
 

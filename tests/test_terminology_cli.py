@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from clinassay.cli import main
-from terminology import load_terminology
+from clinassay.terminology import load_terminology
 
 DATA = Path(__file__).parent / "data" / "terminology"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from terminology import ClinassayInputError, MalformedCodeError, UnknownCodeError, normalize_code
-from terminology.codes import compact, dotted
+from clinassay.terminology import ClinassayInputError, MalformedCodeError, UnknownCodeError, normalize_code
+from clinassay.terminology.codes import compact, dotted
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from terminology import Code, MalformedCodeError, UnknownCodeError, load_terminology
-from terminology.icd10cm import read_code_list
-from terminology.sex import STRUCTURAL_SEX_RESTRICTIONS
-from terminology import sources
+from clinassay.terminology import Code, MalformedCodeError, UnknownCodeError, load_terminology
+from clinassay.terminology.icd10cm import read_code_list
+from clinassay.terminology.sex import STRUCTURAL_SEX_RESTRICTIONS
+from clinassay.terminology import sources
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +99,7 @@ def test_structural_sex_restrictions(term, code, sex) -> None:
 
 
 def test_warm_load_reads_the_cache(tmp_path_factory, monkeypatch) -> None:
-    from terminology import terminology as module
+    from clinassay.terminology import terminology as module
 
     cache = tmp_path_factory.getbasetemp() / "terminology-cache"
     load_terminology(cache_dir=cache)

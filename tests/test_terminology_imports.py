@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from terminology import ClinassayInputError, load_terminology
-from terminology.imports import ImportFileError, import_datasus, import_tsv, imported_tables, remove_import
+from clinassay.terminology import ClinassayInputError, load_terminology
+from clinassay.terminology.imports import ImportFileError, import_datasus, import_tsv, imported_tables, remove_import
 
 DATA = Path(__file__).parent / "data" / "terminology"
 SHARED_DATASUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "terminology" / "pt_datasus"

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from terminology import ClinassayInputError, Label, load_terminology
-from terminology.coverage import coverage, language_coverage
-from terminology.who import read_who_labels
+from clinassay.terminology import ClinassayInputError, Label, load_terminology
+from clinassay.terminology.coverage import coverage, language_coverage
+from clinassay.terminology.who import read_who_labels
 
 DATA = Path(__file__).parent / "data" / "terminology"
 

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from audit.config import AuditConfig
-from audit.findings import Finding
-from audit.items import Chunk
+from clinassay.audit.config import AuditConfig
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk
 
 
 @dataclass

@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from audit import clinical_rules as rules
-from audit.checks.base import Check
-from audit.findings import Finding
-from audit.items import Chunk
-from audit.jury import ask_jury
-from audit.fit_model import load_fit_models
-from audit.misfit import MisfitJudge
-from audit.semantic import candidate_codes
+from clinassay.audit import clinical_rules as rules
+from clinassay.audit.checks.base import Check
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk
+from clinassay.audit.jury import ask_jury
+from clinassay.audit.fit_model import load_fit_models
+from clinassay.audit.misfit import MisfitJudge
+from clinassay.audit.semantic import candidate_codes
 
 
 class ConsistencyCheck(Check):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from audit.checks.base import Check
-from audit.findings import Finding
-from audit.items import Chunk
+from clinassay.audit.checks.base import Check
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk
 
 
 class _CodeIndex:

@@ -13,11 +13,11 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
-from audit.checks.base import Check
-from audit.findings import Finding
-from audit.items import Chunk
-from audit.lexicon import NAME_SHAPE, Vocabulary, label_vocabulary, vocabulary_words
-from audit.text import normalize_text, words
+from clinassay.audit.checks.base import Check
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk
+from clinassay.audit.lexicon import NAME_SHAPE, Vocabulary, label_vocabulary, vocabulary_words
+from clinassay.audit.text import normalize_text, words
 
 _LINGUA_NAMES = {"es": "SPANISH", "ca": "CATALAN", "pt": "PORTUGUESE", "fr": "FRENCH", "it": "ITALIAN", "en": "ENGLISH"}
 

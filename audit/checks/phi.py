@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from audit.checks.base import Check
-from audit.findings import Finding
-from audit.items import Chunk
+from clinassay.audit.checks.base import Check
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk
 
 _MONTHS = ("enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|"
            "gener|febrer|marc|març|maig|juny|juliol|setembre|octubre|novembre|desembre|"

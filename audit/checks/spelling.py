@@ -11,10 +11,10 @@ import logging
 from collections import Counter
 from typing import Any
 
-from audit.checks.base import Check
-from audit.findings import Finding
-from audit.items import Chunk, Item
-from audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, load_lexicon, spelling_tokens
+from clinassay.audit.checks.base import Check
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk, Item
+from clinassay.audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, load_lexicon, spelling_tokens
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import re
 
-from audit.checks.base import Check
-from audit.checks.language import language_detector
-from audit.findings import Finding
-from audit.items import Chunk, Item
-from audit.lexicon import Vocabulary, label_vocabulary
-from audit.text import normalize_text, words
-from terminology.errors import ClinassayInputError
+from clinassay.audit.checks.base import Check
+from clinassay.audit.checks.language import language_detector
+from clinassay.audit.findings import Finding
+from clinassay.audit.items import Chunk, Item
+from clinassay.audit.lexicon import Vocabulary, label_vocabulary
+from clinassay.audit.text import normalize_text, words
+from clinassay.terminology.errors import ClinassayInputError
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # Markup and code pasted as a mention: what an LLM echoes from a web page, a template or an injection.

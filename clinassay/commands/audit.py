@@ -14,8 +14,8 @@ class DiskCachedEncoder:
     on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks)."""
 
     def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False) -> None:
-        from retrieval.encoder_cache import EmbeddingCache
-        from retrieval.models import default_cache_dir
+        from clinassay.retrieval.encoder_cache import EmbeddingCache
+        from clinassay.retrieval.models import default_cache_dir
 
         self.encoder = encoder
         self.name = encoder.name
@@ -45,7 +45,7 @@ def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bo
     audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
     if not audit_config.embeddings:
         return config, audit_config, None
-    from retrieval.models import load_encoder
+    from clinassay.retrieval.models import load_encoder
 
     return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder))
 
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
     ) -> None:
         """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
-        from audit import run_audit
+        from clinassay.audit import run_audit
 
         config, audit_config, model = _configured(config_file, encoder, no_embeddings)
         outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  gate: {failed['name']} [{failed['scope']}] = {failed['value']:g}, needs "
                        f"{failed['comparison']} {failed['threshold']:g} (off by {abs(failed['margin']):g})")
         if report:
-            from reports.render import write_report
+            from clinassay.reports.render import write_report
 
             try:
                 write_report(out, out / "report.html", eval_dirs=[], fmt="html", config=config.reports)
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks."),
     ) -> None:
         """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
-        from audit.calibration import run_calibration
+        from clinassay.audit.calibration import run_calibration
 
         _, audit_config, model = _configured(config_file, encoder, no_embeddings)
         result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,

@@ -25,7 +25,7 @@ def generate(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> int:
     from clinassay.config import load_config
-    from generation.store import PairStore, rejects_path_for
+    from clinassay.generation.store import PairStore, rejects_path_for
 
     settings = load_config(config).generation
     store = PairStore(out)
@@ -33,18 +33,18 @@ def generate(
         typer.echo(f"error: {out} already exists and is not empty; pass --resume to finish it, "
                    "or choose another --out", err=True)
         raise typer.Exit(2)
-    from generation.plan import build_plan
-    from terminology import load_terminology
+    from clinassay.generation.plan import build_plan
+    from clinassay.terminology import load_terminology
 
     plan = build_plan(load_terminology(), settings)
     if dry_run:
-        from generation.estimate import estimate_plan, format_estimate
+        from clinassay.generation.estimate import estimate_plan, format_estimate
 
         done = store.recover().done if store.has_output() and resume else set()
         typer.echo(format_estimate(estimate_plan(plan, done=done), codes=len(plan.codes), languages=settings.languages))
         return 0
     from clinassay.cli import EXIT_BAD_INPUT, EXIT_GENERATION_FAILED
-    from generation.runner import generate as run_generation
+    from clinassay.generation.runner import generate as run_generation
 
     # a GenerationError (the embedded model's server would not start, ...) is exit 4 at the CLI edge
     summary = run_generation(settings, out=out, resume=resume, plan=plan, progress=progress)

@@ -17,11 +17,11 @@ def heldout_labels(
 ) -> None:
     """Held-out terminology labels per language, from corpus codes outside the generation plan."""
     from clinassay.config import load_config
-    from generation.plan import select_codes
-    from retrieval.corpus import select_codes as corpus_codes
-    from retrieval.evalset import write_eval_set
-    from retrieval.heldout import heldout_label_items
-    from terminology import load_terminology
+    from clinassay.generation.plan import select_codes
+    from clinassay.retrieval.corpus import select_codes as corpus_codes
+    from clinassay.retrieval.evalset import write_eval_set
+    from clinassay.retrieval.heldout import heldout_label_items
+    from clinassay.terminology import load_terminology
 
     settings = load_config(config)
     term = load_terminology()

@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render a report of an audit and/or an evaluation."""
         from clinassay.config import load_config, with_overrides
-        from reports.render import write_report
-        from reports.sources import is_audit_dir, is_eval_dir
+        from clinassay.reports.render import write_report
+        from clinassay.reports.sources import is_audit_dir, is_eval_dir
 
         config = with_overrides(load_config(config_file).reports, examples_per_check=examples)
         evals = list(eval_dirs)

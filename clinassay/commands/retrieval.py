@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError
 
 
 def _retrieval_config(config_file: Path | None):
@@ -27,7 +27,7 @@ def train(
     no_reranker: bool = typer.Option(False, "--no-reranker", help="Train stage 1 only."),
 ) -> None:
     """Train the two-stage retriever on audited pairs. Refuses data that did not pass an audit."""
-    from retrieval.audited_data import load_audited
+    from clinassay.retrieval.audited_data import load_audited
 
     config = _retrieval_config(config_file)
     data_set = load_audited(data)  # refuses (exit 2) before anything heavy loads
@@ -36,7 +36,7 @@ def train(
         config.reranker.max_steps = max_steps
     if no_reranker:
         config.reranker.enabled = False
-    from retrieval.training import train_model
+    from clinassay.retrieval.training import train_model
 
     card = train_model(data_set, out, config=config, log=typer.echo)
     typer.echo(f"model written to {out} ({card['data']['pairs']} training pairs, base {card['base_model']})")
@@ -52,7 +52,7 @@ def search(
     config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus of the baselines)."),
 ) -> None:
     """Print the best-matching ICD-10-CM codes, titles and scores for each mention."""
-    from retrieval.searcher import Retriever
+    from clinassay.retrieval.searcher import Retriever
 
     config = _retrieval_config(config_file) if config_file else None
     retriever = Retriever.load(model, config=config)
@@ -75,17 +75,17 @@ def evaluate(
     config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus, tolerance, gated metrics, seed)."),
 ) -> None:
     """Per-language MRR@10, NDCG@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
-    from retrieval.evalset import file_sha256, load_eval_set
-    from retrieval.gate import compare, format_gate, load_metrics
-    from terminology import normalize_code
+    from clinassay.retrieval.evalset import file_sha256, load_eval_set
+    from clinassay.retrieval.gate import compare, format_gate, load_metrics
+    from clinassay.terminology import normalize_code
 
     config = _retrieval_config(config_file)
     items = load_eval_set(eval_set, normalize=normalize_code)
     baseline_metrics = load_metrics(baseline) if baseline else None  # bad baseline: exit 2 before any work
 
-    from retrieval.evaluator import evaluate as run_evaluation
-    from retrieval.evaluator import model_hash, write_metrics
-    from retrieval.searcher import Retriever
+    from clinassay.retrieval.evaluator import evaluate as run_evaluation
+    from clinassay.retrieval.evaluator import model_hash, write_metrics
+    from clinassay.retrieval.searcher import Retriever
 
     retriever = Retriever.load(model, config=None if Path(model).is_dir() and not config_file else config)
     if rerank and not retriever.has_reranker:
@@ -130,8 +130,8 @@ def import_codiesp(
     out: Path = typer.Option(..., "--out", "-o", help="Evaluation set to write (.tsv or .jsonl)."),
 ) -> None:
     """Build an evaluation set from CodiEsp's diagnosis mentions (codes absent from ICD-10-CM are dropped and counted)."""
-    from retrieval.evalset import import_codiesp as build, write_eval_set
-    from terminology import load_terminology
+    from clinassay.retrieval.evalset import import_codiesp as build, write_eval_set
+    from clinassay.terminology import load_terminology
 
     items, stats = build(split_dir, load_terminology())
     write_eval_set(items, out)

@@ -23,7 +23,7 @@ def run(
     from clinassay.cli import main as invoke
     from clinassay.config import load_config, with_overrides
     from clinassay.pipeline import RunPlan, run_chain, selected_stages
-    from terminology.errors import ClinassayInputError
+    from clinassay.terminology.errors import ClinassayInputError
 
     for name, value in (("--from", start), ("--until", until)):
         if value is not None and value not in STAGES:

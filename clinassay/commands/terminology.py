@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 def _load(config: Optional[Path]):
     from clinassay.config import load_config
-    from terminology import load_terminology
+    from clinassay.terminology import load_terminology
 
     return load_terminology(load_config(config).terminology)
 
@@ -86,7 +86,7 @@ def stats(config: Optional[Path] = _CONFIG) -> None:
     """Counts of the classification and, per language, how many billable codes have a label."""
     from collections import Counter
 
-    from terminology.coverage import PRECISIONS, coverage
+    from clinassay.terminology.coverage import PRECISIONS, coverage
 
     term = _load(config)
     kinds = Counter(term.get(c).kind for c in term.codes())
@@ -122,7 +122,7 @@ def import_datasus_command(
     config: Optional[Path] = _CONFIG,
 ) -> None:
     """Brazil's DATASUS CID-10 (Portuguese labels and the RESTRSEXO sex restriction)."""
-    from terminology.imports import import_datasus
+    from clinassay.terminology.imports import import_datasus
 
     table = import_datasus(directory, name=name, cache_dir=_cache_dir(config))
     typer.echo(f"imported {table.name}: {len(table.labels['pt']):,} Portuguese labels, "
@@ -136,7 +136,7 @@ def import_tsv_command(
     config: Optional[Path] = _CONFIG,
 ) -> None:
     """A plain TSV label table, in any language."""
-    from terminology.imports import import_tsv
+    from clinassay.terminology.imports import import_tsv
 
     table = import_tsv(file, name=name, cache_dir=_cache_dir(config))
     counts = ", ".join(f"{len(labels):,} {lang}" for lang, labels in table.labels.items())

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import jinja2
 
-from generation.records import Task
+from clinassay.generation.records import Task
 
 Style = Literal["instruct", "fewshot"]
 
@@ -80,7 +80,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _load_source(name: str) -> str:
-    return resources.files("generation.prompts").joinpath(name).read_text(encoding="utf-8")
+    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
 
 def template_name(task: Task, style: Style) -> str:
