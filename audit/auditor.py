@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
+from pydantic import BaseModel
 
 from clinassay.audit.bias import fingerprints, reject_outliers
 from clinassay.audit.checks import CHECKS, AuditResources
@@ -30,12 +31,13 @@ from clinassay.audit.fit import CorpusFit
 from clinassay.audit.findings import Decision, Finding
 from clinassay.audit.gate import evaluate_gate
 from clinassay.audit.items import Chunk, Item
-from clinassay.audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
-                            manifest_bytes)
+from clinassay.audit.manifest import audit_key, build_manifest, manifest_bytes
 from clinassay.audit.manifest import file_sha256 as _sha256
 from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
 from clinassay.audit.reader import Malformed, Parsed, chunked, clip, file_sha256, parse_record, read_lines
 from clinassay.audit.references import EvalSet, LabelledMention, read_labelled
+from clinassay.audit.state import AuditState
+from clinassay.audit.summary import AuditSummary, FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs
 from clinassay.audit.tally import DatasetTally
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -144,9 +146,34 @@ class Auditor:
         if len(self.malformed) < MAX_MALFORMED_LISTED:
             self.malformed.append(malformed)
 
+    # ---- state across partitions (audit/state.py) ----
+    def take_state(self) -> AuditState:
+        """What this auditor gathered since the last take (counts, malformed lines, every check's counters,
+        the tally); it starts counting again from zero, keeping its loaded models and caches."""
+        state = AuditState(accepted=self.accepted, rejected=self.rejected, warned=self.warned,
+                           malformed_count=self.malformed_count, malformed=self.malformed, timings=self.timings,
+                           checks={c.name: c.take_state() for c in self.checks}, tally=self.tally.take_state())
+        self.accepted = self.rejected = self.warned = self.malformed_count = 0
+        self.malformed = []
+        self.timings = {"embedding": 0.0, **{c.name: 0.0 for c in self.checks}}
+        return state
+
+    def merge_state(self, state: AuditState) -> None:
+        """Add the state of an auditor that audited other pairs (another partition of the same input)."""
+        self.accepted += state.accepted
+        self.rejected += state.rejected
+        self.warned += state.warned
+        self.malformed_count += state.malformed_count
+        self.malformed = sorted(self.malformed + list(state.malformed), key=lambda m: m.line)[:MAX_MALFORMED_LISTED]
+        for name, seconds in state.timings.items():
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+        for check in self.checks:
+            check.merge_state(state.checks[check.name])
+        self.tally.merge_state(state.tally)
+
     # ---- dataset level ----
     def summarize(self, *, reference: list[LabelledMention] | None = None, out_dir: Path | None = None,
-                  input_info: dict[str, Any] | None = None) -> dict[str, Any]:
+                  input_info: dict[str, Any] | None = None) -> AuditSummary:
         cfg = self.config
         checks = {c.name: c.summary().to_json() for c in self.checks}
         matrix = self.tally.matrix()
@@ -177,12 +204,11 @@ class Auditor:
         gate = evaluate_gate(cfg.gate, matrix=matrix, coverage=coverage, leaks=leaks, drift=drift,
                              malformed=self.malformed_count, input_lines=total)
         passed = all(r.passed for r in gate)
-        return {
+        figures = {
             "verdict": "pass" if passed else "fail",
             "counts": {"input_lines": total, "accepted": self.accepted, "rejected": self.rejected,
                        "malformed": self.malformed_count, "warned": self.warned},
-            "gate": {"passed": passed, "results": [r.to_json() for r in gate],
-                     "failed": [r.to_json() for r in gate if not r.passed]},
+            "gate": {"passed": passed, "results": gate, "failed": [r for r in gate if not r.passed]},
             "checks": checks,
             "matrix": matrix,
             "coverage": {"chapters": coverage},
@@ -195,6 +221,9 @@ class Auditor:
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "malformed": [m.to_json() for m in self.malformed],
         }
+        # numpy numbers and sets in the figures become plain JSON values before the schema sees them
+        plain = json.loads(json.dumps(figures, default=_json_default))
+        return AuditSummary.model_validate(plain)
 
     def _drift(self, reference_by_lang: dict[str, list[str]], out_dir: Path | None):
         from clinassay.audit.drift import language_drift
@@ -259,12 +288,12 @@ def audit_pairs(pairs: Iterable[Any], *, config: AuditConfig | None = None, term
 
 @dataclass
 class AuditOutcome:
-    summary: dict[str, Any]
+    summary: AuditSummary
     manifest: dict[str, Any]
 
     @property
     def passed(self) -> bool:
-        return self.summary["verdict"] == "pass"
+        return self.summary.passed
 
 
 def _shown(path: Path | str | None) -> str | None:
@@ -322,29 +351,32 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
         for stream in streams.values():
             stream.discard()
         raise
-    counts = summary["counts"]
+    counts = summary.counts
     outputs = SummaryOutputs(
         accepted=PairsFile(path=ACCEPTED, sha256=streams[ACCEPTED].sha256, pairs=streams[ACCEPTED].records),
         rejected=PairsFile(path=REJECTED, sha256=streams[REJECTED].sha256, pairs=streams[REJECTED].records),
         malformed=MalformedFile(path=MALFORMED, sha256=streams[MALFORMED].sha256, lines=streams[MALFORMED].records))
     if (outputs.accepted.pairs, outputs.rejected.pairs, outputs.malformed.lines) != \
-            (counts["accepted"], counts["rejected"], counts["malformed"]):
+            (counts.accepted, counts.rejected, counts.malformed):
         raise RuntimeError(f"the audit's files disagree with its counts ({outputs}, {counts})")
-    summary["outputs"] = outputs.model_dump(mode="json")
-    summary["provenance"]["input"]["lines"] = counts["input_lines"]
-    summary["provenance"]["config_file"] = _shown(config_path) if config_path else None
-    summary["provenance"]["eval_set"] = _shown(eval_path) if eval_path else None
-    summary["provenance"]["reference"] = _shown(reference_path) if reference_path else None
-    summary["timings_s"]["per_pair_stream"] = round(audit_seconds, 3)
-    summary_data = json.dumps(summary, ensure_ascii=False, indent=2, default=_json_default).encode("utf-8")
-    folder.write_bytes(SUMMARY, summary_data)
+    provenance = summary.provenance.model_copy(update={
+        "input": summary.provenance.input.model_copy(update={"lines": counts.input_lines}),
+        "config_file": _shown(config_path) if config_path else None,
+        "eval_set": _shown(eval_path) if eval_path else None,
+        "reference": _shown(reference_path) if reference_path else None,
+    })
+    summary = summary.model_copy(update={
+        "outputs": outputs, "provenance": provenance,
+        "timings_s": {**summary.timings_s, "per_pair_stream": round(audit_seconds, 3)},
+    })
+    folder.write_bytes(SUMMARY, summary.to_json_bytes())
     manifest = build_manifest(
-        input=InputFile(path=_shown(pairs_path), sha256=sha, lines=counts["input_lines"]),
+        input=InputFile(path=_shown(pairs_path), sha256=sha, lines=counts.input_lines),
         summary=FileHash(path=SUMMARY, sha256=_sha256(out_dir / SUMMARY)),
-        outputs=outputs, verdict=summary["verdict"], config=config.model_dump(mode="json"),
+        outputs=outputs, verdict=summary.verdict, config=config.model_dump(mode="json"),
         config_file=_shown(config_path) if config_path else None, eval_set=_file_hash(eval_path),
         reference=_file_hash(reference_path), encoder=getattr(encoder, "name", None) if config.embeddings else None,
-        versions=summary["provenance"]["versions"], created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        versions=summary.provenance.versions, created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         key=audit_key())
     folder.write_bytes(MANIFEST, manifest_bytes(manifest))
     return AuditOutcome(summary, manifest.model_dump(mode="json"))
@@ -373,4 +405,6 @@ def _json_default(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, set):
         return sorted(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

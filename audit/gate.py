@@ -3,14 +3,18 @@ with its value, threshold and margin, so a failure says which threshold failed b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from clinassay.audit.config import GateConfig
 
 
-@dataclass(frozen=True)
-class GateResult:
+class GateResult(BaseModel):
+    """One threshold's comparison, as summary.json records it (and the manifest chain re-checks it)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
     name: str
     scope: str
     value: float
@@ -18,9 +22,6 @@ class GateResult:
     comparison: Literal["<=", ">="]
     passed: bool
     margin: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _margin(value: float, threshold: float, comparison: str) -> float:
@@ -34,8 +35,8 @@ def passes(value: float, threshold: float, comparison: str) -> bool:
 
 def _result(name: str, scope: str, value: float, threshold: float, comparison: Literal["<=", ">="]) -> GateResult:
     value, threshold = float(value), float(threshold)  # unrounded: the recorded result re-derives exactly
-    return GateResult(name, scope, value, threshold, comparison, passes(value, threshold, comparison),
-                      round(_margin(value, threshold, comparison), 6))
+    return GateResult(name=name, scope=scope, value=value, threshold=threshold, comparison=comparison,
+                      passed=passes(value, threshold, comparison), margin=round(_margin(value, threshold, comparison), 6))
 
 
 def evaluate_gate(gate: GateConfig, *, matrix: list[dict[str, Any]], coverage: list[dict[str, Any]],

@@ -15,46 +15,34 @@ import hmac
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from clinassay.audit.gate import passes
 from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY
+from clinassay.audit.summary import (  # the file entries are shared with summary.json
+    AuditSummary,
+    FileHash,
+    GateReport,
+    InputFile,
+    MalformedFile,
+    PairsFile,
+    Sha256,
+    SummaryOutputs,
+    Exact,
+)
 from clinassay.terminology.errors import ClinassayInputError
 
 SCHEMA_VERSION = 1
 KEY_ENV = "CLINASSAY_AUDIT_KEY"
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Count = Annotated[int, Field(ge=0)]
 
 
 class ManifestError(ClinassayInputError):
     """An audit output folder whose manifest, summary or files do not attest a passing audit."""
 
 
-class _Exact(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class FileHash(_Exact):
-    path: str
-    sha256: Sha256
-
-
-class InputFile(FileHash):
-    lines: Count
-
-
-class PairsFile(FileHash):
-    pairs: Count
-
-
-class MalformedFile(FileHash):
-    lines: Count
-
-
-class Manifest(_Exact):
+class Manifest(Exact):
     """manifest.json, exactly: every key required (null where it does not apply), none other allowed."""
 
     schema_version: Literal[1]
@@ -75,47 +63,6 @@ class Manifest(_Exact):
     versions: dict[str, str | None]
     created_at: str
     signature: str | None  # hex HMAC-SHA256 of the canonical JSON without this field; null when unsigned
-
-
-class GateRecord(_Exact):
-    name: str
-    scope: str
-    value: float
-    threshold: float
-    comparison: Literal["<=", ">="]
-    passed: bool
-    margin: float
-
-
-class SummaryGate(_Exact):
-    passed: bool
-    results: list[GateRecord]
-    failed: list[GateRecord]
-
-
-class SummaryCounts(_Exact):
-    input_lines: Count
-    accepted: Count
-    rejected: Count
-    malformed: Count
-    warned: Count
-
-
-class SummaryOutputs(_Exact):
-    accepted: PairsFile
-    rejected: PairsFile
-    malformed: MalformedFile
-
-
-class AttestedSummary(BaseModel):
-    """The parts of summary.json the chain relies on (the rest is figures for people)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
-    verdict: Literal["pass", "fail"]
-    counts: SummaryCounts
-    gate: SummaryGate
-    outputs: SummaryOutputs
 
 
 def canonical_json(value: Any) -> bytes:
@@ -176,13 +123,15 @@ def read_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{path} cannot be read ({exc.strerror})") from exc
 
 
-def _read_summary(path: Path) -> tuple[AttestedSummary, dict[str, Any]]:
+def read_summary(path: Path) -> AuditSummary:
+    """summary.json, validated against its schema; one line saying what is wrong otherwise."""
     try:
-        raw = json.loads(path.read_bytes())
-        return AttestedSummary.model_validate(raw, strict=False), raw
+        return AuditSummary.model_validate_json(path.read_bytes())
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
         detail = _one_line(exc) if isinstance(exc, ValidationError) else str(exc)[:200]
-        raise ManifestError(f"{path} is not an audit summary: {detail}") from exc
+        raise ManifestError(f"{path} is not an audit summary (schema {SCHEMA_VERSION}): {detail}") from exc
+    except OSError as exc:
+        raise ManifestError(f"{path} cannot be read ({exc.strerror})") from exc
 
 
 def _check_file(folder: Path, entry: FileHash, expected_name: str) -> None:
@@ -197,7 +146,7 @@ def _check_file(folder: Path, entry: FileHash, expected_name: str) -> None:
                             f"{entry.sha256[:12]}...). Audit it again.")
 
 
-def derived_verdict(gate: SummaryGate) -> tuple[bool, list[str]]:
+def derived_verdict(gate: GateReport) -> tuple[bool, list[str]]:
     """Pass only when there are gate results and every one passed, re-checked from value and threshold."""
     failed = [f"{r.name} [{r.scope}]" for r in gate.results
               if not (r.passed and passes(r.value, r.threshold, r.comparison))]
@@ -225,7 +174,7 @@ def verify_audit_output(folder: Path | str, *, key: str | None = None) -> Manife
     if config_sha256(manifest.config) != manifest.config_sha256:
         raise ManifestError(f"{manifest_path}: config_sha256 is not the hash of its config")
     _check_file(folder, manifest.summary, SUMMARY)
-    summary, raw = _read_summary(folder / SUMMARY)
+    summary = read_summary(folder / SUMMARY)
     outputs = SummaryOutputs(accepted=manifest.accepted, rejected=manifest.rejected, malformed=manifest.malformed)
     if summary.outputs != outputs:
         raise ManifestError(f"{manifest_path} and {folder / SUMMARY} disagree on the hashes or counts of the outputs")
@@ -236,8 +185,7 @@ def verify_audit_output(folder: Path | str, *, key: str | None = None) -> Manife
             or counts.input_lines != manifest.input.lines:
         raise ManifestError(f"{folder / SUMMARY}: counts do not add up (input lines {counts.input_lines} = accepted "
                             f"{counts.accepted} + rejected {counts.rejected} + malformed {counts.malformed}?)")
-    provenance = raw.get("provenance")
-    if isinstance(provenance, dict) and "config" in provenance and provenance["config"] != manifest.config:
+    if summary.provenance.config.model_dump(mode="json") != manifest.config:
         raise ManifestError(f"{manifest_path} and {folder / SUMMARY} record different configurations")
     passed, failed = derived_verdict(summary.gate)
     if summary.gate.passed != passed or summary.verdict != ("pass" if passed else "fail") \

@@ -1,8 +1,7 @@
-"""Turn an audit's summary.json (and its streamed rejects) into report sections.
-
-The audit may add or rename optional figures; every reader here takes what is present and leaves the
-rest as None, so a report renders from any audit output that has its counts. The flagged examples
-live in `reports.examples`.
+"""Turn an audit's summary (`clinassay.audit.summary.AuditSummary`) and its streamed rejects into report
+sections. The sections show the audit's decisions (verdict, gate results, outliers) as given; only the
+free-form figures (check info, drift, fingerprint) are read tolerantly. The flagged examples live in
+`reports.examples`.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from clinassay.audit.gate import GateResult
+from clinassay.audit.summary import AuditSummary
 from clinassay.reports.config import ReportConfig
 from clinassay.reports.context import (
     FitRow,
@@ -50,197 +51,131 @@ COUNT_KEYS = ("input_lines", "accepted", "rejected", "malformed", "warned")
 
 # --- verdict -----------------------------------------------------------------------------------------
 
-def counts_of(summary: dict[str, Any]) -> dict[str, int | None]:
-    counts = as_dict(summary.get("counts"))
-    return {key: as_int(counts.get(key)) for key in COUNT_KEYS}
+def counts_of(summary: AuditSummary) -> dict[str, int | None]:
+    return summary.counts.model_dump()
 
 
 _SHARES = ("rate", "share", "coverage")
 _SYMBOLS = {"<=": "≤", ">=": "≥"}
 
 
-def _gate_sentence(row: dict[str, Any]) -> str:
-    """e.g. "reject rate (language:pt): 45.3%, allowed ≤ 40.0%: over by 5.3 points"."""
-    name = str(row.get("name", "threshold")).replace("_", " ")
-    scope = row.get("scope")
-    where = f" ({scope})" if scope and scope != "overall" else ""
-    value, threshold = as_float(row.get("value")), as_float(row.get("threshold"))
-    comparison = str(row.get("comparison") or "")
-    share = any(word in name for word in _SHARES)
+def _is_share(result: GateResult) -> bool:
+    return any(word in result.name for word in _SHARES)
 
-    def show(x: float | None) -> str:
-        return f"{x:.1%}" if share and x is not None else short_value(x)
 
-    text = f"{name}{where}: {show(value)}"
-    if threshold is not None:
-        text += f", required {_SYMBOLS.get(comparison, comparison or 'vs')} {show(threshold)}"
-    if row.get("passed") is False:
-        margin = as_float(row.get("margin"))
-        if margin is None and value is not None and threshold is not None:
-            margin = value - threshold
-        if margin is not None:
-            gap = f"{abs(margin) * 100:.1f} points" if share else short_value(abs(margin))
-            text += f": {'over' if comparison == '<=' else 'short' if comparison == '>=' else 'off'} by {gap}"
+def _gate_sentence(result: GateResult) -> str:
+    """e.g. "reject rate (language:pt): 45.3%, required ≤ 40.0%: over by 5.3 points"."""
+    name = result.name.replace("_", " ")
+    where = f" ({result.scope})" if result.scope != "overall" else ""
+    share = _is_share(result)
+
+    def show(x: float) -> str:
+        return f"{x:.1%}" if share else short_value(x)
+
+    text = f"{name}{where}: {show(result.value)}, required {_SYMBOLS[result.comparison]} {show(result.threshold)}"
+    if not result.passed:
+        gap = f"{abs(result.margin) * 100:.1f} points" if share else short_value(abs(result.margin))
+        text += f": {'over' if result.comparison == '<=' else 'short'} by {gap}"
     return text
 
 
-def _gate_figures(row: dict[str, Any]) -> tuple[str, str, str]:
+def _gate_figures(result: GateResult) -> tuple[str, str, str]:
     """Value, requirement and margin as people read them: rates in percent, margins in points."""
-    share = any(word in str(row.get("name", "")) for word in _SHARES)
-    value, threshold, margin = (as_float(row.get(k)) for k in ("value", "threshold", "margin"))
-    comparison = _SYMBOLS.get(str(row.get("comparison") or ""), str(row.get("comparison") or ""))
-    if share:
-        return (
-            "n/a" if value is None else f"{value:.1%}",
-            f"{comparison} {'n/a' if threshold is None else f'{threshold:.1%}'}".strip(),
-            "n/a" if margin is None else f"{margin * 100:+.1f} pts",
-        )
-    if margin is None:
-        shown_margin = "n/a"
-    else:
-        shown_margin = f"{margin:+,.0f}" if margin.is_integer() else f"{margin:+.4g}"
-    return short_value(value), f"{comparison} {short_value(threshold)}".strip(), shown_margin
+    comparison = _SYMBOLS[result.comparison]
+    if _is_share(result):
+        return f"{result.value:.1%}", f"{comparison} {result.threshold:.1%}", f"{result.margin * 100:+.1f} pts"
+    margin = result.margin
+    shown_margin = f"{margin:+,.0f}" if float(margin).is_integer() else f"{margin:+.4g}"
+    return short_value(result.value), f"{comparison} {short_value(result.threshold)}", shown_margin
 
 
-def gate_rows(summary: dict[str, Any]) -> list[GateRow]:
-    rows = []
-    for row in as_list(as_dict(summary.get("gate")).get("results")):
-        if not isinstance(row, dict):
-            continue
-        passed = row.get("passed")
-        rows.append(
-            GateRow(
-                name=str(row.get("name", "threshold")),
-                scope=str(row.get("scope") or "overall"),
-                value=as_float(row.get("value")),
-                threshold=as_float(row.get("threshold")),
-                comparison=str(row.get("comparison") or ""),
-                passed=passed if isinstance(passed, bool) else None,
-                margin=as_float(row.get("margin")),
-                sentence=_gate_sentence(row),
-                shown=_gate_figures(row),
-            )
-        )
-    return rows
+def gate_rows(summary: AuditSummary) -> list[GateRow]:
+    return [
+        GateRow(name=r.name, scope=r.scope, value=r.value, threshold=r.threshold, comparison=r.comparison,
+                passed=r.passed, margin=r.margin, sentence=_gate_sentence(r), shown=_gate_figures(r))
+        for r in summary.gate.results
+    ]
 
 
 # --- provenance --------------------------------------------------------------------------------------
 
 def provenance_of(audit: AuditOutput) -> Provenance:
     summary, manifest = audit.summary, audit.manifest
-    prov = as_dict(summary.get("provenance"))
-    source = as_dict(prov.get("input")) or as_dict(manifest.get("input"))
-    generators = []
-    for g in as_list(prov.get("generators")):
-        g = as_dict(g)
-        generators.append(
-            Generator(
-                name=str(g.get("name") or "n/a"),
-                litellm_model=", ".join(map(str, g["litellm_model"])) if isinstance(g.get("litellm_model"), list)
-                else as_str(g.get("litellm_model")),
-                prompt_ids=[str(p) for p in as_list(g.get("prompt_ids"))],
-                prompt_hashes=[str(p) for p in as_list(g.get("prompt_hashes"))],
-                pairs=as_int(g.get("pairs")),
-                input_tokens=as_int(g.get("input_tokens")),
-                output_tokens=as_int(g.get("output_tokens")),
-                cost_usd=as_float(g.get("cost_usd")),
-            )
+    prov = summary.provenance
+    generators = [
+        Generator(
+            name=g.name,
+            litellm_model=", ".join(g.litellm_model) if isinstance(g.litellm_model, list) else g.litellm_model,
+            prompt_ids=list(g.prompt_ids),
+            prompt_hashes=list(g.prompt_hashes),
+            pairs=g.pairs,
+            input_tokens=g.input_tokens,
+            output_tokens=g.output_tokens,
+            cost_usd=g.cost_usd,
         )
+        for g in prov.generators
+    ]
 
     def total(attr: str) -> Any:
-        values = [getattr(g, attr) for g in generators if getattr(g, attr) is not None]
-        return sum(values) if values else None
+        return sum(getattr(g, attr) for g in generators) if generators else None
 
-    versions = as_dict(prov.get("versions")) or as_dict(manifest.get("versions"))
-    config = prov.get("config", manifest.get("config"))
-    accepted = as_dict(manifest.get("accepted"))
+    config = prov.config.model_dump(mode="json")
+    accepted = summary.outputs.accepted.sha256 if summary.outputs else as_dict(manifest.get("accepted")).get("sha256")
     return Provenance(
-        input_path=as_str(source.get("path")),
-        input_sha256=as_str(source.get("sha256")),
-        input_lines=as_int(source.get("lines")),
-        accepted_sha256=as_str(accepted.get("sha256") or manifest.get("accepted_sha256")),
+        input_path=prov.input.path,
+        input_sha256=prov.input.sha256,
+        input_lines=prov.input.lines,
+        accepted_sha256=as_str(accepted),
         generators=generators,
-        versions=[(str(k), short_value(v)) for k, v in sorted(versions.items())],
-        config_json=json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str) if config else None,
+        versions=[(k, short_value(v)) for k, v in sorted(prov.versions.items())],
+        config_json=json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False, default=str),
         total_input_tokens=total("input_tokens"),
         total_output_tokens=total("output_tokens"),
         total_cost_usd=total("cost_usd"),
         sources=[
-            (label, short_value(prov.get(key), limit=300))
-            for key, label in (("config_file", "config file"), ("eval_set", "evaluation set"),
-                               ("reference", "reference mentions"), ("encoder", "encoder"))
-            if prov.get(key)
+            (label, short_value(value, limit=300))
+            for value, label in ((prov.config_file, "config file"), (prov.eval_set, "evaluation set"),
+                                 (prov.reference, "reference mentions"), (prov.encoder, "encoder"))
+            if value
         ],
     )
 
 
 # --- language x generator matrix ---------------------------------------------------------------------
 
-def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None:
-    rows = [r for r in as_list(summary.get("matrix")) if isinstance(r, dict)]
+def matrix_of(summary: AuditSummary, *, config: ReportConfig) -> Matrix | None:
+    """The reject matrix; a cell is an outlier exactly when the audit's bias check said so."""
+    rows = summary.matrix
     if not rows:
         return None
-    counts = counts_of(summary)
-    judged = (counts["accepted"] or 0) + (counts["rejected"] or 0)
-    overall = ratio(counts["rejected"], judged)
-    checks = ordered_checks(k for r in rows for k in as_dict(r.get("reasons")))
-    audit_outliers = as_dict(summary.get("bias")).get("outliers")
-    flagged_by_audit = {
-        (str(o.get("language")), str(o.get("generator"))) for o in as_list(audit_outliers) if isinstance(o, dict)
-    }
-    medians: dict[str, float] = {}
-    for language in {str(r.get("language") or "n/a") for r in rows}:
-        rates = sorted(
-            as_float(r.get("reject_rate")) or 0.0 for r in rows if str(r.get("language") or "n/a") == language
+    counts = summary.counts
+    overall = ratio(counts.rejected, counts.accepted + counts.rejected)
+    checks = ordered_checks(k for r in rows for k in r.reasons)
+    outliers = {(o.language, o.generator): o.detail for o in summary.bias.outliers}
+    cells = [
+        MatrixCell(
+            language=r.language,
+            generator=r.generator,
+            pairs=r.pairs,
+            accepted=r.accepted,
+            rejected=r.rejected,
+            warned=r.warned,
+            leaks=r.leaks,
+            reject_rate=r.reject_rate,
+            reason_rates={c: ratio(r.reasons.get(c, 0), r.pairs) for c in checks},
+            language_mismatch=r.language_mismatch,
+            duplicates=r.duplicates,
+            cost_usd=r.cost_usd,
+            cost_per_accepted=r.cost_per_accepted,
+            outlier=(r.language, r.generator) in outliers,
+            shade=min(1.0, (r.reject_rate or 0.0) / config.rate_scale_max),
         )
-        medians[language] = rates[len(rates) // 2] if len(rates) % 2 else sum(rates[len(rates) // 2 - 1 : len(rates) // 2 + 1]) / 2
-    cells: list[MatrixCell] = []
-    for r in rows:
-        language, generator = str(r.get("language") or "n/a"), str(r.get("generator") or "n/a")
-        pairs, rejected = as_int(r.get("pairs")), as_int(r.get("rejected"))
-        rate = as_float(r.get("reject_rate"))
-        if rate is None:
-            rate = ratio(rejected, pairs)
-        reasons = as_dict(r.get("reasons"))
-        if isinstance(audit_outliers, list):  # the audit decided (its bias check)
-            outlier = (language, generator) in flagged_by_audit
-        else:  # older or other outputs: far above the language's median across generators
-            outlier = rate is not None and rate - medians[language] >= config.outlier_margin
-        cells.append(
-            MatrixCell(
-                language=language,
-                generator=generator,
-                pairs=pairs,
-                accepted=as_int(r.get("accepted")),
-                rejected=rejected,
-                warned=as_int(r.get("warned")),
-                leaks=as_int(r.get("leaks")),
-                reject_rate=rate,
-                reason_rates={c: ratio(as_int(reasons.get(c)) or 0, pairs) for c in checks},
-                language_mismatch=as_int(r.get("language_mismatch")),
-                duplicates=as_int(r.get("duplicates")),
-                cost_usd=as_float(r.get("cost_usd")),
-                cost_per_accepted=as_float(r.get("cost_per_accepted")),
-                outlier=outlier,
-                shade=min(1.0, (rate or 0.0) / config.rate_scale_max),
-            )
-        )
+        for r in rows
+    ]
     languages = ordered_languages(c.language for c in cells)
     generators = sorted({c.generator for c in cells})
     by_key = {(c.generator, c.language): c for c in cells}
     grid = [[by_key.get((g, lang)) for lang in languages] for g in generators]
-    details = {
-        (str(o.get("language")), str(o.get("generator"))): str(o["detail"])
-        for o in as_list(as_dict(summary.get("bias")).get("outliers"))
-        if isinstance(o, dict) and o.get("detail")
-    }
-    outliers = [
-        details.get((c.language, c.generator))
-        or f"{c.generator} rejects {c.reject_rate:.0%} of its {c.language} pairs vs a median of "
-        f"{medians[c.language]:.0%} across generators"
-        for c in cells
-        if c.outlier and c.reject_rate is not None
-    ]
     return Matrix(
         languages=languages,
         generators=generators,
@@ -248,33 +183,29 @@ def matrix_of(summary: dict[str, Any], *, config: ReportConfig) -> Matrix | None
         grid=grid,
         cells=sorted(cells, key=lambda c: (c.generator, languages.index(c.language))),
         overall_reject_rate=overall,
-        outliers=outliers,
+        outliers=[o.detail for o in summary.bias.outliers],
         scale_max=config.rate_scale_max,
     )
 
 
 # --- coverage, bias, drift, malformed ----------------------------------------------------------------
 
-def coverage_of(summary: dict[str, Any]) -> Coverage | None:
-    chapters = [c for c in as_list(as_dict(summary.get("coverage")).get("chapters")) if isinstance(c, dict)]
+def coverage_of(summary: AuditSummary) -> Coverage | None:
+    chapters = summary.coverage.chapters
     if not chapters:
         return None
-    languages = ordered_languages(
-        lang for c in chapters for lang in (*as_dict(c.get("planned")), *as_dict(c.get("accepted")))
-    )
+    languages = ordered_languages(lang for c in chapters for lang in (*c.planned, *c.accepted))
     rows = []
     covered = {lang: 0 for lang in languages}
     for c in chapters:
-        planned, accepted = as_dict(c.get("planned")), as_dict(c.get("accepted"))
         cells = []
         for lang in languages:
-            p, a = as_int(planned.get(lang)), as_int(accepted.get(lang))
-            if p and a is None:  # the audit leaves out the languages where nothing was accepted
-                a = 0
+            p = c.planned.get(lang)
+            a = c.accepted.get(lang, 0 if p else None)  # the audit leaves out languages where nothing was accepted
             if a:
                 covered[lang] += 1
             cells.append(CoverageCell(planned=p, accepted=a, ratio=min(1.0, a / p) if p and a is not None else None))
-        rows.append(CoverageRow(chapter=str(c.get("chapter", "?")), title=as_str(c.get("title")), cells=cells))
+        rows.append(CoverageRow(chapter=c.chapter, title=c.title, cells=cells))
     return Coverage(languages=languages, rows=rows, chapters_covered=covered)
 
 
@@ -304,33 +235,28 @@ def _fingerprint(language: str, entry: dict[str, Any]) -> Fingerprint:
     )
 
 
-def bias_of(summary: dict[str, Any]) -> Bias | None:
-    bias = as_dict(summary.get("bias"))
-    if not bias:
-        return None
-    outliers = [str(o.get("detail") or short_value(o)) for o in as_list(bias.get("outliers")) if isinstance(o, dict)]
-    fingerprint = as_dict(bias.get("fingerprint"))
+def bias_of(summary: AuditSummary) -> Bias | None:
+    bias = summary.bias
+    fingerprint = bias.fingerprint or {}
     gaps = []
-    for lang, share in as_dict(bias.get("coverage")).items():
-        share = as_dict(share)
-        missing = [str(m) for m in as_list(share.get("missing"))]
-        text = f"{as_int(share.get('chapters_accepted'))} of {as_int(share.get('chapters_planned'))} planned chapters have accepted pairs"
-        gaps.append((str(lang), text + (f"; none accepted in chapter {', '.join(missing)}" if missing else "")))
-    handled = {"outliers", "fingerprint", "coverage", "cost"}  # cost is in the provenance and the matrix
+    for lang, share in bias.coverage.items():
+        text = f"{share.chapters_accepted} of {share.chapters_planned} planned chapters have accepted pairs"
+        gaps.append((lang, text + (f"; none accepted in chapter {', '.join(share.missing)}" if share.missing else "")))
     fit_rows, fit_note = fit_of(summary)
     return Bias(
-        outliers=outliers,
-        fingerprints=[_fingerprint(lang, as_dict(fingerprint[lang])) for lang in ordered_languages(fingerprint)],
+        outliers=[o.detail for o in bias.outliers],
+        fingerprints=[_fingerprint(lang, fingerprint[lang]) for lang in ordered_languages(fingerprint)],
         coverage_gaps=gaps,
-        other=flatten({k: v for k, v in bias.items() if k not in handled}, depth=3, limit=60),
+        other=flatten({"coverage_per_generator": bias.model_dump(mode="json")["coverage_per_generator"]}, depth=3, limit=60),
         fit=fit_rows,
         fit_note=fit_note,
     )
 
 
-def fit_of(summary: dict[str, Any]) -> tuple[list[FitRow], str]:
+def fit_of(summary: AuditSummary) -> tuple[list[FitRow], str]:
     """The fit check's misfit-probability histogram per generator and language, as the audit counted it."""
-    fit = as_dict(as_dict(as_dict(as_dict(summary.get("checks")).get("consistency")).get("info")).get("fit"))
+    consistency = summary.checks.get("consistency")
+    fit = as_dict(consistency.info.get("fit")) if consistency else {}
     rows = []
     for generator, languages in sorted(as_dict(fit.get("histogram")).items()):
         for language in ordered_languages(as_dict(languages)):
@@ -351,8 +277,8 @@ _SAFE_FILE = re.compile(r"^[\w.-]+\.html?$")
 
 
 def drift_of(audit: AuditOutput, *, report_dir: Path | None, config: ReportConfig) -> list[DriftLanguage]:
-    drift = as_dict(audit.summary.get("drift"))
-    pages = as_dict(audit.summary.get("drift_reports"))
+    drift = audit.summary.drift or {}
+    pages = audit.summary.drift_reports
     sections = []
     for lang in ordered_languages([*drift, *pages]):
         figures = as_dict(drift.get(lang))
@@ -409,11 +335,6 @@ def _relative(target: Path, base: Path) -> str:
     return Path(os.path.relpath(target, base)).as_posix()
 
 
-def malformed_of(summary: dict[str, Any], *, config: ReportConfig) -> tuple[list[MalformedLine], int]:
-    rows = [r for r in as_list(summary.get("malformed")) if isinstance(r, dict)]
-    shown = [
-        MalformedLine(line=as_int(r.get("line")), error=short_value(r.get("error"), limit=300))
-        for r in rows[: config.malformed_shown]
-    ]
-    total = counts_of(summary)["malformed"]
-    return shown, max(total or 0, len(rows))
+def malformed_of(summary: AuditSummary, *, config: ReportConfig) -> tuple[list[MalformedLine], int]:
+    shown = [MalformedLine(line=r.line, error=short_value(r.error, limit=300)) for r in summary.malformed[: config.malformed_shown]]
+    return shown, max(summary.counts.malformed, len(summary.malformed))

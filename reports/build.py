@@ -50,39 +50,28 @@ def _version() -> str:
 
 
 def _verdict(audit: AuditOutput | None, retrieval: Retrieval | None) -> Verdict:
+    """The decisions the report is given, side by side: the audit's verdict and gate (summary.json) and
+    each evaluation's own gate (metrics.json). The page fails exactly when one of them failed, so it
+    always agrees with the exit codes of `clinassay audit` and `clinassay evaluate`."""
     notes: list[str] = []
     if audit is None:
         status, gate_passed, counts, gate = "n/a", None, {}, []
     else:
         summary = audit.summary
-        counts = counts_of(summary)
-        gate = gate_rows(summary)
-        raw = summary.get("gate") if isinstance(summary.get("gate"), dict) else {}
-        gate_passed = raw.get("passed") if isinstance(raw.get("passed"), bool) else None
-        if gate_passed is None and gate:
-            gate_passed = all(g.passed is not False for g in gate)
-        status = summary.get("verdict")
-        if status not in ("pass", "fail"):
-            status = "pass" if gate_passed else "fail" if gate_passed is False else "n/a"
+        counts, gate = counts_of(summary), gate_rows(summary)
+        gate_passed, status = summary.gate.passed, summary.verdict
         manifest_verdict = audit.manifest.get("verdict")
-        if manifest_verdict and manifest_verdict != summary.get("verdict"):
-            notes.append(f"manifest.json says {manifest_verdict!r} but summary.json says {summary.get('verdict')!r}")
-        added = sum(counts.get(k) or 0 for k in ("accepted", "rejected", "malformed"))
-        if counts.get("input_lines") is not None and added != counts["input_lines"]:
-            notes.append(f"counts do not add up: accepted + rejected + malformed = {added}, input lines = {counts['input_lines']}")
-    regressions = retrieval.regressions if retrieval else 0
+        if manifest_verdict and manifest_verdict != summary.verdict:
+            notes.append(f"manifest.json says {manifest_verdict!r} but summary.json says {summary.verdict!r}")
     refused = [run.name for run in retrieval.runs if run.gate_passed is False] if retrieval else []
-    if regressions:
-        status = "fail"
-        notes.append(f"{regressions} retrieval regression(s) beyond the tolerance of {retrieval.tolerance:g}")
-    elif refused:
+    if refused:
         status = "fail"
         notes.append(f"the evaluation gate failed for {', '.join(refused)}")
     elif retrieval and status == "n/a":
         status = "pass"
     failed = [g for g in gate if g.passed is False]
     return Verdict(status=status, gate_passed=gate_passed, counts=counts, failed=failed, gate=gate,
-                   regressions=regressions, notes=notes)
+                   regressions=retrieval.regressions if retrieval else 0, notes=notes)
 
 
 def build_report_context(

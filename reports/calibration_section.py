@@ -25,12 +25,10 @@ def calibration_of(audit: AuditOutput) -> Calibration | None:
                            false_reasons=[], kinds=[], not_planted=[], passed=None,
                            notes=[f"calibration.json could not be read: {error}"])
     notes = []
-    provenance = as_dict(audit.summary.get("provenance"))
-    audited_sha = as_dict(provenance.get("input")).get("sha256")
-    if audited_sha and audited_sha != found.input_sha256:
+    provenance = audit.summary.provenance
+    if provenance.input.sha256 and provenance.input.sha256 != found.input_sha256:
         notes.append("measured on another input file than this audit's: rerun `clinassay calibrate` on it")
-    config = provenance.get("config")
-    if isinstance(config, dict) and config_digest(config) != found.config_sha256:
+    if config_digest(provenance.config.model_dump(mode="json")) != found.config_sha256:
         notes.append("measured with another audit configuration than this audit's: its figures may not hold here")
     minimum = {g.kind: g for g in found.gate}
     kinds = []

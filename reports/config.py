@@ -25,9 +25,6 @@ class ReportConfig(BaseModel):
     rate_scale_max: float = Field(
         0.5, gt=0, le=1, description="reject rate drawn in the darkest colour of the generator x language matrix"
     )
-    outlier_margin: float = Field(
-        0.15, ge=0, le=1, description="without the audit's own outlier list: a generator x language cell whose reject rate exceeds the language's median by this is marked"
-    )
     regression_tolerance: float = Field(
         0.01, ge=0, le=1, description="retrieval deltas beyond this (absolute) are drawn as regressions or lifts"
     )

@@ -111,27 +111,23 @@ def collect_examples(
 
 
 def checks_of(audit: AuditOutput, *, titles: TitleLookup, config: ReportConfig) -> list[CheckSection]:
-    checks = as_dict(audit.summary.get("checks"))
+    checks = audit.summary.checks
     examples, totals = collect_examples(audit, titles=titles, config=config)
     sections = []
     for name in ordered_checks([*checks, *examples]):
-        data = as_dict(checks.get(name))
-        reasons = sorted(
-            ((str(k), as_int(v) or 0) for k, v in as_dict(data.get("reasons")).items()), key=lambda kv: (-kv[1], kv[0])
-        )
+        data = checks.get(name)
         shown = examples.get(name, [])
         total = totals.get(name, 0)
-        summary = data.get("summary")
         sections.append(
             CheckSection(
                 name=name,
-                flagged=as_int(data.get("flagged")),
-                rejected=as_int(data.get("rejected")),
-                warned=as_int(data.get("warned")),
-                summary=summary if isinstance(summary, (int, float, str)) and not isinstance(summary, bool) else None,
-                summary_meaning=as_str(data.get("summary_meaning")),
-                reasons=reasons,
-                info=flatten(as_dict(data.get("info"))),
+                flagged=data.flagged if data else None,
+                rejected=data.rejected if data else None,
+                warned=data.warned if data else None,
+                summary=data.summary if data else None,
+                summary_meaning=data.summary_meaning if data else None,
+                reasons=sorted(data.reasons.items(), key=lambda kv: (-kv[1], kv[0])) if data else [],
+                info=flatten(data.info) if data else [],
                 examples=shown,
                 examples_total=total,
                 examples_more=max(0, total - len(shown)),

@@ -1,6 +1,6 @@
-"""Read what the audit and the evaluation wrote, tolerantly: a report must render from any output folder
-that has its summary, even when optional figures are missing, and must never load a 100k-pair file
-into memory (example rows are streamed and capped).
+"""Read what the audit and the evaluation wrote: summary.json through the audit's own schema (a summary
+that does not validate is refused with the key that is wrong), and never a 100k-pair file into memory
+(example rows are streamed and capped).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clinassay.audit.summary import AuditSummary
 from clinassay.terminology.errors import ClinassayInputError
 
 SUMMARY, MANIFEST, REJECTED, ACCEPTED, METRICS = (
@@ -31,7 +32,7 @@ class AuditOutput:
     """An audit output folder: its summary and manifest, loaded; the JSONL files, only located."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: AuditSummary
     manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,9 +78,12 @@ def load_audit_output(path: Path | str) -> AuditOutput:
         raise ReportInputError(f"audit output folder not found: {path}")
     if not (path / SUMMARY).is_file():
         raise ReportInputError(f"{path} is not an audit output folder: it has no {SUMMARY}")
-    summary = _read_json(path / SUMMARY)
-    if not isinstance(summary, dict):
-        raise ReportInputError(f"{path / SUMMARY}: expected a JSON object, got {type(summary).__name__}")
+    from clinassay.audit.manifest import ManifestError, read_summary
+
+    try:
+        summary = read_summary(path / SUMMARY)
+    except ManifestError as exc:
+        raise ReportInputError(f"{exc}; audit the pairs again with this clinassay version") from exc
     manifest = _read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
     return AuditOutput(path=path, summary=summary, manifest=manifest if isinstance(manifest, dict) else {})
 

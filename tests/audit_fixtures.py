@@ -4,15 +4,14 @@ so that training-side tests start from a real attestation instead of a hand-writ
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
 from clinassay.audit.config import AuditConfig, GateConfig
 from clinassay.audit.gate import evaluate_gate
-from clinassay.audit.manifest import (FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs, audit_key, build_manifest,
-                            file_sha256, manifest_bytes)
+from clinassay.audit.manifest import audit_key, build_manifest, file_sha256, manifest_bytes
+from clinassay.audit.summary import AuditSummary, FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs
 from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder
 
 
@@ -36,7 +35,9 @@ def write_audit_folder(folder: Path, accepted: Iterable[dict[str, Any]], *, reje
     matrix = []
     for language, generator in sorted({(lang, gen) for lang, gen, _ in cells}):
         ok, bad = cells[(language, generator, True)], cells[(language, generator, False)]
-        matrix.append({"language": language, "generator": generator, "pairs": ok + bad, "accepted": ok, "rejected": bad})
+        matrix.append({"language": language, "generator": generator, "pairs": ok + bad, "accepted": ok, "rejected": bad,
+                       "warned": 0, "reject_rate": bad / (ok + bad), "reasons": {"validity": bad} if bad else {},
+                       "language_mismatch": 0, "duplicates": 0, "leaks": 0, "cost_usd": 0.0, "cost_per_accepted": 0.0})
     total = len(accepted) + len(rejected)
     config = AuditConfig(gate=gate or GateConfig()).model_dump(mode="json")
     results = evaluate_gate(GateConfig.model_validate(config["gate"]), matrix=matrix, coverage=[], leaks=0, drift=None,
@@ -46,21 +47,23 @@ def write_audit_folder(folder: Path, accepted: Iterable[dict[str, Any]], *, reje
         accepted=PairsFile(path=ACCEPTED, sha256=streams[ACCEPTED].sha256, pairs=len(accepted)),
         rejected=PairsFile(path=REJECTED, sha256=streams[REJECTED].sha256, pairs=len(rejected)),
         malformed=MalformedFile(path=MALFORMED, sha256=streams[MALFORMED].sha256, lines=0))
-    summary = {
+    summary = AuditSummary.model_validate({
         "verdict": "pass" if passed else "fail",
         "counts": {"input_lines": total, "accepted": len(accepted), "rejected": len(rejected), "malformed": 0,
                    "warned": 0},
-        "gate": {"passed": passed, "results": [r.to_json() for r in results],
-                 "failed": [r.to_json() for r in results if not r.passed]},
-        "outputs": outputs.model_dump(mode="json"),
-        "provenance": {"config": config},
-        "malformed": [],
-    }
-    out.write_bytes(SUMMARY, json.dumps(summary, indent=2).encode("utf-8"))
+        "gate": {"passed": passed, "results": results, "failed": [r for r in results if not r.passed]},
+        "checks": {}, "matrix": matrix, "coverage": {"chapters": []},
+        "bias": {"outliers": [], "cost": [], "coverage": {}, "coverage_per_generator": {}},
+        "drift": None, "drift_reports": {},
+        "provenance": {"input": {"path": "pairs.jsonl"}, "generators": [], "config": config, "versions": {},
+                       "encoder": None},
+        "timings_s": {}, "malformed": [], "outputs": outputs,
+    })
+    out.write_bytes(SUMMARY, summary.to_json_bytes())
     manifest = build_manifest(
         input=InputFile(path="pairs.jsonl", sha256="0" * 64, lines=total),
         summary=FileHash(path=SUMMARY, sha256=file_sha256(folder / SUMMARY)), outputs=outputs,
-        verdict=summary["verdict"], config=config, config_file=None, eval_set=None, reference=None, encoder=None,
+        verdict=summary.verdict, config=config, config_file=None, eval_set=None, reference=None, encoder=None,
         versions={}, created_at="2026-01-01T00:00:00Z", key=key if key is not None else audit_key())
     out.write_bytes(MANIFEST, manifest_bytes(manifest))
     return folder

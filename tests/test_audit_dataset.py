@@ -40,7 +40,7 @@ def test_fingerprint_tells_generators_and_synthetic_from_real(terminology) -> No
     reference = [LabelledMention(m, "J18.9", "es", n) for n, m in enumerate(
         ["NAC", "ITU baja", "dolor precordial", "cefalea holocraneal", "anemia ferropénica", "febrícula", "lumbociática",
          "HTA", "ICC", "crisis asmática", "gastritis crónica", "OMA"] * 3, start=2)]
-    summary = auditor.summarize(reference=None)
+    summary = auditor.summarize(reference=None).model_dump(mode="json")
     fp = summary["bias"]["fingerprint"]["es"]["generators"]
     assert fp["macro_f1"] > 0.9 > fp["chance_macro_f1"] and fp["classes"] == {"terse-llm": 36, "verbose-llm": 36}
     assert set(fp["top_features"]) == {"terse-llm", "verbose-llm"}
@@ -71,11 +71,11 @@ def test_drift_report_per_language(tmp_path: Path, terminology) -> None:
     reference.write_text("mention\tcode\tlanguage\n" + "\n".join(rows) + "\n", encoding="utf-8")
     config = AuditConfig.model_validate({"embeddings": False, "gate": {"max_drift_share": 0.5}})
     outcome = run_audit(pairs, tmp_path / "out", config=config, terminology=terminology, reference_path=reference)
-    drift = outcome.summary["drift"]["es"]
+    drift = outcome.summary.drift["es"]
     assert set(drift["features"]) == {"chars", "words", "unseen_word_share"}
     assert drift["drift_share"] > 0.5 and "chars" in drift["drifted_features"]
-    assert outcome.summary["drift_reports"] == {"es": "drift_es.html"}
+    assert outcome.summary.drift_reports == {"es": "drift_es.html"}
     html = (tmp_path / "out" / "drift_es.html").read_text(encoding="utf-8")
     assert "<html" in html.lower()
-    failed = [r for r in outcome.summary["gate"]["failed"] if r["name"] == "drift_share"]
-    assert failed and failed[0]["scope"] == "language:es" and outcome.summary["verdict"] == "fail"
+    failed = [r for r in outcome.summary.gate.failed if r.name == "drift_share"]
+    assert failed and failed[0].scope == "language:es" and outcome.summary.verdict == "fail"

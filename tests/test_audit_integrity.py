@@ -73,7 +73,7 @@ def passing(tmp_path_factory, term, good_records) -> Path:
     tmp = tmp_path_factory.mktemp("passing")
     out = tmp / "out"
     outcome = _audit(term, _write(tmp / "pairs.jsonl", good_records), out)
-    assert outcome.passed, outcome.summary["gate"]["failed"]
+    assert outcome.passed, outcome.summary.gate.failed
     return out
 
 

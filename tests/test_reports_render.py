@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from clinassay.audit.summary import AuditSummary
 from clinassay.cli import main as cli_main
 from clinassay.reports.build import build_report_context
 from clinassay.reports.config import ReportConfig
@@ -273,20 +274,19 @@ def test_retrieval_only_report():
     assert 'id="retrieval"' in html and 'id="matrix"' not in html
 
 
-def test_minimal_summary_renders_with_na(tmp_path):
+def test_a_partial_summary_is_refused_with_the_key_it_lacks(tmp_path):
+    """The report reads summary.json through the audit's schema: it never guesses a missing decision."""
     (tmp_path / "summary.json").write_text(json.dumps({"verdict": "pass", "counts": {"input_lines": 3, "accepted": 3}}))
-    context = build_report_context(tmp_path, titles=no_titles)
-    for fmt in ("html", "markdown", "json", "junit"):
-        assert render(context, fmt)
-    page = parse(render_html(context))
-    assert page.by_id["count-rejected"].strip() == "n/a"
-    assert page.by_id["verdict-status"].strip() == "PASS"
+    with pytest.raises(ReportInputError, match=r"not an audit summary \(schema 1\): counts.rejected: Field required"):
+        build_report_context(tmp_path, titles=no_titles)
+    assert cli_main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
 
 
-def test_counts_that_do_not_add_up_are_called_out(tmp_path):
-    (tmp_path / "summary.json").write_text(json.dumps({"verdict": "pass", "counts": {"input_lines": 5, "accepted": 3, "rejected": 1, "malformed": 0}}))
-    context = build_report_context(tmp_path, titles=no_titles)
-    assert any("do not add up" in n for n in context.verdict.notes)
+def test_counts_that_do_not_add_up_are_refused(tmp_path, summary):
+    odd = {**summary, "counts": {**summary["counts"], "input_lines": summary["counts"]["input_lines"] + 1}}
+    (tmp_path / "summary.json").write_text(json.dumps(odd))
+    with pytest.raises(ReportInputError, match="do not add up"):
+        build_report_context(tmp_path, titles=no_titles)
 
 
 def test_markdown_escapes_text_and_keeps_tables(context):
@@ -317,10 +317,10 @@ def test_junit_has_a_case_per_threshold_and_regression(context, summary):
     assert "mrr@10 in en dropped by 0.050" in failure.get("message")
 
 
-def test_junit_survives_control_characters(tmp_path):
-    summary = {"verdict": "fail", "counts": {}, "gate": {"passed": False, "results": [
-        {"name": "bad\x00name\x1b", "scope": "overall", "value": 1, "threshold": 0, "comparison": "<=", "passed": False, "margin": -1}]}}
-    (tmp_path / "summary.json").write_text(json.dumps(summary))
+def test_junit_survives_control_characters(tmp_path, summary):
+    odd = json.loads(json.dumps(summary))
+    odd["gate"]["results"][0]["name"] = "bad\x00name\x1b"
+    (tmp_path / "summary.json").write_text(json.dumps(odd))
     ET.fromstring(render_junit(build_report_context(tmp_path, titles=no_titles)))
 
 
@@ -328,7 +328,7 @@ def test_bad_inputs_are_input_errors(tmp_path):
     with pytest.raises(ReportInputError, match="no summary.json"):
         build_report_context(tmp_path)
     (tmp_path / "summary.json").write_text("{not json")
-    with pytest.raises(ReportInputError, match="not valid JSON"):
+    with pytest.raises(ReportInputError, match="not an audit summary .*Invalid JSON"):
         build_report_context(tmp_path)
     with pytest.raises(ReportInputError, match="unknown report format 'pdf'"):
         render(build_report_context(AUDIT, titles=no_titles), "pdf")
@@ -365,14 +365,25 @@ def test_reports_import_no_torch():
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("key", ["gate", "checks", "matrix", "coverage", "bias", "drift", "drift_reports", "provenance", "malformed"])
-@pytest.mark.parametrize("junk", [None, "text", 3, [1, "x", None], {"a": {"b": [None]}}])
-def test_odd_optional_figures_still_render(tmp_path, summary, key, junk):
-    odd = {**summary, key: junk}
-    (tmp_path / "summary.json").write_text(json.dumps(odd))
-    context = build_report_context(tmp_path, titles=no_titles)
+def _renders_or_names_the_key(folder: Path, data: dict, key: str) -> None:
+    """Free-form figures with odd values still render; a typed part that does not validate is refused,
+    and the error names the key (never a traceback, never a guessed decision)."""
+    (folder / "summary.json").write_text(json.dumps(data))
+    try:
+        AuditSummary.model_validate(data)
+    except ValidationError:
+        with pytest.raises(ReportInputError, match=rf"not an audit summary \(schema 1\): {key}\b"):
+            build_report_context(folder, titles=no_titles)
+        return
+    context = build_report_context(folder, titles=no_titles)
     for fmt in ("html", "markdown", "json", "junit"):
         assert render(context, fmt)
+
+
+@pytest.mark.parametrize("key", ["gate", "checks", "matrix", "coverage", "bias", "drift", "drift_reports", "provenance", "malformed"])
+@pytest.mark.parametrize("junk", [None, "text", 3, [1, "x", None], {"a": {"b": [None]}}])
+def test_odd_top_level_values_render_or_are_refused_by_key(tmp_path, summary, key, junk):
+    _renders_or_names_the_key(tmp_path, {**summary, key: junk}, key)
 
 
 NESTED_JUNK = {
@@ -381,14 +392,33 @@ NESTED_JUNK = {
     "matrix": [{"language": None, "pairs": "x", "reasons": [1]}, {"generator": "g", "pairs": 0, "rejected": 0}],
     "coverage": {"chapters": [{"chapter": 1, "planned": ["es"], "accepted": None}, "x"]},
     "bias": {"outliers": "x", "fingerprint": {"es": {"generators": {"macro_f1": "high", "top_features": {"g": "abc"}}}}},
-    "drift": {"es": {"features": {"chars": "x"}, "means": [1]}, "fr": "skipped"},
     "provenance": {"generators": [{"litellm_model": ["a", "b"], "prompt_ids": "p"}], "versions": ["x"], "input": "in"},
 }
 
 
 @pytest.mark.parametrize("key", list(NESTED_JUNK))
-def test_odd_nested_figures_still_render(tmp_path, summary, key):
-    (tmp_path / "summary.json").write_text(json.dumps({**summary, key: NESTED_JUNK[key]}))
+def test_odd_nested_values_are_refused_by_key(tmp_path, summary, key):
+    _renders_or_names_the_key(tmp_path, {**summary, key: NESTED_JUNK[key]}, key)
+    with pytest.raises(ValidationError):
+        AuditSummary.model_validate({**summary, key: NESTED_JUNK[key]})
+
+
+FREE_FORM_JUNK = {  # figures for people: odd values render as they are
+    "drift": {"es": {"features": {"chars": "x"}, "means": [1], "drift_share": "high"}, "fr": {"skipped": 3}},
+    "checks.phi.info": {"nested": {"x": [None, "y"]}, "n": "many"},
+    "bias.fingerprint": {"es": {"generators": {"macro_f1": "high", "top_features": {"g": "abc"}}}},
+}
+
+
+@pytest.mark.parametrize("where", list(FREE_FORM_JUNK))
+def test_odd_free_form_figures_still_render(tmp_path, summary, where):
+    data = json.loads(json.dumps(summary))
+    *parents, leaf = where.split(".")
+    target = data
+    for part in parents:
+        target = target[part]
+    target[leaf] = FREE_FORM_JUNK[where]
+    (tmp_path / "summary.json").write_text(json.dumps(data))
     context = build_report_context(tmp_path, titles=no_titles)
     for fmt in ("html", "markdown", "json", "junit"):
         assert render(context, fmt)

@@ -70,12 +70,12 @@ def register(app: typer.Typer) -> None:
         config, audit_config, model = _configured(config_file, encoder, no_embeddings)
         outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
                             reference_path=reference, config_path=config_file)
-        counts = outcome.summary["counts"]
-        typer.echo(f"{out}: {counts['input_lines']} lines -> {counts['accepted']} accepted "
-                   f"({counts['warned']} with warnings), {counts['rejected']} rejected, {counts['malformed']} malformed")
-        for failed in outcome.summary["gate"]["failed"]:
-            typer.echo(f"  gate: {failed['name']} [{failed['scope']}] = {failed['value']:g}, needs "
-                       f"{failed['comparison']} {failed['threshold']:g} (off by {abs(failed['margin']):g})")
+        counts = outcome.summary.counts
+        typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
+                   f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
+        for failed in outcome.summary.gate.failed:
+            typer.echo(f"  gate: {failed.name} [{failed.scope}] = {failed.value:g}, needs "
+                       f"{failed.comparison} {failed.threshold:g} (off by {abs(failed.margin):g})")
         if report:
             from clinassay.reports.render import write_report
 
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             except Exception as exc:  # noqa: BLE001 - the audit's verdict must not depend on the report's rendering
                 typer.echo(f"warning: report.html not written ({type(exc).__name__}: {exc}); "
                            f"run `clinassay report {out} --out report.html` after fixing it", err=True)
-        typer.echo(f"verdict: {outcome.summary['verdict']}")
+        typer.echo(f"verdict: {outcome.summary.verdict}")
         if not outcome.passed:
             raise typer.Exit(1)
 

@@ -1,0 +1,31 @@
+"""docs/schemas/ is generated from the artifact models; a model change without regenerating fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clinassay.schemas import artifacts, schema_text
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+
+
+@pytest.mark.parametrize("name", sorted(artifacts()))
+def test_published_schema_matches_its_model(name):
+    published = SCHEMAS / name
+    assert published.is_file(), f"{published} missing: run python -m clinassay.schemas docs/schemas"
+    assert published.read_text(encoding="utf-8") == schema_text(artifacts()[name]), (
+        f"{name} is stale: run python -m clinassay.schemas docs/schemas")
+
+
+def test_every_published_schema_has_a_model():
+    assert {p.name for p in SCHEMAS.glob("*.schema.json")} == set(artifacts())
+
+
+def test_the_summary_schema_declares_every_key():
+    from clinassay.audit.summary import AuditSummary
+
+    schema = AuditSummary.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert {"verdict", "counts", "gate", "checks", "matrix", "bias", "provenance", "schema_version"} <= set(schema["properties"])
