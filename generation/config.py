@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,12 +17,65 @@ TERMINOLOGY_MODEL = "terminology"
 """The `model` string that selects the non-LLM generator writing pairs from real terminology labels."""
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_PREFIX = "os.environ/"
+"""LiteLLM's way of naming an environment variable in a config value: `api_key = "os.environ/AZURE_API_KEY"`."""
+
+RoutingStrategy = Literal["simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
+                          "latency-based-routing", "cost-based-routing"]
+"""The LiteLLM Router's strategies for picking a deployment within a model group."""
+
+OWN_FIELDS = {"model": "model", "api_base": "api_base", "rpm": "rpm", "tpm": "tpm", "timeout": "timeout_s",
+              "max_parallel_requests": "max_concurrency", "input_cost_per_token": "input_cost_per_token",
+              "output_cost_per_token": "output_cost_per_token", "temperature": "temperature",
+              "max_tokens": "max_tokens", "num_retries": "num_retries", "seed": "[generation] seed",
+              "messages": None, "stop": None, "response_format": "structured_output"}
+"""`litellm_params` keys that the model table has as its own field (or that clinassay sets per request):
+one place for each setting, so the pacer, the dry run and the Router never see two values."""
+
+GROUP_FIELDS = ("kind", "temperature", "max_tokens", "num_retries", "fallbacks", "structured_output", "max_codes")
+"""What the deployments of one model group share: they answer the same requests of the plan."""
+
+
+def env_name(value: str) -> str | None:
+    """NAME for "os.environ/NAME", else None."""
+    if value.startswith(ENV_PREFIX) and _ENV_NAME.match(value[len(ENV_PREFIX):]):
+        return value[len(ENV_PREFIX):]
+    return None
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a LiteLLM parameter holds a credential (api_key, aws_secret_access_key, azure_ad_token,
+    vertex_credentials, an Authorization header, ...): its value may only name an environment variable."""
+    n = name.lower()
+    if n.endswith("per_token") or n.endswith("_tokens"):
+        return False
+    return n.endswith("token") or any(p in n for p in ("key", "secret", "password", "credential", "authorization"))
+
+
+def _secret_problems(params: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for k, v in params.items():
+        if isinstance(v, dict):
+            problems += _secret_problems(v, f"{where}.{k}")
+        elif is_secret_param(k) and not (isinstance(v, str) and env_name(v)):
+            problems.append(f"{where}.{k}")
+    return problems
+
+
+def env_references(params: Any) -> list[str]:
+    """Every environment variable that `os.environ/NAME` values in `params` name (nested tables too)."""
+    if isinstance(params, dict):
+        return [n for v in params.values() for n in env_references(v)]
+    if isinstance(params, list):
+        return [n for v in params for n in env_references(v)]
+    name = env_name(params) if isinstance(params, str) else None
+    return [name] if name else []
 
 
 class ModelConfig(BaseModel):
     """One `[[generation.models]]` table: a generator, its limits and its price."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # an input may hold a key
 
     name: str = Field(default="gemma-270m", min_length=1)
     """The label used in provenance and reports."""
@@ -31,9 +84,22 @@ class ModelConfig(BaseModel):
     `embedded/gemma-3-270m` for the bundled offline model, or `terminology` for real labels."""
     api_base: str | None = None
     api_key_env: str | None = None
-    """The NAME of the environment variable holding the key; a key itself is never accepted."""
+    """The NAME of the environment variable holding the key (`OPENAI_API_KEY`, or LiteLLM's
+    `os.environ/OPENAI_API_KEY`); a key itself is never accepted."""
+    litellm_params: dict[str, Any] = Field(default_factory=dict)
+    """Passed as they are to this deployment's `litellm_params` in the LiteLLM Router (`api_version`
+    for Azure, `aws_region_name`, `extra_headers`, ...). Credentials (api_key, aws_secret_access_key,
+    ...) only as `"os.environ/NAME"`; keys the table has itself (model, api_base, rpm, tpm, timeout,
+    temperature, max_tokens, prices) are set there, once."""
     rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute of this deployment: clinassay paces its requests to it (a model group: to
+    the sum of its deployments'), and the Router weighs or limits deployments by it."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute of this deployment, for the Router (weights in simple-shuffle, limits in
+    usage-based routing); clinassay does not pace on it."""
     max_concurrency: int = Field(default=8, ge=1, le=1024)
+    """Requests in flight at once; in a model group the deployments' values add up to the group's, which
+    the Router spreads over them by `routing_strategy`."""
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     max_tokens: int = Field(default=400, ge=16, le=32_000)
     timeout_s: float = Field(default=60.0, gt=0)
@@ -56,15 +122,60 @@ class ModelConfig(BaseModel):
     """Terminology generator only: also write each label's clinician-style short form ("hematuria" for
     "Hematuria, unspecified"), which teaches the default code of a bare concept (generation/short_forms.py)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _point_litellm_keys_to_passthrough(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if isinstance(k, str) and k not in cls.model_fields]
+            if unknown:
+                raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                                 f"LiteLLM's own parameters go in the model's litellm_params table "
+                                 f"(litellm_params = {{ {unknown[0]} = ... }})")
+        return data
+
     @field_validator("api_key_env")
     @classmethod
     def _env_name_only(cls, value: str | None) -> str | None:
+        if value is not None and env_name(value):
+            return env_name(value)
         if value is not None and not _ENV_NAME.match(value):
             raise ValueError(
-                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), not a key; "
-                "keys are never read from files"
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY or os.environ/OPENAI_API_KEY), "
+                "not a key; keys are never read from files"
             )
         return value
+
+    @field_validator("litellm_params")
+    @classmethod
+    def _passthrough(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in OWN_FIELDS:
+                own = OWN_FIELDS[key]
+                raise ValueError(f"'{key}' is set by clinassay, not in litellm_params" if own is None else
+                                 f"'{key}' has its own key: set {own} on the model table instead of litellm_params.{key}")
+        secrets = _secret_problems(value, "litellm_params")
+        if secrets:
+            # the value is never echoed: it may be a key
+            raise ValueError(f"{', '.join(secrets)} must name an environment variable as \"os.environ/NAME\" "
+                             "(or use api_key_env = \"NAME\"); a credential written in the config file is refused, "
+                             "keys are never read from files")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "ModelConfig":
+        if self.api_key_env and "api_key" in self.litellm_params:
+            raise ValueError(f"model '{self.name}': api_key_env and litellm_params.api_key both name a key; keep one")
+        if self.kind != "litellm" and self.litellm_params:
+            raise ValueError(f"model '{self.name}': litellm_params apply to LiteLLM models only, not to {self.model}")
+        return self
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable holding this deployment's API key, however the config named it."""
+        if self.api_key_env:
+            return self.api_key_env
+        key = self.litellm_params.get("api_key")
+        return env_name(key) if isinstance(key, str) else None
 
     @property
     def kind(self) -> Literal["embedded", "terminology", "litellm"]:
@@ -78,7 +189,7 @@ class ModelConfig(BaseModel):
 class GenerationConfig(BaseModel):
     """What to generate (codes x languages x models x mentions), and the budget that stops it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a model table may hold a key
 
     languages: list[Language] = Field(default_factory=lambda: list(LANGUAGES), min_length=1)
     mentions_per_code: int = Field(default=5, ge=1, le=100)
@@ -98,6 +209,13 @@ class GenerationConfig(BaseModel):
     chapters: list[str] | None = None
     """Restrict the stratified sample to these ICD-10 chapters (e.g. ["10", "14"]); all when unset."""
     models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig()], min_length=1)
+    """The generators. Tables with the same `name` are deployments of one model group (LiteLLM's
+    `model_name`): the plan asks the group, and the Router spreads its requests over the deployments
+    by `routing_strategy` (several keys, regions or endpoints serving one model)."""
+    routing_strategy: RoutingStrategy = "simple-shuffle"
+    """How the LiteLLM Router picks a deployment within a model group: simple-shuffle (weighted by
+    rpm/tpm when set), least-busy, usage-based-routing(-v2) (within rpm/tpm), latency-based-routing,
+    cost-based-routing."""
     max_cost_usd: float | None = Field(default=None, ge=0)
     max_requests: int | None = Field(default=None, ge=0)
     progress: bool = True
@@ -116,11 +234,30 @@ class GenerationConfig(BaseModel):
             raise ValueError(f"max_mentions_per_reply ({self.max_mentions_per_reply}) is below mentions_per_code "
                              f"({self.mentions_per_code}): raise it, or every full reply loses mentions")
         names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"model names must be unique; repeated: {dupes}")
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            group = self.deployments(name)
+            if any(m.kind != "litellm" for m in group):
+                raise ValueError(f"model '{name}' is configured {len(group)} times: only LiteLLM models can have "
+                                 "several deployments under one name (a model group); give the others their own names")
+            for f in GROUP_FIELDS:
+                values = [getattr(m, f) for m in group]
+                if any(v != values[0] for v in values):
+                    raise ValueError(f"model group '{name}': its {len(group)} deployments disagree on {f} "
+                                     f"({', '.join(map(repr, values))}); {', '.join(GROUP_FIELDS[1:])} must be the "
+                                     "same on every deployment of a group")
         for m in self.models:
             unknown = [f for f in m.fallbacks if f not in names or f == m.name]
             if unknown:
                 raise ValueError(f"model '{m.name}': fallbacks {unknown} are not other configured model names")
         return self
+
+    def generators(self) -> list[ModelConfig]:
+        """One entry per generator (a model group counts once, as its first deployment): what the plan asks."""
+        seen: dict[str, ModelConfig] = {}
+        for m in self.models:
+            seen.setdefault(m.name, m)
+        return list(seen.values())
+
+    def deployments(self, name: str) -> list[ModelConfig]:
+        """Every deployment configured under `name` (one, unless it is a model group)."""
+        return [m for m in self.models if m.name == name]

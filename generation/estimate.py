@@ -26,7 +26,7 @@ class ModelEstimate:
 
 def estimate_plan(plan: Plan, *, done: set[str] | frozenset[str] = frozenset()) -> list[ModelEstimate]:
     """Per configured model; `pending`, tokens and cost count only requests not in `done`."""
-    rows = {m.name: ModelEstimate(m.name, m.model) for m in plan.config.models}
+    rows = {m.name: ModelEstimate(m.name, m.model) for m in plan.config.generators()}
     for r in plan.requests:
         row = rows[r.model]
         row.requests += 1
@@ -37,9 +37,10 @@ def estimate_plan(plan: Plan, *, done: set[str] | frozenset[str] = frozenset()) 
         if r.prompt is not None:
             row.input_tokens += int(len(r.prompt.text) / CHARS_PER_TOKEN) + 1
             row.output_tokens += r.n * TOKENS_PER_MENTION + REPLY_OVERHEAD_TOKENS
-    for m in plan.config.models:
-        row = rows[m.name]
-        row.cost_usd = estimate_cost(m, row.input_tokens, row.output_tokens) if row.pending else 0.0
+    for name, row in rows.items():
+        # a model group: priced at its dearest deployment (an upper bound for the budget); unknown if one is
+        costs = [estimate_cost(m, row.input_tokens, row.output_tokens) for m in plan.config.deployments(name)]
+        row.cost_usd = (None if None in costs else max(costs)) if row.pending else 0.0
     return list(rows.values())
 
 

@@ -1,9 +1,12 @@
-"""A thin LLM client over a LiteLLM Router: one deployment per configured model.
+"""A thin LLM client over a LiteLLM Router: one Router deployment per `[[generation.models]]` table.
 
-The Router does retries with backoff (429, 5xx, timeouts) and fallbacks; this module adds what the
-project needs around it: keys read from named environment variables only (never logged or
-written), a requests-per-minute pacer per model, costs from LiteLLM's price table or the
-configured per-token prices, and the project's own errors raised `from` LiteLLM's.
+Tables sharing a `name` are the deployments of one model group (LiteLLM's `model_name`); requests
+go to the group and the Router picks a deployment by the configured `routing_strategy`, retries
+with backoff (429, 5xx, timeouts) and falls back to other groups. This module adds what the project
+needs around it: keys read from named environment variables only (`api_key_env`, or
+`os.environ/NAME` values in `litellm_params`; never logged or written), a requests-per-minute pacer
+per group, costs from LiteLLM's price table or the serving deployment's configured prices, and the
+project's own errors raised `from` LiteLLM's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from clinassay.generation.config import ModelConfig
+from clinassay.generation.config import ModelConfig, RoutingStrategy, env_name, env_references, is_secret_param
 from clinassay.generation.errors import GenerationError, GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
 from clinassay.generation.parser import MentionList, printable
 from clinassay.generation.prompts import Prompt
@@ -48,7 +51,7 @@ class BadReplyError(GenerationError):
 @dataclass(frozen=True)
 class Completion:
     """A model's reply and what it cost. `served_by` is the configured name that answered (a fallback
-    may have served the request)."""
+    may have served the request); `litellm_model` the model string of the deployment that did."""
 
     text: str
     served_by: str
@@ -79,16 +82,44 @@ class RatePacer:
 
 def resolve_api_key(model: ModelConfig) -> str | None:
     """The key from the environment variable the config names; None lets LiteLLM use its own defaults."""
-    if model.api_key_env is None:
+    if model.key_env is None:
         # local servers (vLLM, Ollama, llama.cpp) want no key but OpenAI clients insist on one; anything
         # else keeps LiteLLM's own defaults (OPENAI_API_KEY, GEMINI_API_KEY, ...)
         return _LOCAL_KEY if model.kind == "embedded" or _is_local(model.api_base) else None
-    value = os.environ.get(model.api_key_env)
+    return _from_environment(model, model.key_env, "api_key_env" if model.api_key_env else "litellm_params.api_key")
+
+
+def _from_environment(model: ModelConfig, name: str, where: str) -> str:
+    value = os.environ.get(name)
     if not value:
-        raise GenerationInputError(
-            f"model '{model.name}': environment variable {model.api_key_env} (api_key_env) is not set or empty"
-        )
+        raise GenerationInputError(f"model '{model.name}': environment variable {name} ({where}) is not set or empty")
     return value
+
+
+def resolve_params(model: ModelConfig) -> dict[str, Any]:
+    """The deployment's `litellm_params` with every `os.environ/NAME` value read from the environment
+    (a missing variable fails here, before any request, naming it), the key left to `resolve_api_key`."""
+
+    def resolve(value: Any, where: str) -> Any:
+        if isinstance(value, dict):
+            return {k: resolve(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v, where) for v in value]
+        name = env_name(value) if isinstance(value, str) else None
+        return _from_environment(model, name, where) if name else value
+
+    return {k: resolve(v, f"litellm_params.{k}") for k, v in model.litellm_params.items() if k != "api_key"}
+
+
+def _secret_env_names(params: dict[str, Any]) -> list[str]:
+    """The environment variables named under credential parameters (their values are scrubbed from output)."""
+    names = []
+    for k, v in params.items():
+        if isinstance(v, dict):
+            names += _secret_env_names(v)
+        elif is_secret_param(k):
+            names += env_references(v)
+    return names
 
 
 def _is_local(api_base: str | None) -> bool:
@@ -100,30 +131,47 @@ def _is_local(api_base: str | None) -> bool:
 
 
 class LLMClient:
-    """Calls configured models by name. Builds its Router lazily, on the first call."""
+    """Calls configured models (groups) by name. Builds its Router lazily, on the first call."""
 
-    def __init__(self, models: list[ModelConfig], *, api_bases: dict[str, str] | None = None) -> None:
-        self.models = {m.name: m for m in models if m.kind != "terminology"}
+    def __init__(self, models: list[ModelConfig], *, api_bases: dict[str, str] | None = None,
+                 routing_strategy: RoutingStrategy = "simple-shuffle") -> None:
+        self.groups: dict[str, list[ModelConfig]] = {}
+        for m in models:
+            if m.kind != "terminology":
+                self.groups.setdefault(m.name, []).append(m)
+        self.models = {name: group[0] for name, group in self.groups.items()}
+        """Each group's settings (its first deployment: the group settings agree, see GenerationConfig)."""
+        self.deployment_ids = {id(m): f"{name}/{i}" for name, group in self.groups.items() for i, m in enumerate(group)}
+        self._by_id = {self.deployment_ids[id(m)]: m for group in self.groups.values() for m in group}
         self.api_bases = dict(api_bases or {})
+        self.routing_strategy = routing_strategy
         self._router: Any = None
-        self._pacers = {name: RatePacer(m.rpm) for name, m in self.models.items()}
+        self._pacers = {name: RatePacer(_group_rpm(group)) for name, group in self.groups.items()}
         self._priced: dict[str, bool] = {}
+        self._secret_envs = sorted({n for group in self.groups.values() for m in group
+                                    for n in ([m.key_env] if m.key_env else []) + _secret_env_names(m.litellm_params)})
 
     def check_credentials(self) -> None:
-        """Fail before any request when a named key variable is missing."""
-        for m in self.models.values():
-            resolve_api_key(m)
+        """Fail before any request when a named key variable (or any `os.environ/NAME`) is missing."""
+        for group in self.groups.values():
+            for m in group:
+                resolve_api_key(m)
+                resolve_params(m)
 
     def litellm_model(self, name: str) -> str:
         m = self.models[name]
         return EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model
 
     def _deployment(self, m: ModelConfig) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": self.litellm_model(m.name),
+        """One Router deployment: the table's `litellm_params` (resolved), then what clinassay sets itself."""
+        params: dict[str, Any] = resolve_params(m)
+        params.update({
+            "model": EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model,
             "timeout": m.timeout_s,
-            "max_parallel_requests": m.max_concurrency,
-        }
+            # a group's requests run `sum(max_concurrency)` at a time and the Router, not clinassay, picks
+            # the deployment: a deployment held to its own share would refuse what it is handed
+            "max_parallel_requests": sum(d.max_concurrency for d in self.groups[m.name]),
+        })
         api_base = self.api_bases.get(m.name, m.api_base)
         if api_base:
             params["api_base"] = api_base
@@ -132,29 +180,34 @@ class LLMClient:
             params["api_key"] = key
         if m.rpm:
             params["rpm"] = m.rpm
+        if m.tpm:
+            params["tpm"] = m.tpm
         if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
             params["input_cost_per_token"] = m.input_cost_per_token or 0.0
             params["output_cost_per_token"] = m.output_cost_per_token or 0.0
-        elif not self.priced(m.name):
+        elif not self._deployment_priced(m):
             # LiteLLM scans its whole price table on every reply of an unpriced model (~10 ms of CPU,
             # the bottleneck at high concurrency); zero prices skip that, and we report None ourselves.
             params["input_cost_per_token"] = 0.0
             params["output_cost_per_token"] = 0.0
-        return {"model_name": m.name, "litellm_params": params}
+        return {"model_name": m.name, "litellm_params": params, "model_info": {"id": self.deployment_ids[id(m)]}}
 
     def priced(self, name: str) -> bool:
-        """Whether a cost can be given for this model: configured prices, or LiteLLM's table knows it."""
-        m = self.models[name]
+        """Whether a cost can be given for this model (every deployment of a group): configured prices,
+        or LiteLLM's table knows it."""
+        return all(self._deployment_priced(m) for m in self.groups[name])
+
+    def _deployment_priced(self, m: ModelConfig) -> bool:
         if m.kind == "embedded" or m.input_cost_per_token is not None or m.output_cost_per_token is not None:
             return True
-        if name not in self._priced:
+        if m.model not in self._priced:
             litellm = _litellm()
             try:
                 info = litellm.get_model_info(m.model)
-                self._priced[name] = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
+                self._priced[m.model] = bool(info.get("input_cost_per_token") or info.get("output_cost_per_token"))
             except _price_unknown_errors(litellm):
-                self._priced[name] = False
-        return self._priced[name]
+                self._priced[m.model] = False
+        return self._priced[m.model]
 
     def router(self) -> Any:
         if self._router is None:
@@ -162,10 +215,11 @@ class LLMClient:
 
             fallbacks = [{m.name: list(m.fallbacks)} for m in self.models.values() if m.fallbacks]
             self._router = Router(
-                model_list=[self._deployment(m) for m in self.models.values()],
+                model_list=[self._deployment(m) for group in self.groups.values() for m in group],
                 fallbacks=fallbacks,
                 retry_after=0,
                 num_retries=max((m.num_retries for m in self.models.values()), default=0),
+                routing_strategy=self.routing_strategy,
             )
             # LiteLLM's import leaves ~500k long-lived objects; each full collection walks them all
             # (~0.4 s, stalling every request in flight). Freezing them keeps the collector off them.
@@ -238,8 +292,8 @@ class LLMClient:
     def scrub(self, text: str) -> str:
         """`text` with every configured API key replaced by ***: errors and replies both end up in files,
         and a server may echo the key back."""
-        for m in self.models.values():
-            key = os.environ.get(m.api_key_env) if m.api_key_env else None
+        for name in self._secret_envs:
+            key = os.environ.get(name)
             if key:
                 text = text.replace(key, "***")
         return text
@@ -247,7 +301,10 @@ class LLMClient:
     def _completion(self, name: str, response: Any, prompt: Prompt) -> Completion:
         hidden = getattr(response, "_hidden_params", {}) or {}
         served_by = (hidden.get("additional_headers") or {}).get("x-litellm-model-group") or name
-        m = self.models.get(served_by, self.models[name])
+        group = self.models.get(served_by, self.models[name])
+        m = self._by_id.get(str(hidden.get("model_id")), group)  # the deployment that answered
+        if m.name != group.name:
+            m = group
         usage = getattr(response, "usage", None)
         tin = _token_count(getattr(usage, "prompt_tokens", 0))
         tout = _token_count(getattr(usage, "completion_tokens", 0))
@@ -263,10 +320,10 @@ class LLMClient:
         return Completion(
             text=self.scrub(text or ""),
             served_by=m.name,
-            litellm_model=self.litellm_model(m.name),
+            litellm_model=EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model,
             input_tokens=tin,
             output_tokens=tout,
-            cost_usd=_cost(m, response, hidden, tin, tout) if self.priced(m.name) else None,
+            cost_usd=_cost(m, response, hidden, tin, tout) if self._deployment_priced(m) else None,
         )
 
     def _raw(self, response: Any, limit: int = 20_000) -> str:
@@ -277,6 +334,11 @@ class LLMClient:
             text = repr(response)
         text = self.scrub(text)
         return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _group_rpm(group: list[ModelConfig]) -> int | None:
+    """A group's pace: the sum of its deployments' rpm; unpaced when one of them sets none."""
+    return sum(m.rpm for m in group) if all(m.rpm for m in group) else None  # type: ignore[misc]
 
 
 def _token_count(value: Any) -> int:

@@ -189,7 +189,7 @@ def build_plan(term: Any, config: GenerationConfig, *, codes: list[str] | None =
     """All requests of a run, in a stable order (model, code, language, task, sample)."""
     codes = codes if codes is not None else select_codes(term, config)
     requests: list[Request] = []
-    for model in config.models:
+    for model in config.generators():  # a model group is asked once; its Router picks the deployment
         for code in codes[: model.max_codes]:
             for language in config.languages:
                 for task in config.tasks:

@@ -42,7 +42,10 @@ def clinassay_version() -> str:
 class RunSummary:
     planned: int = 0
     already_done: int = 0
+    done: int = 0
+    """Requests finished in this run, of every kind (LLM and terminology): what the progress bar counts."""
     requests: int = 0
+    """LLM requests sent in this run (what `max_requests` counts)."""
     pairs: int = 0
     rejects: int = 0
     failed: int = 0
@@ -112,7 +115,7 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
             server = stack.enter_context(EmbeddedServer())
             api_bases = {m.name: server.api_base for m in embedded}
         client = LLMClient([m for m in config.models if m.name in llm_models or m.kind != "terminology"],
-                           api_bases=api_bases)
+                           api_bases=api_bases, routing_strategy=config.routing_strategy)
         if llm_models:
             client.check_credentials()
         stack.enter_context(quiet_litellm())
@@ -142,7 +145,9 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
     for r in requests:
         queues.setdefault(r.model, deque()).append(r)
     # llama.cpp answers one request at a time: more workers would only queue (and time out) there
-    concurrency = {m.name: 1 if m.kind in ("embedded", "terminology") else m.max_concurrency for m in config.models}
+    concurrency: Counter[str] = Counter()  # a model group: the sum of its deployments' concurrency
+    for m in config.models:
+        concurrency[m.name] += 1 if m.kind in ("embedded", "terminology") else m.max_concurrency
     stopped_models: set[str] = set()
 
     with contextlib.ExitStack() as stack:
@@ -156,6 +161,7 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
             summary.rejects += len(rejects)
             summary.count(pairs[0].model if pairs else r.model, "pairs", len(pairs))
             summary.count(r.model, "requests")
+            summary.done += 1
             if request_rejects:
                 summary.count(r.model, "rejected_requests")
             tokens = 0

@@ -81,7 +81,8 @@ def _shard_main(config_json: str, requests: list[Request], api_bases: dict[str, 
     config = GenerationConfig.model_validate_json(config_json)
     summary = RunSummary()
     budget = Budget(max_cost_usd=max_cost_usd, max_requests=max_requests)
-    client = LLMClient([m for m in config.models if m.kind != "terminology"], api_bases=api_bases)
+    client = LLMClient([m for m in config.models if m.kind != "terminology"], api_bases=api_bases,
+                       routing_strategy=config.routing_strategy)
     sink = ShardSink(channel)
     with quiet_litellm():
         client.router()  # import LiteLLM and build the Router before saying ready
@@ -154,7 +155,7 @@ def run_sharded(requests: list[Request], *, config: GenerationConfig, store: Pai
 
 
 def _merge(summary: Any, budget: Budget, part: dict) -> None:
-    for name in ("requests", "pairs", "rejects", "failed", "input_tokens", "output_tokens", "cost_usd", "remaining"):
+    for name in ("done", "requests", "pairs", "rejects", "failed", "input_tokens", "output_tokens", "cost_usd", "remaining"):
         setattr(summary, name, getattr(summary, name) + part[name])
     for model, counts in part["per_model"].items():
         for what, k in counts.items():
