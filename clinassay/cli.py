@@ -71,11 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         show() if show else typer.echo(f"error: {exc.format_message()}", err=True)
         return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - the one place that turns exceptions into exit codes
-        return _fail(exc, argv)
+        return exit_code_of(exc, argv)
     return result if isinstance(result, int) else EXIT_OK
 
 
-def _fail(exc: Exception, argv: list[str] | None) -> int:
+def exit_code_of(exc: Exception, argv: list[str] | None) -> int:
+    """The one mapping of an exception to a message on stderr and an exit code (2 bad input, 4 generation
+    failed, 3 a bug, with its traceback in a crash log); `clinassay run` uses it for every stage."""
     from clinassay.generation.errors import GenerationError
 
     message = bad_input_message(exc)

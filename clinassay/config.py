@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,8 +19,6 @@ from clinassay.terminology.config import TerminologyConfig
 from clinassay.terminology.errors import ClinassayInputError
 
 
-STAGES = ("generate", "audit", "train", "evaluate", "report")
-Stage = Literal["generate", "audit", "train", "evaluate", "report"]
 
 
 class RunConfig(BaseModel):

@@ -1,26 +1,28 @@
 """`clinassay run`: generate -> audit (gate) -> train -> evaluate (gate) -> report.
 
-Each stage is the same command a user would run by hand, invoked in-process with its own output
-folder under the run directory. A stage records the hashes of its inputs in `stage.json`; a rerun skips
-a stage whose inputs did not change and resumes an interrupted generation. A failed gate stops the
-chain (exit 1) after writing a report that says why.
+Each stage is an object: what it depends on (`inputs`, hashed), the folder it owns, and the calls it
+makes — the same Python functions the `clinassay` commands are, with the same arguments a user would
+type as flags (the log shows each call as that command line, so any stage can be rerun by hand). No
+argv is parsed inside the chain. A stage records its inputs' hashes in `stage.json`; a rerun skips a
+stage whose inputs did not change and resumes an interrupted generation. A failed gate stops the chain
+(exit 1) after writing a report that says why.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
-from clinassay.config import STAGES, ClinassayConfig
+from clinassay.config import ClinassayConfig
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-CommandRunner = Callable[[Sequence[str]], int]
 
 
 def file_digest(path: Path) -> str | None:
@@ -40,12 +42,62 @@ def _text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass
+def _section_digest(config: ClinassayConfig, *sections: str) -> str:
+    dumped = {name: getattr(config, name).model_dump(mode="json") for name in sections}
+    return _text_digest(json.dumps(dumped, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command of a stage, as a function call: `function(**kwargs)` is `clinassay COMMAND --flags`."""
+
+    command: str  # e.g. "audit", "data heldout-labels"
+    function: Callable[..., Any]
+    kwargs: dict[str, Any]
+    flags: tuple[tuple[str, str], ...] = ()  # keyword -> flag, for the log line; positional when the flag is ""
+
+    def __call__(self) -> Any:
+        return self.function(**{**_defaults(self.function), **self.kwargs})
+
+    def shown(self) -> str:
+        words = ["clinassay", *self.command.split()]
+        named = dict(self.flags)
+        for key, value in self.kwargs.items():
+            flag = named.get(key, "--" + key.replace("_", "-"))
+            if value is None or value is False:
+                continue
+            if value is True:
+                words.append(flag)
+            else:
+                for item in value if isinstance(value, list) else [value]:
+                    words += [str(item)] if flag == "" else [flag, str(item)]
+        return " ".join(words)
+
+
+def _defaults(function: Callable[..., Any]) -> dict[str, Any]:
+    """A command's defaults as plain values (typer keeps them in its Option/Argument objects)."""
+    out = {}
+    for name, param in inspect.signature(function).parameters.items():
+        default = getattr(param.default, "default", param.default)
+        if default is not inspect.Parameter.empty and default is not Ellipsis:
+            out[name] = default
+    return out
+
+
+@dataclass(frozen=True)
 class StageResult:
     name: str
     exit_code: int
     skipped: bool = False
     seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "done" if self.exit_code == EXIT_OK else "gate_failed" if self.gate_failed else "error"
+
+    @property
+    def gate_failed(self) -> bool:
+        return self.exit_code == EXIT_GATE_FAILED and STAGE_BY_NAME[self.name].has_gate
 
 
 @dataclass
@@ -71,6 +123,10 @@ class RunPlan:
         return None
 
     @property
+    def eval_digest(self) -> str | None:
+        return file_digest(self.eval_set) if self.eval_set else None
+
+    @property
     def audit_dir(self) -> Path:
         return self.out / "audit"
 
@@ -91,129 +147,148 @@ class RunPlan:
         return self.out / "report" / "report.html"
 
 
-def _section_digest(config: ClinassayConfig, *sections: str) -> str:
-    dumped = {name: getattr(config, name).model_dump(mode="json") for name in sections}
-    return _text_digest(json.dumps(dumped, sort_keys=True))
+class Stage:
+    """A step of the chain: its inputs (what, when unchanged, lets a rerun skip it) and its calls."""
+
+    name: ClassVar[str]
+    has_gate: ClassVar[bool] = False  # exit 1 means "gate failed" only for a stage with a gate
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
+        raise NotImplementedError
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        raise NotImplementedError
+
+    def notes(self, plan: RunPlan) -> list[str]:
+        return []
+
+    def folder(self, plan: RunPlan) -> Path:
+        return plan.out / self.name
 
 
-def stage_inputs(plan: RunPlan, stage: str) -> dict[str, str | None]:
-    """What a stage depends on; if none of it changed since the last success, the stage is skipped."""
-    run = plan.config.run
-    eval_digest = file_digest(plan.eval_set) if plan.eval_set else None
-    if stage == "generate":
+class Generate(Stage):
+    name = "generate"
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
         return {"config": _section_digest(plan.config, "terminology", "generation", "run")}
-    if stage == "audit":
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        from clinassay.commands.generate import generate
+        from clinassay.commands.heldout import heldout_labels
+
+        run = plan.config.run
+        calls = []
+        if not run.eval_set and run.heldout_per_language:
+            calls.append(Call("data heldout-labels", heldout_labels, {
+                "config": plan.config_path, "out": plan.eval_set, "per_language": run.heldout_per_language}))
+        calls.append(Call("generate", generate, {"config": plan.config_path, "out": plan.pairs,
+                                                 "resume": plan.pairs.exists()}))
+        return calls
+
+
+class Audit(Stage):
+    name = "audit"
+    has_gate = True
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
+        reference = plan.config.run.reference
         return {
             "config": _section_digest(plan.config, "terminology", "audit"),
             "pairs": file_digest(plan.pairs),
-            "eval_set": eval_digest,
-            "reference": file_digest(run.reference) if run.reference else None,
+            "eval_set": plan.eval_digest,
+            "reference": file_digest(reference) if reference else None,
         }
-    if stage == "train":
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        from clinassay.commands.audit import audit
+
+        reference = plan.config.run.reference
+        return [Call("audit", audit, {
+            "pairs": plan.pairs, "out": plan.audit_dir, "config_file": plan.config_path, "eval_set": plan.eval_set,
+            "reference": reference if reference and reference.is_file() else None,
+        }, flags=(("pairs", ""), ("config_file", "--config")))]
+
+    def notes(self, plan: RunPlan) -> list[str]:
+        reference = plan.config.run.reference
+        if reference and not reference.is_file():
+            return [f"reference mentions {reference} not found: drift and synthetic-vs-real checks are skipped"]
+        return []
+
+
+class Train(Stage):
+    name = "train"
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
         return {
             "config": _section_digest(plan.config, "terminology", "retrieval"),
             "audit_manifest": file_digest(plan.audit_dir / "manifest.json"),
         }
-    if stage == "evaluate":
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        from clinassay.commands.retrieval import train
+
+        return [Call("train", train, {"data": plan.audit_dir, "out": plan.model_dir, "config_file": plan.config_path},
+                     flags=(("config_file", "--config"),))]
+
+
+class Evaluate(Stage):
+    name = "evaluate"
+    has_gate = True
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
+        # train writes model_card.json last, with the data, config and base model it trained from
+        card = plan.model_dir / "model_card.json"
         return {
             "config": _section_digest(plan.config, "retrieval", "run"),
-            "model": file_digest(plan.model_dir / "model_card.md") or file_digest(plan.model_dir),
-            "eval_set": eval_digest,
+            "model": file_digest(card) if card.is_file() else file_digest(plan.model_dir),
+            "eval_set": plan.eval_digest,
         }
-    if stage == "report":
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        from clinassay.commands.retrieval import evaluate
+
+        if not plan.eval_set:
+            return []
+        run = plan.config.run
+        flags = (("config_file", "--config"),)
+        calls = []
+        baseline_metrics = Path(run.baseline)
+        if not (baseline_metrics.suffix == ".json" and baseline_metrics.is_file()):
+            calls.append(Call("evaluate", evaluate, {"model": run.baseline, "eval_set": plan.eval_set,
+                                                     "out": plan.baseline_dir, "config_file": plan.config_path}, flags))
+            baseline_metrics = plan.baseline_dir / "metrics.json"
+        calls.append(Call("evaluate", evaluate, {"model": str(plan.model_dir), "eval_set": plan.eval_set,
+                                                 "out": plan.candidate_dir, "config_file": plan.config_path,
+                                                 "rerank": run.rerank, "baseline": baseline_metrics}, flags))
+        return calls
+
+
+class Report(Stage):
+    name = "report"
+    # Every format, every time: CI reads report.xml exactly when a gate failed.
+    FORMATS: ClassVar[tuple[tuple[str, str], ...]] = (("html", ".html"), ("markdown", ".md"), ("junit", ".xml"))
+
+    def inputs(self, plan: RunPlan) -> dict[str, str | None]:
         return {
             "config": _section_digest(plan.config, "reports"),
             "audit": file_digest(plan.audit_dir / "summary.json"),
             "evaluation": file_digest(plan.candidate_dir / "metrics.json"),
         }
-    raise ValueError(f"unknown stage {stage!r}")
+
+    def calls(self, plan: RunPlan) -> list[Call]:
+        from clinassay.commands.report import ReportFormat, report
+
+        # baseline first: the report shows the candidate's deltas against it side by side
+        evals = [folder for folder in (plan.baseline_dir, plan.candidate_dir) if (folder / "metrics.json").is_file()]
+        return [Call("report", report, {"source": plan.audit_dir, "out": plan.report_path.with_suffix(suffix),
+                                        "fmt": ReportFormat(fmt), "config_file": plan.config_path, "eval_dirs": evals},
+                     flags=(("source", ""), ("fmt", "--format"), ("config_file", "--config"), ("eval_dirs", "--eval")))
+                for fmt, suffix in self.FORMATS]
 
 
-def _stage_record(plan: RunPlan, stage: str) -> Path:
-    return plan.out / stage / "stage.json"
-
-
-def _is_up_to_date(plan: RunPlan, stage: str, inputs: dict[str, str | None]) -> bool:
-    record = _stage_record(plan, stage)
-    if not record.is_file():
-        return False
-    saved = json.loads(record.read_text())
-    return saved.get("status") == "done" and saved.get("inputs") == inputs
-
-
-def _clear_if_stale(plan: RunPlan, stage: str, inputs: dict[str, str | None]) -> None:
-    """Outputs made from other inputs are removed, so a resume never mixes two configurations."""
-    record = _stage_record(plan, stage)
-    if record.is_file() and json.loads(record.read_text()).get("inputs") != inputs:
-        shutil.rmtree(plan.out / stage)
-
-
-def _write_record(plan: RunPlan, stage: str, inputs: dict[str, str | None], exit_code: int, seconds: float) -> None:
-    record = _stage_record(plan, stage)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    status = "done" if exit_code == EXIT_OK else ("gate_failed" if exit_code == EXIT_GATE_FAILED else "error")
-    payload = {"stage": stage, "status": status, "exit_code": exit_code, "inputs": inputs, "seconds": round(seconds, 1)}
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(record)
-
-
-# Every format, every time: CI reads report.xml exactly when a gate failed.
-REPORT_FORMATS: tuple[tuple[str, str], ...] = (("html", ".html"), ("markdown", ".md"), ("junit", ".xml"))
-
-
-def report_commands(plan: RunPlan) -> list[list[str]]:
-    return [_report_command(plan, fmt, plan.report_path.with_suffix(suffix)) for fmt, suffix in REPORT_FORMATS]
-
-
-def stage_commands(plan: RunPlan, stage: str) -> list[list[str]]:
-    """The CLI invocations that make up a stage (a user can run exactly these by hand)."""
-    cfg = str(plan.config_path)
-    run = plan.config.run
-    if stage == "generate":
-        commands = []
-        if not run.eval_set and run.heldout_per_language:
-            commands.append(["data", "heldout-labels", "--config", cfg, "--out", str(plan.eval_set),
-                             "--per-language", str(run.heldout_per_language)])
-        command = ["generate", "--config", cfg, "--out", str(plan.pairs)]
-        if plan.pairs.exists():
-            command.append("--resume")
-        return [*commands, command]
-    if stage == "audit":
-        command = ["audit", str(plan.pairs), "--out", str(plan.audit_dir), "--config", cfg]
-        if plan.eval_set:
-            command += ["--eval-set", str(plan.eval_set)]
-        if run.reference and run.reference.is_file():
-            command += ["--reference", str(run.reference)]
-        return [command]
-    if stage == "train":
-        return [["train", "--data", str(plan.audit_dir), "--out", str(plan.model_dir), "--config", cfg]]
-    if stage == "evaluate":
-        if not plan.eval_set:
-            return []
-        rerank = ["--rerank"] if run.rerank else []
-        commands = []
-        baseline_metrics = Path(run.baseline)
-        if not (baseline_metrics.suffix == ".json" and baseline_metrics.is_file()):
-            commands.append(["evaluate", "--model", run.baseline, "--eval-set", str(plan.eval_set),
-                             "--out", str(plan.baseline_dir), "--config", cfg])
-            baseline_metrics = plan.baseline_dir / "metrics.json"
-        commands.append(["evaluate", "--model", str(plan.model_dir), "--eval-set", str(plan.eval_set),
-                         "--out", str(plan.candidate_dir), "--config", cfg, *rerank,
-                         "--baseline", str(baseline_metrics)])
-        return commands
-    if stage == "report":
-        return report_commands(plan)
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-def _report_command(plan: RunPlan, fmt: str, out: Path) -> list[str]:
-    command = ["report", str(plan.audit_dir), "--out", str(out), "--format", fmt, "--config", str(plan.config_path)]
-    # baseline first: the report shows the candidate's deltas against it side by side
-    for folder in (plan.baseline_dir, plan.candidate_dir):
-        if (folder / "metrics.json").is_file():
-            command += ["--eval", str(folder)]
-    return command
+CHAIN: tuple[Stage, ...] = (Generate(), Audit(), Train(), Evaluate(), Report())
+STAGE_BY_NAME = {stage.name: stage for stage in CHAIN}
+STAGES = tuple(STAGE_BY_NAME)
 
 
 def selected_stages(start: str | None, until: str | None) -> list[str]:
@@ -224,38 +299,92 @@ def selected_stages(start: str | None, until: str | None) -> list[str]:
     return list(STAGES[first : last + 1])
 
 
-def run_chain(plan: RunPlan, stages: Sequence[str], *, invoke: CommandRunner, log: Callable[[str], None]) -> int:
+def run_call(call: Call) -> int:
+    """A command's function called in-process, its outcome as the command's exit code (the CLI's one
+    mapping of exceptions to exit codes, so a stage fails exactly as the command would)."""
+    import typer
+
+    from clinassay.cli import exit_code_of
+
+    try:
+        result = call()
+    except typer.Exit as stop:
+        return stop.exit_code
+    except Exception as exc:  # noqa: BLE001 - mapped to the exit code the command would have given
+        return exit_code_of(exc, [call.command])
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _stage_record(plan: RunPlan, stage: Stage) -> Path:
+    return stage.folder(plan) / "stage.json"
+
+
+def _is_up_to_date(plan: RunPlan, stage: Stage, inputs: dict[str, str | None]) -> bool:
+    record = _stage_record(plan, stage)
+    if not record.is_file():
+        return False
+    saved = json.loads(record.read_text())
+    return saved.get("status") == "done" and saved.get("inputs") == inputs
+
+
+def _clear_if_stale(plan: RunPlan, stage: Stage, inputs: dict[str, str | None]) -> None:
+    """Outputs made from other inputs are removed, so a resume never mixes two configurations."""
+    record = _stage_record(plan, stage)
+    if record.is_file() and json.loads(record.read_text()).get("inputs") != inputs:
+        shutil.rmtree(stage.folder(plan))
+
+
+def _write_record(plan: RunPlan, stage: Stage, inputs: dict[str, str | None], result: StageResult) -> None:
+    record = _stage_record(plan, stage)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"stage": stage.name, "status": result.status, "exit_code": result.exit_code, "inputs": inputs,
+               "seconds": round(result.seconds, 1)}
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(record)
+
+
+def run_stage(plan: RunPlan, stage: Stage, *, execute: Callable[[Call], int], log: Callable[[str], None]) -> StageResult:
+    inputs = stage.inputs(plan)
+    if _is_up_to_date(plan, stage, inputs):
+        log(f"[{stage.name}] inputs unchanged since the last run: skipped")
+        return StageResult(stage.name, EXIT_OK, skipped=True)
+    _clear_if_stale(plan, stage, inputs)
+    log(f"[{stage.name}] running")
+    for note in stage.notes(plan):
+        log(f"  {note}")
+    started = time.monotonic()
+    exit_code = EXIT_OK
+    for call in stage.calls(plan):
+        log("  $ " + call.shown())
+        code = execute(call)
+        exit_code = exit_code if exit_code != EXIT_OK else code
+        if exit_code != EXIT_OK and stage.name != "report":  # one format failing still leaves the others
+            break
+    result = StageResult(stage.name, exit_code, seconds=time.monotonic() - started)
+    _write_record(plan, stage, inputs, result)
+    return result
+
+
+def run_chain(plan: RunPlan, stages: Sequence[str], *, execute: Callable[[Call], int] = run_call,
+              log: Callable[[str], None]) -> int:
     """Run the stages in order; stop at the first failure, but always try to leave a report behind."""
     plan.out.mkdir(parents=True, exist_ok=True)
-    for stage in stages:
-        inputs = stage_inputs(plan, stage)
-        if _is_up_to_date(plan, stage, inputs):
-            log(f"[{stage}] inputs unchanged since the last run: skipped")
-            plan.results.append(StageResult(stage, EXIT_OK, skipped=True))
-            continue
-        _clear_if_stale(plan, stage, inputs)
-        log(f"[{stage}] running")
-        reference = plan.config.run.reference
-        if stage == "audit" and reference and not reference.is_file():
-            log(f"  reference mentions {reference} not found: drift and synthetic-vs-real checks are skipped")
-        started = time.monotonic()
-        exit_code = EXIT_OK
-        for command in stage_commands(plan, stage):
-            log("  $ clinassay " + " ".join(command))
-            code = invoke(command)
-            exit_code = exit_code if exit_code != EXIT_OK else code
-            if exit_code != EXIT_OK and stage != "report":  # one format failing still leaves the others
-                break
-        seconds = time.monotonic() - started
-        _write_record(plan, stage, inputs, exit_code, seconds)
-        plan.results.append(StageResult(stage, exit_code, seconds=seconds))
-        if exit_code != EXIT_OK:
-            verdict = "gate failed" if exit_code == EXIT_GATE_FAILED else "failed"
-            log(f"[{stage}] {verdict} (exit {exit_code}) after {seconds:.0f} s")
-            if stage != "report" and plan.audit_dir.joinpath("summary.json").is_file():
-                for command in report_commands(plan):
-                    invoke(command)
+    for name in stages:
+        stage = STAGE_BY_NAME[name]
+        result = run_stage(plan, stage, execute=execute, log=log)
+        plan.results.append(result)
+        if result.exit_code != EXIT_OK:
+            log(f"[{name}] {'gate failed' if result.gate_failed else 'failed'} (exit {result.exit_code}) "
+                f"after {result.seconds:.0f} s")
+            if name != "report" and plan.audit_dir.joinpath("summary.json").is_file():
+                for call in STAGE_BY_NAME["report"].calls(plan):
+                    execute(call)
                 log(f"report: {plan.report_path}")
-            return exit_code
-        log(f"[{stage}] done in {seconds:.0f} s")
+            return result.exit_code
+        if not result.skipped:
+            log(f"[{name}] done in {result.seconds:.0f} s")
     return EXIT_OK
+
+
+REPORT_FORMATS = Report.FORMATS

@@ -192,24 +192,24 @@ def _plan(tmp_path: Path):
 def test_a_failed_audit_gate_still_writes_every_report_format(tmp_path):
     """The audit is simulated (the fixture's failing audit output, exit 1); the reports are the real
     `clinassay report` commands the pipeline runs."""
-    from clinassay.pipeline import REPORT_FORMATS, run_chain, selected_stages
+    from clinassay.pipeline import REPORT_FORMATS, run_call, run_chain, selected_stages
 
     plan = _plan(tmp_path)
     calls = []
 
-    def invoke(argv):
-        calls.append(argv[0])
-        out = Path(argv[argv.index("--out") + 1])
-        if argv[0] == "generate":
+    def execute(call):
+        calls.append(call.command)
+        out = Path(call.kwargs["out"])
+        if call.command == "generate":
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text('{"mention": "itu", "code": "N39.0", "language": "es"}\n')
             return 0
-        if argv[0] == "audit":
+        if call.command == "audit":
             shutil.copytree(REPORT_DATA / "audit_small", out, dirs_exist_ok=True)
             return 1
-        return cli_main(list(argv))
+        return run_call(call)  # the real report command
 
-    assert run_chain(plan, selected_stages(None, None), invoke=invoke, log=lambda _: None) == 1
+    assert run_chain(plan, selected_stages(None, None), execute=execute, log=lambda _: None) == 1
     assert "train" not in calls and calls.count("report") == len(REPORT_FORMATS) == 3
     written = {path.suffix for path in plan.report_path.parent.iterdir()}
     assert written >= {suffix for _, suffix in REPORT_FORMATS} == {".html", ".md", ".xml"}
@@ -225,12 +225,12 @@ def test_one_report_format_failing_leaves_the_others(tmp_path):
     shutil.copytree(REPORT_DATA / "audit_small", plan.audit_dir)
     seen = []
 
-    def invoke(argv):
-        fmt = argv[argv.index("--format") + 1]
+    def execute(call):
+        fmt = call.kwargs["fmt"].value
         seen.append(fmt)
         return 2 if fmt == "html" else 0
 
-    assert run_chain(plan, ["report"], invoke=invoke, log=lambda _: None) == 2
+    assert run_chain(plan, ["report"], execute=execute, log=lambda _: None) == 2
     assert seen == ["html", "markdown", "junit"]
 
 

@@ -50,71 +50,73 @@ def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bo
     return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder))
 
 
+
+def audit(
+    pairs: Path = typer.Argument(..., help="JSONL pairs (mention, code, language required; provenance used when present)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: accepted.jsonl, rejected.jsonl, summary.json, manifest.json, report.html."),
+    config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section)."),
+    eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items (TSV with header or JSONL: mention, code, language): any leak is rejected."),
+    reference: Path | None = typer.Option(None, "--reference", help="Real mentions (same format) for drift and the synthetic-vs-real fingerprint."),
+    encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
+    no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (dense fit, near duplicates, translation leaks); the lexical fit still runs."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
+) -> None:
+    """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
+    from clinassay.audit import run_audit
+
+    config, audit_config, model = _configured(config_file, encoder, no_embeddings)
+    outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                        reference_path=reference, config_path=config_file)
+    counts = outcome.summary.counts
+    typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
+               f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
+    for failed in outcome.summary.gate.failed:
+        typer.echo(f"  gate: {failed.name} [{failed.scope}] = {failed.value:g}, needs "
+                   f"{failed.comparison} {failed.threshold:g} (off by {abs(failed.margin):g})")
+    if report:
+        from clinassay.reports.render import write_report
+
+        try:
+            write_report(out, out / "report.html", eval_dirs=[], fmt="html", config=config.reports)
+        except Exception as exc:  # noqa: BLE001 - the audit's verdict must not depend on the report's rendering
+            typer.echo(f"warning: report.html not written ({type(exc).__name__}: {exc}); "
+                       f"run `clinassay report {out} --out report.html` after fixing it", err=True)
+    typer.echo(f"verdict: {outcome.summary.verdict}")
+    if not outcome.passed:
+        raise typer.Exit(1)
+
+def calibrate(
+    pairs: Path = typer.Argument(..., help="JSONL pairs, as given to `clinassay audit`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json and calibration_pairs.jsonl (the audit's folder: its report then shows them)."),
+    config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section, [audit.gate] min_recall)."),
+    eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items: leaks are planted from them and checked against them."),
+    sample: int = typer.Option(200, "--sample", min=1, help="Pairs sampled (one per distinct mention) to plant faults into."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample and of every plant."),
+    encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
+    no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks."),
+) -> None:
+    """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
+    from clinassay.audit.calibration import run_calibration
+
+    _, audit_config, model = _configured(config_file, encoder, no_embeddings)
+    result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                             sample=sample, seed=seed)
+    rate = result.false_rejects
+    typer.echo(f"{out}: {result.originals} originals + {result.copies} planted copies audited; "
+               f"false rejects {rate.k}/{rate.n} ({rate.share:.1%})")
+    for kind in result.kinds:
+        c = kind.caught
+        shown = f"{c.share:6.1%} [{c.low:.0%}-{c.high:.0%}]" if c.share is not None else "   n/a"
+        typer.echo(f"  {kind.kind:15s} caught {c.k:4d}/{c.n:<4d} {shown}")
+    for check in result.gate:
+        if not check.passed:
+            typer.echo(f"  gate: {check.detail}")
+    typer.echo(f"verdict: {'pass' if result.passed else 'fail'}")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-
-    @app.command("audit")
-    def audit(
-        pairs: Path = typer.Argument(..., help="JSONL pairs (mention, code, language required; provenance used when present)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output folder: accepted.jsonl, rejected.jsonl, summary.json, manifest.json, report.html."),
-        config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section)."),
-        eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items (TSV with header or JSONL: mention, code, language): any leak is rejected."),
-        reference: Path | None = typer.Option(None, "--reference", help="Real mentions (same format) for drift and the synthetic-vs-real fingerprint."),
-        encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
-        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (dense fit, near duplicates, translation leaks); the lexical fit still runs."),
-        report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
-    ) -> None:
-        """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
-        from clinassay.audit import run_audit
-
-        config, audit_config, model = _configured(config_file, encoder, no_embeddings)
-        outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                            reference_path=reference, config_path=config_file)
-        counts = outcome.summary.counts
-        typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
-                   f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
-        for failed in outcome.summary.gate.failed:
-            typer.echo(f"  gate: {failed.name} [{failed.scope}] = {failed.value:g}, needs "
-                       f"{failed.comparison} {failed.threshold:g} (off by {abs(failed.margin):g})")
-        if report:
-            from clinassay.reports.render import write_report
-
-            try:
-                write_report(out, out / "report.html", eval_dirs=[], fmt="html", config=config.reports)
-            except Exception as exc:  # noqa: BLE001 - the audit's verdict must not depend on the report's rendering
-                typer.echo(f"warning: report.html not written ({type(exc).__name__}: {exc}); "
-                           f"run `clinassay report {out} --out report.html` after fixing it", err=True)
-        typer.echo(f"verdict: {outcome.summary.verdict}")
-        if not outcome.passed:
-            raise typer.Exit(1)
-
-    @app.command("calibrate")
-    def calibrate(
-        pairs: Path = typer.Argument(..., help="JSONL pairs, as given to `clinassay audit`."),
-        out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json and calibration_pairs.jsonl (the audit's folder: its report then shows them)."),
-        config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section, [audit.gate] min_recall)."),
-        eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items: leaks are planted from them and checked against them."),
-        sample: int = typer.Option(200, "--sample", min=1, help="Pairs sampled (one per distinct mention) to plant faults into."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the sample and of every plant."),
-        encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
-        no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks."),
-    ) -> None:
-        """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
-        from clinassay.audit.calibration import run_calibration
-
-        _, audit_config, model = _configured(config_file, encoder, no_embeddings)
-        result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                                 sample=sample, seed=seed)
-        rate = result.false_rejects
-        typer.echo(f"{out}: {result.originals} originals + {result.copies} planted copies audited; "
-                   f"false rejects {rate.k}/{rate.n} ({rate.share:.1%})")
-        for kind in result.kinds:
-            c = kind.caught
-            shown = f"{c.share:6.1%} [{c.low:.0%}-{c.high:.0%}]" if c.share is not None else "   n/a"
-            typer.echo(f"  {kind.kind:15s} caught {c.k:4d}/{c.n:<4d} {shown}")
-        for check in result.gate:
-            if not check.passed:
-                typer.echo(f"  gate: {check.detail}")
-        typer.echo(f"verdict: {'pass' if result.passed else 'fail'}")
-        if not result.passed:
-            raise typer.Exit(1)
+    app.command("audit")(audit)
+    app.command("calibrate")(calibrate)

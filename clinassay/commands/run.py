@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from clinassay.config import STAGES
+from clinassay.pipeline import STAGES
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +20,6 @@ def run(
     start: Optional[str] = typer.Option(None, "--from", help=f"First stage to run, one of {', '.join(STAGES)}."),
     until: Optional[str] = typer.Option(None, "--until", help="Last stage to run."),
 ) -> int:
-    from clinassay.cli import main as invoke
     from clinassay.config import load_config, with_overrides
     from clinassay.pipeline import RunPlan, run_chain, selected_stages
     from clinassay.terminology.errors import ClinassayInputError
@@ -35,7 +34,7 @@ def run(
     loaded = load_config(config)
     loaded.run = with_overrides(loaded.run, out=out)
     plan = RunPlan(config_path=config.resolve(), config=loaded, out=loaded.run.out)
-    exit_code = run_chain(plan, stages, invoke=invoke, log=lambda line: typer.echo(line, err=True))
+    exit_code = run_chain(plan, stages, log=lambda line: typer.echo(line, err=True))
     if plan.report_path.is_file():
         typer.echo(f"report: {plan.report_path.resolve()}")
     if exit_code:
