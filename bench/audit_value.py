@@ -4,10 +4,10 @@ clinassay's own chain, evaluated with me5-small zero-shot on CodiEsp dev and hel
     CLINASSAY_THREADS=2 nice -n 5 python bench/audit_value.py --work /tmp/clinassay-value
 
 (a) clean: terminology-generator pairs (as bench/retrieval_quality.py makes them), audited with
-    examples/permissive.toml (every check warns, the gate is open: all is accepted but leaks);
+    bench/permissive_audit.toml (every check warns, the gate is open: all is accepted but leaks);
 (b) noisy, permissive: the clean set with `--fault-rate` (25%) of its pairs faulted the way LLMs err
     (audit/planting.py's kinds, swapped codes 60% of them), plus the embedded Gemma's own pairs for
-    `--gemma-codes` codes, audited with examples/permissive.toml;
+    `--gemma-codes` codes, audited with bench/permissive_audit.toml;
 (c) noisy, audited with the default configuration (no --config).
 
 Every step is the product's command (`clinassay data import-codiesp`, `data heldout-labels`,
@@ -43,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CODIESP_DEV = ROOT.parent / "shared" / "data" / "codiesp" / "dev"
-PERMISSIVE = ROOT / "examples" / "permissive.toml"
+PERMISSIVE = ROOT / "bench" / "permissive_audit.toml"
 CHAPTERS = ["11", "14", "18"]
 LANGUAGES = ["es", "pt", "fr", "it", "en"]
 HELDOUT_LANGUAGES = ["es", "pt", "fr", "it", "en"]
