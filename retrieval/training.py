@@ -1,10 +1,15 @@
 """`clinassay train`: audited pairs -> MODEL_DIR with both stages, the corpus index and a model card.
 
-    MODEL_DIR/biencoder/   stage 1 (a sentence-transformers model; the query side when the document
-                           side is frozen)
-    MODEL_DIR/reranker/    stage 2 (a cross-encoder), unless disabled
+    MODEL_DIR/biencoder/   stage 1, a whole sentence-transformers model: `SentenceTransformer(path)`
+                           loads it; with the document side frozen (the default) a `Router` whose
+                           `query` route is trained and whose `document` route is the base model
+    MODEL_DIR/reranker/    stage 2, unless disabled: `CrossEncoder(path)` loads it (+ fusion.json)
     MODEL_DIR/index/       faiss index + the corpus it was built from
-    MODEL_DIR/model_card.json, README.md
+    MODEL_DIR/model_card.json, README.md (a Hugging Face Hub card: YAML front matter, then the facts)
+
+`clinassay export MODEL_DIR --to DIR` (retrieval.export) turns it into one folder to publish.
+(Runs trained before the Router was saved whole hold the query side only in biencoder/; they still
+search, and export rebuilds the whole model from the base named in the card.)
 
 Heavy libraries load inside the functions, after the audit check has passed.
 """
