@@ -316,3 +316,19 @@ def test_an_edited_audit_or_a_bad_source_is_refused(tmp_path, capsys):
     (tmp_path / "folder").mkdir()
     assert main(["export", str(tmp_path / "folder"), "--to", str(tmp_path / "ds")]) == 2
     assert main(["export", str(audit), "--to", str(tmp_path / "ds"), "--eval", str(tmp_path)]) == 2
+
+
+def test_the_evaluation_clinassay_run_wrote_beside_the_model_is_found(tmp_path):
+    """RUN/train/model -> RUN/evaluate/candidate/metrics.json, when that evaluation names this model."""
+    from clinassay.retrieval.export import card_sha256, run_evaluation
+
+    model = tmp_path / "train" / "model"
+    (model / "index").mkdir(parents=True)
+    (model / "model_card.json").write_text('{"base_model": "minilm-en"}')
+    assert run_evaluation(model) is None
+    candidate = tmp_path / "evaluate" / "candidate"
+    candidate.mkdir(parents=True)
+    (candidate / "metrics.json").write_text(json.dumps({"stages": {}, "model": {"sha256": "0" * 64}}))
+    assert run_evaluation(model) is None  # another model's
+    (candidate / "metrics.json").write_text(json.dumps({"stages": {}, "model": {"sha256": card_sha256(model)}}))
+    assert run_evaluation(model) == (candidate / "metrics.json").resolve()
