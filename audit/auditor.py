@@ -34,8 +34,10 @@ from clinassay.audit.items import Chunk, Item
 from clinassay.audit.manifest import audit_key, build_manifest, manifest_bytes
 from clinassay.audit.manifest import file_sha256 as _sha256
 from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
-from clinassay.audit.reader import Malformed, Parsed, chunked, clip, file_sha256, parse_record, read_lines
+from clinassay.audit.reader import Malformed, Parsed, chunked, clip, parse_record
 from clinassay.audit.references import EvalSet, LabelledMention, read_labelled
+from clinassay.audit.engines import AuditEngine, engine_for
+from clinassay.audit.source import PairsSource
 from clinassay.audit.state import AuditState
 from clinassay.audit.summary import AuditSummary, FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs
 from clinassay.audit.tally import DatasetTally
@@ -309,8 +311,11 @@ def _file_hash(path: Path | str | None) -> FileHash | None:
 
 def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
               terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
-              reference_path: Path | str | None = None, config_path: Path | str | None = None) -> AuditOutcome:
-    """Audit a JSONL file into `out_dir`; bad files raise ClinassayInputError, bad lines are reported.
+              reference_path: Path | str | None = None, config_path: Path | str | None = None,
+              engine: "AuditEngine | None" = None) -> AuditOutcome:
+    """Audit a JSONL file (or a folder of JSONL shards) into `out_dir`; bad files raise ClinassayInputError,
+    bad lines are reported. `engine` (default: the one `config.engine` names, audit/engines.py) runs the
+    per-pair checks; the files and the summary do not depend on it.
 
     The run owns `out_dir` (audit/outputs.py): inputs that are its outputs are refused, a previous audit's
     files are removed before anything is written, every file is renamed into place, the manifest last."""
@@ -318,8 +323,11 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
     pairs_path = Path(pairs_path)
     folder = OutputFolder(out_dir)
     out_dir = folder.path
-    sha, _ = file_sha256(pairs_path)
-    folder.refuse_inputs(**{"pairs file": pairs_path, "--eval-set": eval_path, "--reference": reference_path})
+    source = PairsSource(pairs_path)
+    sha = source.sha256()
+    for shard in source.files:
+        folder.refuse_inputs(**{"pairs file": shard})
+    folder.refuse_inputs(**{"--eval-set": eval_path, "--reference": reference_path})
     terminology = terminology if terminology is not None else _default_terminology()
     normalize = _code_normalizer(terminology)
     eval_set = None
@@ -332,14 +340,14 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
     streams = {name: folder.stream(name) for name in (ACCEPTED, REJECTED, MALFORMED)}
     started = time.perf_counter()
     try:
-        for chunk in chunked(read_lines(pairs_path), config.chunk_size):
-            for decision in auditor.audit_chunk(chunk):
-                if isinstance(decision, Malformed):
-                    streams[MALFORMED].write(decision.to_json())
-                elif decision.accepted:
-                    streams[ACCEPTED].write(decision.record if not decision.findings else decision.to_json())
-                else:
-                    streams[REJECTED].write(decision.to_json())
+        engine = engine or engine_for(config, encoder=encoder)
+        for decision in engine.decisions(source, auditor):
+            if isinstance(decision, Malformed):
+                streams[MALFORMED].write(decision.to_json())
+            elif decision.accepted:
+                streams[ACCEPTED].write(decision.record if not decision.findings else decision.to_json())
+            else:
+                streams[REJECTED].write(decision.to_json())
         if auditor.accepted + auditor.rejected == 0:
             raise ClinassayInputError(_unreadable_message(pairs_path, auditor))
         audit_seconds = time.perf_counter() - started

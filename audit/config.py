@@ -194,12 +194,31 @@ class SpellingConfig(_Section):
                             "of them the clinicians' own typos (bench/audit_spelling.py)")
 
 
+class RayConfig(_Section):
+    """`[audit.ray]`: how a Ray audit (`engine = "ray"`) spreads over the cluster (docs/scaling.md)."""
+
+    workers: int | None = Field(None, ge=1, description="audit actors (each loads the encoder once); default: as many "
+                                                        "as the cluster has CPUs for (`num_cpus` each)")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each audit actor reserves")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs each audit actor reserves (its encoder then runs on the GPU); "
+                                                   "fractions share a GPU between actors")
+    partition_pairs: int = Field(20000, ge=100, description="about this many pairs per code partition (a partition "
+                                                            "is audited in one piece, by one actor)")
+    range_mb: float = Field(16.0, gt=0, description="MB of input each read task reads")
+
+
 class AuditConfig(_Section):
     languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"], min_length=1)
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
     embeddings: bool = Field(True, description="run the embedding checks (dense fit, near-duplicate, translation leaks, embedding drift)")
     chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")
     encode_batch_size: int = Field(256, ge=1, description="256 encodes short mentions ~2x faster than 64 with me5-small on CPU")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="where the per-pair checks run: this process, or a Ray cluster (`pip install clinassay[ray]`); "
+                             "the decisions and the summary are the same")
+    address: str | None = Field(None, description="the Ray cluster: 'auto' (the one `ray start` runs here), "
+                                                  "'ray://HOST:10001', or none to start a local one for the audit")
+    ray: RayConfig = RayConfig()
     validity: ValidityConfig = ValidityConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
     fit: FitConfig = FitConfig()

@@ -107,17 +107,23 @@ def read_lines(path: Path) -> Iterator[Parsed | Malformed]:
     order mark at the start of the file is not part of the first line."""
     with path.open("rb") as handle:
         for n, raw in enumerate(handle, start=1):
-            if n == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                shown = raw.rstrip(b"\r\n")
-                yield _malformed(n, f"not UTF-8 text: {exc.reason} at byte {exc.start}",
-                                 shown[: RAW_KEPT * 4].decode("utf-8", errors="backslashreplace"), len(shown))
-                continue
-            if text.strip():
-                yield parse_line(n, text)
+            parsed = parse_raw(n, raw, first=n == 1)
+            if parsed is not None:
+                yield parsed
+
+
+def parse_raw(n: int, raw: bytes, *, first: bool = False) -> Parsed | Malformed | None:
+    """One line as read from a file (bytes), parsed or reported; None for a blank line. `first`: the
+    file's first line, whose UTF-8 byte order mark is not part of it."""
+    if first and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        shown = raw.rstrip(b"\r\n")
+        return _malformed(n, f"not UTF-8 text: {exc.reason} at byte {exc.start}",
+                          shown[: RAW_KEPT * 4].decode("utf-8", errors="backslashreplace"), len(shown))
+    return parse_line(n, text) if text.strip() else None
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

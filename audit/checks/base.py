@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from clinassay.audit.config import AuditConfig
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
+from clinassay.audit.state import empty_like, merge_value, plain
 
 
 @dataclass
@@ -54,6 +55,9 @@ class Check(ABC):
     name: ClassVar[str]
     uses_embeddings: ClassVar[bool] = False  # the auditor encodes the chunk's mentions before the first such check
     summary_meaning: ClassVar[str] = "share of checked pairs this check flagged"
+    merged: ClassVar[tuple[str, ...]] = ()
+    """Counters (ints, floats, Counters, sets, dicts of them) that `info` reads: a distributed audit takes
+    them from each partition's check and adds them up (audit/state.py)."""
 
     def __init__(self, config: AuditConfig, resources: AuditResources) -> None:
         self.config = config
@@ -80,6 +84,31 @@ class Check(ABC):
     def info(self) -> dict[str, Any]:
         """Extra figures for summary.json; subclasses add theirs."""
         return {}
+
+    # ---- state across partitions (audit/state.py) ----
+    def take_state(self) -> dict[str, Any]:
+        """What this check counted since the last take, as plain data; the counters start again from zero
+        (caches and loaded models stay)."""
+        stats = self.stats
+        state = {"seen": self.seen, "flagged": stats.flagged, "rejected": stats.rejected, "warned": stats.warned,
+                 "reasons": Counter(stats.reasons)}
+        self.seen = 0
+        self.stats = CheckSummary(name=self.name, summary_meaning=self.summary_meaning)
+        for name in self.merged:
+            value = getattr(self, name)
+            state[name] = plain(value)
+            setattr(self, name, empty_like(value))
+        return state
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Add a state taken from the same check over other pairs."""
+        self.seen += state["seen"]
+        self.stats.flagged += state["flagged"]
+        self.stats.rejected += state["rejected"]
+        self.stats.warned += state["warned"]
+        self.stats.reasons.update(state["reasons"])
+        for name in self.merged:
+            setattr(self, name, merge_value(getattr(self, name), state[name]))
 
     def summary_value(self) -> float:
         return self.stats.flagged / self.seen if self.seen else 0.0

@@ -15,12 +15,15 @@ from clinassay.audit.jury import ask_jury
 from clinassay.audit.fit_model import load_fit_models
 from clinassay.audit.misfit import MisfitJudge
 from clinassay.audit.semantic import candidate_codes
+from clinassay.audit.state import empty_like, merge_value, plain
 
 
 class ConsistencyCheck(Check):
     name = "consistency"
     uses_embeddings = True
     summary_meaning = "share of checked pairs whose mention does not fit its code (rules, fit against the classification, or jury)"
+    merged = ("jury_votes", "jury_agreement_sum", "jury_pairs")
+    judge_counters = ("checked", "official", "levels", "unverified", "histogram")  # MisfitJudge's, for info()
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -112,6 +115,21 @@ class ConsistencyCheck(Check):
         detail = f"{len(votes) - sum(votes)} of {len(votes)} LLM judges say the mention is not {item.code}"
         return Finding(self.name, "jury", 1.0 - share, detail, jury.severity,
                        {"verdicts": [{"model": v.model, "fits": v.fits} for v in verdicts]})
+
+    def take_state(self) -> dict[str, Any]:
+        state = {**super().take_state(), "judge": None}
+        if self._judge is not None:
+            state["judge"] = {name: plain(getattr(self._judge, name)) for name in self.judge_counters}
+            for name in self.judge_counters:
+                setattr(self._judge, name, empty_like(getattr(self._judge, name)))
+        return state
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        super().merge_state(state)
+        if state["judge"] is not None:  # the judge is built (cheaply: no model loads) to hold the counts
+            judge = self.judge
+            for name in self.judge_counters:
+                setattr(judge, name, merge_value(getattr(judge, name), state["judge"][name]))
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {}

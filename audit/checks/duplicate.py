@@ -47,6 +47,7 @@ class DuplicateCheck(Check):
     name = "duplicate"
     uses_embeddings = True  # exact duplicates need none; near duplicates use them when present
     summary_meaning = "share of checked pairs that repeat an earlier kept pair (exactly or nearly)"
+    merged = ("_distinct_per_code", "search_seconds")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -55,6 +56,8 @@ class DuplicateCheck(Check):
         self._distinct_per_code: Counter = Counter()
         self._kept_per_code: Counter = Counter()
         self.search_seconds = 0.0
+        # code -> (kept mentions with a vector, diversity) of codes whose partition is finished (audit/state.py)
+        self._finished: dict[str, tuple[int, float]] = {}
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         import faiss
@@ -108,25 +111,43 @@ class DuplicateCheck(Check):
             self._distinct_per_code[item.code] += 1
         return out
 
-    def diversity(self) -> dict[str, float]:
-        """Per code with >= 2 kept mentions: 1 - mean pairwise cosine of its mentions (0 = all the same)."""
-        out = {}
+    def _per_code(self) -> dict[str, tuple[int, float]]:
+        """Per code with >= 2 kept mentions: (mentions, 1 - mean pairwise cosine of them; 0 = all the same)."""
+        out = dict(self._finished)
         for code, index in self._near.items():
             n = len(index.pointers)
             if n >= 2:
                 s = index.vector_sum
                 mean_pair = (float(s @ s) - n) / (n * (n - 1))
-                out[code] = max(0.0, 1.0 - mean_pair)
+                out[code] = (n, max(0.0, 1.0 - mean_pair))
         return out
+
+    def diversity(self) -> dict[str, float]:
+        """Per code with >= 2 kept mentions: 1 - mean pairwise cosine of its mentions (0 = all the same)."""
+        return {code: d for code, (_, d) in self._per_code().items()}
+
+    def take_state(self) -> dict[str, Any]:
+        """The partition's codes are finished: their diversity is final, their indexes are dropped."""
+        state = {**super().take_state(), "finished": self._per_code()}
+        self._finished, self._near, self._exact = {}, {}, {}
+        return state
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        super().merge_state(state)
+        overlap = self._finished.keys() & state["finished"].keys() or self._near.keys() & state["finished"].keys()
+        if overlap:
+            raise ValueError(f"code {sorted(overlap)[0]} was audited in two partitions: duplicates across them "
+                             "were not compared (partition the pairs by code)")
+        self._finished.update(state["finished"])
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"codes": len(self._distinct_per_code), "near_cosine": self.config.duplicate.near_cosine,
                                 "near_search_seconds": round(self.search_seconds, 3)}
-        diversity = self.diversity()
-        if diversity:
-            values = np.fromiter(diversity.values(), dtype=float)
+        per_code = sorted(self._per_code().items())  # by code: the figures do not depend on the order pairs came in
+        if per_code:
+            values = np.fromiter((d for _, (_, d) in per_code), dtype=float)
             info["diversity_mean"] = round(float(values.mean()), 4)
-            lowest = sorted(diversity.items(), key=lambda kv: kv[1])[:10]
-            info["least_diverse_codes"] = [{"code": c, "diversity": round(d, 4), "mentions": len(self._near[c].pointers)}
-                                           for c, d in lowest]
+            lowest = sorted(per_code, key=lambda kv: kv[1][1])[:10]
+            info["least_diverse_codes"] = [{"code": c, "diversity": round(d, 4), "mentions": n}
+                                           for c, (n, d) in lowest]
         return info

@@ -107,6 +107,7 @@ def vocabulary_supports(tokens: list[str], requested: str, detected: str, vocabu
 class LanguageCheck(Check):
     name = "language"
     summary_meaning = "share of pairs written in another language than requested (or mixing languages)"
+    merged = ("confusion", "conf_sum", "conf_n", "too_short", "undetermined", "vetoed")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -116,6 +117,7 @@ class LanguageCheck(Check):
         self.too_short = 0
         self.undetermined = 0
         self.vetoed = 0
+        self._backend: str | None = None  # the detector that ran (known without loading it again)
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         cfg = self.config.language
@@ -142,6 +144,7 @@ class LanguageCheck(Check):
         if not todo:
             return out
         detector = language_detector(langs)
+        self._backend = detector.backend
         confidences = detector.confidences([masked for _, _, masked, _ in todo])
         for (i, n_words, _masked, tokens), conf in zip(todo, confidences):
             item = chunk.items[i]
@@ -174,9 +177,16 @@ class LanguageCheck(Check):
     def summary_value(self) -> float:
         return self.stats.flagged / self.seen if self.seen else 0.0
 
+    def take_state(self) -> dict[str, Any]:
+        return {**super().take_state(), "backend": self._backend}
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        super().merge_state(state)
+        self._backend = self._backend or state["backend"]
+
     def info(self) -> dict[str, Any]:
         return {
-            "backend": language_detector(tuple(self.config.languages)).backend,
+            "backend": self._backend or language_detector(tuple(self.config.languages)).backend,
             "too_short_to_tell": self.too_short,
             "undetermined": self.undetermined,
             "kept_by_label_vocabulary": self.vetoed,

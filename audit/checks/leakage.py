@@ -24,6 +24,7 @@ class LeakageCheck(Check):
     name = "leakage"
     uses_embeddings = True
     summary_meaning = "share of checked pairs that leak an evaluation item (they are all rejected)"
+    merged = ("leaked_eval_items",)
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 class SpellingCheck(Check):
     name = "spelling"
     summary_meaning = "share of checked pairs with a misspelt word (a non-word one or two edits from a known word)"
+    merged = ("words_checked", "unknown_far", "skipped_pairs", "flagged_words")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -30,6 +31,7 @@ class SpellingCheck(Check):
         self.unknown_far = 0  # not a word, and not near one either: left alone
         self.skipped_pairs = 0
         self.flagged_words: Counter = Counter()
+        self._merged_lexicons: dict[str, dict[str, Any]] = {}  # lexicons other partitions' checks loaded
 
     def lexicon(self, language: str) -> Lexicon:
         lexicon = self._lexicons.get(language)
@@ -100,18 +102,31 @@ class SpellingCheck(Check):
         word, distance = near
         return lexicon.display(word), distance, round(1.0 - distance / max(len(norm), len(word)), 4)
 
-    def info(self) -> dict[str, Any]:
-        lexicons = {
+    def _lexicon_figures(self) -> dict[str, dict[str, Any]]:
+        loaded = {
             lang: {"words": lex.words, "clinical_words": lex.clinical_words, "dictionaries": lex.dictionaries,
                    **({"missing": lex.missing, "install": DEBIAN_PACKAGES[lang]} if lex.missing else {})}
-            for lang, lex in sorted(self._lexicons.items())
+            for lang, lex in self._lexicons.items()
         }
+        return dict(sorted({**self._merged_lexicons, **loaded}.items()))
+
+    def take_state(self) -> dict[str, Any]:
+        return {**super().take_state(), "lexicons": self._lexicon_figures()}
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        super().merge_state(state)
+        self._merged_lexicons.update(state["lexicons"])  # the same lexicon wherever it was loaded
+
+    def info(self) -> dict[str, Any]:
+        lexicons = self._lexicon_figures()
+        # ties broken by the word, so that the ten listed do not depend on the order pairs were seen in
+        most_flagged = sorted(self.flagged_words.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
         out: dict[str, Any] = {
             "words_checked": self.words_checked,
             "unknown_far_from_any_word": self.unknown_far,
             "skipped_other_language": self.skipped_pairs,
             "lexicons": lexicons,
-            "most_flagged": dict(self.flagged_words.most_common(10)),
+            "most_flagged": dict(most_flagged),
         }
         missing = {lang: v["missing"] for lang, v in lexicons.items() if "missing" in v}
         if missing:
@@ -119,7 +134,7 @@ class SpellingCheck(Check):
                 "no hunspell dictionary for " + ", ".join(f"{LANGUAGE_NAMES[l]} ({', '.join(m)})" for l, m in missing.items())
                 + ": only the terminology's words are known there (apt-get install "
                 + " ".join(DEBIAN_PACKAGES[l] for l in missing) + ")")
-        if "ca" in self._lexicons:
+        if "ca" in lexicons:
             out["catalan"] = ("the terminology has no Catalan labels: Catalan words come from the Catalan dictionary"
                               + (" and the " + "/".join(self.config.spelling.borrow.get("ca", [])) + " clinical vocabulary"
                                  if self.config.spelling.borrow.get("ca") else ""))
