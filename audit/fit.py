@@ -23,12 +23,40 @@ false-reject rate and cost 12 minutes of encoding: not worth it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from clinassay.audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
 from clinassay.audit.text import normalize_text
+
+MIN_LEXICAL_NAME = 0.3  # a lexical best below this is too weak to name as "the code that fits"
+
+
+class Verifier(Protocol):
+    """A learned (mention, code text) scorer, built by the caller (retrieval/verifier.py's cross-encoder)
+    and injected like the encoder: the audit itself never loads a model. One logit per pair, higher when
+    the mention reads as the code."""
+
+    name: str
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class VerifierStanding:
+    """The verifier's logits for the claimed code and for the best alternatives the standing found: the
+    category that fits best when it is not the claimed one, the best member when it is not the code."""
+
+    own: float
+    category: float | None = None  # the best other category's text
+    member: float | None = None  # the best sibling's text
+
+    def features(self) -> dict[str, float]:
+        return {"ver_own": self.own,
+                "ver_category_gap": 0.0 if self.category is None else self.category - self.own,
+                "ver_member_gap": 0.0 if self.member is None else self.member - self.own}
+
 
 @dataclass(frozen=True)
 class FitScore:
@@ -47,10 +75,18 @@ class FitScore:
     own_code: float | None = None  # dense cosine to the claimed code; None for header codes
     best_member: str | None = None  # best member node of the claimed category
     best_member_score: float | None = None
+    verified: "VerifierStanding | None" = None  # the learned verifier's logits, when it was asked
 
     @property
     def dense(self) -> bool:
         return self.own_category is not None
+
+    @property
+    def better_category(self) -> str:
+        """The category named as fitting better: the lexical best when it is a real match, else the dense one."""
+        if self.lexical.best_category_score >= MIN_LEXICAL_NAME or not self.dense:
+            return self.lexical.best_category
+        return self.best_category or self.lexical.best_category
 
     @property
     def category_gap(self) -> float:
@@ -74,10 +110,24 @@ class FitScore:
             "dense_member_gap": self.member_gap,
             "lex_member_gap": max(0.0, lex.best_member_score - lex.own_code),
         }
+        if self.verified is not None:
+            values.update(self.verified.features())
         return np.asarray([values[n] for n in names], dtype=np.float64)
 
 
-def _member_node(terminology: Any, code: str) -> str:
+def verifier_text(terminology: Any, code: str, language: str) -> str:
+    """A code as the learned verifier reads it (retrieval/verifier.py trains on the same form): its label
+    in `language` when it has one, then the English title."""
+    entry = terminology.find(code)
+    if entry is None:
+        return code
+    label = terminology.label(entry.code, language) if language != "en" else None
+    if label is not None and label.text and label.text.casefold() != entry.title.casefold():
+        return f"{label.text} ({entry.title})"
+    return entry.title
+
+
+def member_node(terminology: Any, code: str) -> str:
     """Codes formed with a 7th character (S72.001A) stand for their 6-character node: the encounter
     letter does not change what the mention says, and it multiplies the members by up to 16."""
     entry = terminology.find(code)
@@ -156,9 +206,11 @@ class CorpusFit:
     """Scores mentions against the whole classification; built lazily, stateless besides its caches."""
 
     def __init__(self, terminology: Any, encoder: Any = None, *, languages: Sequence[str], batch_size: int = 256,
-                 top: int = 5, max_members: int = 400) -> None:
+                 top: int = 5, max_members: int = 400, verifier: Verifier | None = None) -> None:
         self.terminology = terminology
         self.encoder = encoder
+        # an encoder may carry the verifier (the CLI's disk-cached encoder does with [audit.fit] verifier = true)
+        self.verifier = verifier if verifier is not None else getattr(encoder, "verifier", None)
         self.languages = list(languages)
         self.batch_size = batch_size
         self.top = top
@@ -194,7 +246,7 @@ class CorpusFit:
             if key in self._members:
                 continue
             category, language = key
-            nodes = list(dict.fromkeys(_member_node(self.terminology, c)
+            nodes = list(dict.fromkeys(member_node(self.terminology, c)
                                        for c in self._billable_by_category.get(category, [])))
             if len(nodes) < 2 or len(nodes) > self.max_members:
                 self._members[key] = None
@@ -254,10 +306,34 @@ class CorpusFit:
         entry = self.terminology.find(code)
         members = self._members_of(code[:3], lang) if entry is not None and entry.billable else None
         if members is not None:
-            node = _member_node(self.terminology, code)
+            node = member_node(self.terminology, code)
             if node in members.position:
                 member_scores = members.scores(vec[None, :])[0]
                 top_member = int(np.argmax(member_scores))
                 out.update(own_code=float(member_scores[members.position[node]]),
                            best_member=members.owners[top_member], best_member_score=float(member_scores[top_member]))
         return out
+
+    def verify(self, rows: Sequence[tuple[str, str, str, FitScore]]) -> list[VerifierStanding]:
+        """The verifier's logits for (mention, code, language, standing) rows, in one call: the claimed
+        code's node, the better category when it is another one, the best member when it is another node."""
+        term = self.terminology
+        pairs: list[tuple[str, str]] = []
+        slots: list[tuple[int, int | None, int | None]] = []
+        for mention, code, language, score in rows:
+            node = member_node(term, code)
+            own = len(pairs)
+            pairs.append((mention, verifier_text(term, node, language)))
+            category = member = None
+            better = score.better_category
+            if better and better != code[:3]:
+                category = len(pairs)
+                pairs.append((mention, verifier_text(term, better, language)))
+            best = score.best_member or score.lexical.best_member
+            if best and best != node and not code.startswith(best) and term.find(best) is not None:
+                member = len(pairs)
+                pairs.append((mention, verifier_text(term, member_node(term, best), language)))
+            slots.append((own, category, member))
+        logits = np.asarray(self.verifier.score(pairs), dtype=np.float64) if pairs else np.zeros(0)
+        return [VerifierStanding(own=float(logits[o]), category=None if c is None else float(logits[c]),
+                                 member=None if m is None else float(logits[m])) for o, c, m in slots]

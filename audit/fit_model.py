@@ -4,7 +4,9 @@ at named operating points (the share of correct clinician mentions they reject).
 Two models, because the two errors look different: `category` separates right pairs from codes of
 another category (same or other chapter); `member` separates them from a sibling in the same category.
 Each exists in a dense+lexical form per encoder and a lexical-only form (no encoder, `--no-embeddings`,
-or an encoder nobody fitted). `bench/fit_operating_points.py` fits them on CodiEsp train (correct pairs
+or an encoder nobody fitted), and optionally in a form that adds a learned verifier's logits
+(`ENCODER+VERIFIER`, `[audit.fit] verifier = true`), asked only for the pairs its base variant finds
+suspicious. `bench/fit_operating_points.py` fits them on CodiEsp train (correct pairs
 and seeded code swaps) and writes `fit_model.json`; thresholds are never guessed.
 """
 
@@ -50,12 +52,27 @@ class FittedPoint(BaseModel):
     fitted: dict[str, float]  # share rejected per kind on the fitting data
 
 
+class VerifierGate(BaseModel):
+    """A variant that asks the learned verifier (retrieval/verifier.py) does so only for pairs that the
+    `base` variant finds suspicious: base probabilities at or above these thresholds (chosen on the
+    fitting data so that the audit keeps its speed); the others pass without a model-based finding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verifier: str  # the verifier's name
+    base: str  # the variant whose probabilities gate the verifier
+    category: float
+    member: float
+    asked: dict[str, float]  # share of each kind sent to the verifier on the fitting data
+
+
 class FitVariant(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     category: LogisticModel
     member: LogisticModel
     operating_points: dict[OperatingPoint, FittedPoint]
+    verifier: VerifierGate | None = None
 
 
 class FitModels(BaseModel):
@@ -66,11 +83,19 @@ class FitModels(BaseModel):
     command: str
     variants: dict[str, FitVariant]  # encoder name -> variant; "lexical" for no encoder
 
-    def variant(self, encoder_name: str | None) -> tuple[str, FitVariant]:
-        """The encoder's own variant, else the lexical one (an unfitted encoder's cosines mean nothing here)."""
+    def variant(self, encoder_name: str | None, verifier_name: str | None = None) -> tuple[str, FitVariant]:
+        """The encoder's own variant (with the verifier's when one is given and was fitted), else the
+        lexical one (an unfitted encoder's cosines mean nothing here)."""
+        if encoder_name and verifier_name and verifier_key(encoder_name, verifier_name) in self.variants:
+            key = verifier_key(encoder_name, verifier_name)
+            return key, self.variants[key]
         if encoder_name and encoder_name in self.variants:
             return encoder_name, self.variants[encoder_name]
         return LEXICAL, self.variants[LEXICAL]
+
+
+def verifier_key(encoder_name: str, verifier_name: str) -> str:
+    return f"{encoder_name}+{verifier_name}"
 
 
 @lru_cache(maxsize=4)

@@ -8,18 +8,19 @@ names it, and is milder the closer it is. An official term of the code never get
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
 from clinassay.audit.findings import Finding
 from clinassay.audit.fit import CorpusFit, FitScore
-from clinassay.audit.fit_model import FitModels
+from clinassay.audit.fit_model import FitModels, FitVariant
 
 HISTOGRAM_BINS = 10
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
-MIN_LEXICAL_NAME = 0.3  # a lexical best below this is too weak to name as "the code that fits"
 
 
 class MisfitJudge:
@@ -30,6 +31,17 @@ class MisfitJudge:
         self.config = config.fit
         self.dense_name, self.dense = models.variant(encoder_name)
         self.lexical_name, self.lexical = models.variant(None)
+        # the learned verifier, when one is injected, wanted and fitted for this encoder
+        self.verified_name: str | None = None
+        self.verified: FitVariant | None = None
+        verifier = getattr(fit, "verifier", None)
+        self.verifier_wanted = bool(getattr(self.config, "verifier", False)) and verifier is not None
+        if self.verifier_wanted:
+            name, variant = models.variant(encoder_name, verifier.name)
+            if variant.verifier is not None:
+                self.verified_name, self.verified = name, variant
+        self.verifier_asked = 0
+        self.verifier_seconds = 0.0
         self.checked = 0
         self.official = 0
         self.levels: dict[str, int] = defaultdict(int)
@@ -41,7 +53,43 @@ class MisfitJudge:
         rows = [(vec if self.dense_name != self.lexical_name else None, item.norm, item.code, item.language)
                 for item, vec in zip(items, vectors)]
         scores = self.fit.score(rows)
+        if self.verified is not None:
+            scores = self._verify(items, scores)
         return [self._findings(item, score) for item, score in zip(items, scores)]
+
+    def _gated(self, score: FitScore) -> bool:
+        """Whether the verifier variant asks its verifier about this pair (its base finds it suspicious)."""
+        gate = self.verified.verifier
+        base = self.dense
+        return (score.dense and not score.official and not score.official_elsewhere
+                and (base.category.probability(score) >= gate.category or base.member.probability(score) >= gate.member))
+
+    def _verify(self, items: Sequence[Any], scores: list[FitScore]) -> list[FitScore]:
+        asked = [i for i, score in enumerate(scores) if self._gated(score)]
+        if not asked:
+            return scores
+        started = time.perf_counter()
+        standings = self.fit.verify([(items[i].mention, items[i].code, items[i].language, scores[i]) for i in asked])
+        self.verifier_seconds += time.perf_counter() - started
+        self.verifier_asked += len(asked)
+        out = list(scores)
+        for i, standing in zip(asked, standings):
+            out[i] = replace(scores[i], verified=standing)
+        return out
+
+    def _probabilities(self, score: FitScore) -> tuple[float, float, float, Any]:
+        """(category, member, shown misfit probability, operating point) under the variant that decides."""
+        if self.verified is not None and score.dense:
+            point = self.verified.operating_points[self.config.operating_point]
+            if score.verified is None:  # below the gate: passes; the histogram shows its base probability
+                shown = max(self.dense.category.probability(score), self.dense.member.probability(score))
+                return 0.0, 0.0, shown, point
+            p_category, p_member = self.verified.category.probability(score), self.verified.member.probability(score)
+            return p_category, p_member, max(p_category, p_member), point
+        variant = self.dense if score.dense else self.lexical
+        point = variant.operating_points[self.config.operating_point]
+        p_category, p_member = variant.category.probability(score), variant.member.probability(score)
+        return p_category, p_member, max(p_category, p_member), point
 
     def _findings(self, item: Any, score: FitScore) -> list[Finding]:
         self.checked += 1
@@ -49,10 +97,7 @@ class MisfitJudge:
             self.official += 1
             self.histogram[item.generator][item.language][0] += 1
             return []
-        variant = self.dense if score.dense else self.lexical
-        point = variant.operating_points[self.config.operating_point]
-        p_category, p_member = variant.category.probability(score), variant.member.probability(score)
-        misfit = max(p_category, p_member)
+        p_category, p_member, misfit, point = self._probabilities(score)
         self.histogram[item.generator][item.language][min(HISTOGRAM_BINS - 1, int(misfit * HISTOGRAM_BINS))] += 1
         findings: list[Finding] = []
         if score.official_elsewhere:
@@ -79,17 +124,12 @@ class MisfitJudge:
     def _unverifiable(self, score: FitScore) -> bool:
         return score.lexical.best_category_score < self.config.unverified_below
 
-    def _better_category(self, score: FitScore) -> str:
-        if score.lexical.best_category_score >= MIN_LEXICAL_NAME or not score.dense:
-            return score.lexical.best_category
-        return score.best_category or score.lexical.best_category
-
     def _describe(self, code: str) -> str:
         entry = self.terminology.find(code)
         return f"{code} {entry.title}" if entry is not None else code
 
     def _category_finding(self, item: Any, score: FitScore, probability: float) -> Finding:
-        better = self._better_category(score)
+        better = score.better_category
         own_chapter = item.entry.chapter
         better_entry = self.terminology.find(better)
         level = "other_chapter" if better_entry is None or better_entry.chapter != own_chapter else "same_chapter"
@@ -142,7 +182,9 @@ class MisfitJudge:
 
     def info(self) -> dict[str, Any]:
         return {"checked": self.checked, "official_terms": self.official, "operating_point": self.config.operating_point,
-                "variant": {"dense": self.dense_name, "lexical": self.lexical_name},
+                "variant": {"dense": self.dense_name, "lexical": self.lexical_name, "verified": self.verified_name},
+                "verifier": {"wanted": self.verifier_wanted, "used": self.verified_name is not None,
+                             "asked": self.verifier_asked, "seconds": round(self.verifier_seconds, 3)},
                 "findings": dict(self.levels), "unverified": self.unverified,
                 "bins": [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)],
                 "histogram": {g: dict(langs) for g, langs in self.histogram.items()}}

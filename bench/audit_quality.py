@@ -5,6 +5,7 @@ gold codes are correct pairs, so every rejection there is a false alarm (target:
     python bench/audit_quality.py                  # both parts, me5-small (embeddings cached on disk)
     python bench/audit_quality.py --no-embeddings  # rules only
     python bench/audit_quality.py --json out.json
+    python bench/audit_quality.py --verifier       # [audit.fit] verifier = true (clinassay train-verifier first)
 """
 
 from __future__ import annotations
@@ -31,13 +32,18 @@ CODIESP = ROOT.parent / "shared" / "data" / "codiesp" / "dev" / "devX.tsv"
 RULE_KINDS = {"wrong_language", "negation", "laterality", "sex", "phi", "exact_duplicate", "leak_text"}
 
 
-def _encoder(name: str | None):
+def _encoder(name: str | None, verifier: str | None = None):
     if name is None:
         return None
     from clinassay.commands.audit import DiskCachedEncoder
     from clinassay.retrieval.models import load_encoder
 
-    return DiskCachedEncoder(load_encoder(name), queries=True)
+    model = None
+    if verifier is not None:
+        from clinassay.retrieval.verifier import load_verifier
+
+        model = load_verifier(verifier)
+    return DiskCachedEncoder(load_encoder(name), queries=True, verifier=model)
 
 
 def bad_pairs_recall(config: AuditConfig, encoder, terminology) -> dict:
@@ -161,6 +167,18 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
     return {"split": split, "per_kind": per_kind, "seed": seed, "default": config.fit.operating_point, "curve": curve}
 
 
+def _print_bad_pairs(bad: dict) -> None:
+    print("recall per kind on tests/data/audit/bad_pairs.jsonl:")
+    for kind, r in bad["recall"].items():
+        floor = f" (floor {r['floor']})" if r["floor"] else ""
+        print(f"  {kind:16s} {r['found']:3d}/{r['total']:<3d} rejected, recall {r['recall']:.3f}{floor}; "
+              f"flagged incl. warnings {r['flagged_incl_warnings']}/{r['total']}")
+    print(f"  clean pairs rejected: {len(bad['clean_rejected'])}/{bad['clean_total']}")
+    for kind, misses in bad["misses"].items():
+        for miss in misses:
+            print(f"    missed {kind}: {miss}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="me5-small")
@@ -173,23 +191,19 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-swaps", action="store_true")
+    parser.add_argument("--skip-bad-pairs", action="store_true")
+    parser.add_argument("--verifier", action="store_true", help="[audit.fit] verifier = true: the learned verifier "
+                                                                "(trained by `clinassay train-verifier`)")
     args = parser.parse_args()
     from clinassay.terminology import load_terminology
 
     terminology = load_terminology()
-    config = AuditConfig(embeddings=not args.no_embeddings)
-    encoder = None if args.no_embeddings else _encoder(args.encoder)
-    result = {"encoder": None if encoder is None else args.encoder}
-    result["bad_pairs"] = bad_pairs_recall(config, encoder, terminology)
-    print("recall per kind on tests/data/audit/bad_pairs.jsonl:")
-    for kind, r in result["bad_pairs"]["recall"].items():
-        floor = f" (floor {r['floor']})" if r["floor"] else ""
-        print(f"  {kind:16s} {r['found']:3d}/{r['total']:<3d} rejected, recall {r['recall']:.3f}{floor}; "
-              f"flagged incl. warnings {r['flagged_incl_warnings']}/{r['total']}")
-    print(f"  clean pairs rejected: {len(result['bad_pairs']['clean_rejected'])}/{result['bad_pairs']['clean_total']}")
-    for kind, misses in result["bad_pairs"]["misses"].items():
-        for miss in misses:
-            print(f"    missed {kind}: {miss}")
+    config = AuditConfig.model_validate({"embeddings": not args.no_embeddings, "fit": {"verifier": args.verifier}})
+    encoder = None if args.no_embeddings else _encoder(args.encoder, config.fit.verifier_name if args.verifier else None)
+    result = {"encoder": None if encoder is None else args.encoder, "verifier": args.verifier}
+    if not args.skip_bad_pairs:
+        result["bad_pairs"] = bad_pairs_recall(config, encoder, terminology)
+        _print_bad_pairs(result["bad_pairs"])
     if not args.skip_codiesp:
         if not CODIESP.is_file():
             print(f"CodiEsp not found at {CODIESP}: precision part skipped")

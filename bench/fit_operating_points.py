@@ -4,6 +4,12 @@ audit/fit_model.json. Measure on CodiEsp dev with bench/audit_quality.py: never 
 
     python bench/fit_operating_points.py                     # me5-small + the lexical-only variant
     python bench/fit_operating_points.py --per-kind 500 --encoder me5-small
+    python bench/fit_operating_points.py --verifier me5-small-verifier-v1   # + the learned verifier's variant
+
+With `--verifier`, a third variant `ENCODER+VERIFIER` is fitted: the verifier (retrieval/verifier.py,
+trained on the terminology by `clinassay train-verifier`) is asked only about the pairs whose base
+probabilities reach the gate — the share `--gate-share` of correct train pairs that look most
+suspicious, plus every swap that looks as suspicious — and its logits join the base features there.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ DENSE_CATEGORY = ["dense_gap", "dense_log_rank", "dense_own", "lex_gap", "lex_lo
 DENSE_MEMBER = ["dense_member_gap", "lex_member_gap"]
 LEX_CATEGORY = ["lex_gap", "lex_log_rank", "lex_own"]
 LEX_MEMBER = ["lex_member_gap"]
+VERIFIED_CATEGORY = DENSE_CATEGORY + ["ver_own", "ver_category_gap"]
+VERIFIED_MEMBER = DENSE_MEMBER + ["ver_own", "ver_member_gap"]
 TARGETS = {"lenient": 0.02, "balanced": 0.05, "strict": 0.10}
 
 
@@ -66,8 +74,12 @@ def operating_point(p_cat: dict[str, np.ndarray], p_mem: dict[str, np.ndarray], 
                        fitted={k: round(v, 4) for k, v in caught.items()})
 
 
-def variant(scores: dict, category: list[str], member: list[str]) -> FitVariant:
+def variant(scores: dict, category: list[str], member: list[str], *, asked=None, gate=None) -> FitVariant:
+    """Logistic models and operating points over `scores`; with `asked` (kind -> bool per pair), only the
+    asked pairs are fitted on and the others count as passed (as audit/misfit.py decides them)."""
     kinds = list(scores)
+    if asked is not None:
+        full, scores = scores, {k: [s for s, a in zip(scores[k], asked[k]) if a] for k in kinds}
     feats = {k: (np.stack([s.features(category) for s in scores[k]]), np.stack([s.features(member) for s in scores[k]]))
              for k in kinds}
     x_cat = np.vstack([feats["correct"][0], feats["other_chapter"][0], feats["same_chapter"][0]])
@@ -84,8 +96,51 @@ def variant(scores: dict, category: list[str], member: list[str]) -> FitVariant:
     # ... and a term of the code's own ancestor is only warned (less specific), never rejected
     p_mem = {k: np.array([0.0 if s.official_ancestor and not s.official_sibling else
                           p(s, mem_model, lambda s: bool(s.official_sibling)) for s in scores[k]]) for k in kinds}
+    if asked is not None:  # pairs below the gate pass (or are decided by the official-term rules alone)
+        for k in kinds:
+            pc, pm, it = np.zeros(len(full[k])), np.zeros(len(full[k])), iter(range(len(scores[k])))
+            for j, (s, a) in enumerate(zip(full[k], asked[k])):
+                if a:
+                    n = next(it)
+                    pc[j], pm[j] = p_cat[k][n], p_mem[k][n]
+                else:
+                    pc[j] = 1.0 if s.official_elsewhere else 0.0
+                    pm[j] = 1.0 if s.official_sibling and not s.official else 0.0
+            p_cat[k], p_mem[k] = pc, pm
     points = {name: operating_point(p_cat, p_mem, target) for name, target in TARGETS.items()}
-    return FitVariant(category=cat_model, member=mem_model, operating_points=points)
+    return FitVariant(category=cat_model, member=mem_model, operating_points=points, verifier=gate)
+
+
+def verified_variant(scores: dict, base: FitVariant, base_name: str, fit: CorpusFit, rows: dict, verifier_name: str,
+                     gate_share: float) -> FitVariant:
+    """The verifier's variant: gate the pairs on the base variant's probabilities (the most suspicious
+    `gate_share` of correct pairs, per model), ask the verifier about those, fit over base + its features."""
+    from dataclasses import replace
+
+    from clinassay.audit.fit_model import VerifierGate
+
+    def base_p(s):
+        return base.category.probability(s), base.member.probability(s)
+
+    decidable = [s for s in scores["correct"] if not s.official and not s.official_elsewhere]
+    probs = np.array([base_p(s) for s in decidable])
+    gate_cat, gate_mem = (float(np.quantile(probs[:, j], 1.0 - gate_share)) for j in (0, 1))
+    asked, verified = {}, {}
+    for kind, kind_scores in scores.items():
+        flags = [bool(not s.official and not s.official_elsewhere and
+                      (base_p(s)[0] >= gate_cat or base_p(s)[1] >= gate_mem)) for s in kind_scores]
+        todo = [i for i, f in enumerate(flags) if f]
+        started = time.perf_counter()
+        standings = fit.verify([(rows[kind][i]["mention"], rows[kind][i]["code"], rows[kind][i]["language"], kind_scores[i])
+                                for i in todo])
+        print(f"  verifier asked about {len(todo)}/{len(flags)} {kind} pairs: {time.perf_counter() - started:.0f} s")
+        out = list(kind_scores)
+        for i, standing in zip(todo, standings):
+            out[i] = replace(kind_scores[i], verified=standing)
+        asked[kind], verified[kind] = flags, out
+    gate = VerifierGate(verifier=verifier_name, base=base_name, category=round(gate_cat, 6), member=round(gate_mem, 6),
+                        asked={k: round(float(np.mean(v)), 4) for k, v in asked.items()})
+    return variant(verified, VERIFIED_CATEGORY, VERIFIED_MEMBER, asked=asked, gate=gate)
 
 
 def main() -> int:
@@ -93,6 +148,10 @@ def main() -> int:
     parser.add_argument("--encoder", default="me5-small")
     parser.add_argument("--per-kind", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verifier", default=None, help="also fit ENCODER+VERIFIER (a verifier trained by "
+                                                         "`clinassay train-verifier`)")
+    parser.add_argument("--gate-share", type=float, default=0.3,
+                        help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
     from clinassay.commands.audit import DiskCachedEncoder
     from clinassay.retrieval.evalset import import_codiesp
@@ -115,11 +174,20 @@ def main() -> int:
     lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
                                 official_sibling=s.official_sibling, official_ancestor=s.official_ancestor)
                         for s in v] for k, v in scores.items()}
+    variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
+                LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
+    command = f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}"
+    if args.verifier:
+        from clinassay.audit.fit_model import verifier_key
+        from clinassay.retrieval.verifier import load_verifier
+
+        fit.verifier = load_verifier(args.verifier)
+        variants[verifier_key(args.encoder, args.verifier)] = verified_variant(
+            scores, variants[args.encoder], args.encoder, fit, groups, args.verifier, args.gate_share)
+        command += f" --verifier {args.verifier} --gate-share {args.gate_share}"
     models = FitModels(
         fitted_on=f"CodiEsp train: {args.per_kind} correct pairs and {args.per_kind} code swaps of each kind, seed {args.seed}",
-        command=f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}",
-        variants={args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
-                  LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)})
+        command=command, variants=variants)
     save_fit_models(models)
     for name, v in models.variants.items():
         for point, fitted in v.operating_points.items():

@@ -129,3 +129,122 @@ def test_swaps_are_seeded_disjoint_and_at_their_distance(terminology):
     mentions = [p["mention"] for group in first.values() for p in group]
     assert len(mentions) == len(set(mentions)) == 20
     assert all(p["code"] != p["gold_code"] for k in SWAP_KINDS for p in first[k])
+
+
+# ---- the learned verifier (retrieval/verifier.py), injected: the audit asks it only through its protocol ----
+
+class _TrigramEncoder:
+    """Hashed character trigrams: a deterministic stand-in for an encoder, no model."""
+
+    def __init__(self, name: str, verifier=None) -> None:
+        self.name, self.verifier, self.fingerprint = name, verifier, f"{name}-trigram"
+
+    def encode(self, texts, *, kind="query", batch_size=64, show_progress=False):
+        import hashlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), 128), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f"  {text.casefold()}  "
+            for i in range(len(padded) - 2):
+                out[row, int(hashlib.md5(padded[i:i + 3].encode()).hexdigest()[:6], 16) % 128] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+class _FakeVerifier:
+    """Says the claimed code's text fits (`prefers="own"`) or that the alternative does (`"other"`)."""
+
+    name = "fake-verifier"
+
+    def __init__(self, own_texts: set[str], prefers: str) -> None:
+        self.own_texts, self.sign, self.asked = own_texts, 1.0 if prefers == "own" else -1.0, []
+
+    def score(self, pairs):
+        import numpy as np
+
+        self.asked.extend(pairs)
+        return np.array([3.0 * self.sign if text in self.own_texts else -3.0 * self.sign for _, text in pairs])
+
+
+def _models_with_verifier():
+    from clinassay.audit.fit_model import FitModels, FittedPoint, FitVariant, LogisticModel, VerifierGate
+
+    def model(feature, coef, intercept):
+        return LogisticModel(features=[feature], mean=[0.0], scale=[1.0], coef=[coef], intercept=intercept)
+
+    points = {p: FittedPoint(category=0.5, member=0.5, false_reject_target=0.05, fitted={}) for p in
+              ("lenient", "balanced", "strict")}
+    base = FitVariant(category=model("lex_gap", 4.0, -2.0), member=model("lex_member_gap", 4.0, -2.0),
+                      operating_points=points)
+    verified = FitVariant(category=model("ver_category_gap", 2.0, 0.0), member=model("ver_member_gap", 2.0, 0.0),
+                          operating_points=points,
+                          verifier=VerifierGate(verifier="fake-verifier", base="trigram", category=0.3, member=0.3,
+                                                asked={}))
+    return FitModels(fitted_on="test", command="test", variants={LEXICAL: base, "trigram": base,
+                                                                 "trigram+fake-verifier": verified})
+
+
+def _verified_audit(monkeypatch, terminology, prefers, *, wanted=True):
+    from clinassay.audit.checks import consistency
+    from clinassay.audit.fit import verifier_text
+
+    monkeypatch.setattr(consistency, "load_fit_models", _models_with_verifier)
+    own = {verifier_text(terminology, "J18.9", "es"), verifier_text(terminology, "N39.0", "es")}
+    verifier = _FakeVerifier(own, prefers)
+    config = AuditConfig.model_validate({"fit": {"verifier": wanted}, "duplicate": {"near": False}})
+    auditor = Auditor(config, terminology=terminology, encoder=_TrigramEncoder("trigram", verifier))
+    pairs = [{"mention": "infarto agudo de miocardio", "code": "J18.9", "language": "es", "model": "g"},
+             {"mention": "infección del tracto urinario", "code": "N39.0", "language": "es", "model": "g"}]
+    decisions = auditor.audit_chunk([parse_record(i + 1, p) for i, p in enumerate(pairs)])
+    info = next(c for c in auditor.checks if c.name == "consistency").info()["fit"]
+    return [[f.reason for f in d.findings if f.reason in FIT_REASONS] for d in decisions], verifier, info
+
+
+def test_the_verifier_decides_the_pairs_its_gate_sends_it(monkeypatch, terminology):
+    swapped_told, verifier, info = _verified_audit(monkeypatch, terminology, "other")
+    assert swapped_told[0] == ["other_chapter"] and info["verifier"]["used"] and info["variant"]["verified"]
+    # the right pair's base probability is below the gate: the verifier is never asked about it
+    assert swapped_told[1] == [] and {m for m, _ in verifier.asked} == {"infarto agudo de miocardio"}
+    assert info["verifier"]["asked"] == 1 and len(verifier.asked) >= 2  # its own code and the better category
+    # the same wrong pair passes when the verifier says the claimed code fits: its logits, not the base, decided
+    vouched, _, _ = _verified_audit(monkeypatch, terminology, "own")
+    assert vouched[0] == []
+
+
+def test_the_verifier_is_asked_only_when_configured(monkeypatch, terminology):
+    told, verifier, info = _verified_audit(monkeypatch, terminology, "own", wanted=False)
+    assert verifier.asked == [] and not info["verifier"]["used"] and told[0] == ["other_chapter"]  # the base decides
+
+
+def test_verifier_training_rows_come_from_the_terminology_without_copies(terminology):
+    from clinassay.audit.fit import OfficialTerms
+    from clinassay.audit.text import normalize_text
+    from clinassay.retrieval.verifier import VerifierSpec, training_rows
+
+    rows = training_rows(terminology, VerifierSpec(groups=40, negatives=3, seed=5))
+    positives = [r for r in rows if r["label"] == 1.0]
+    assert len(positives) == 40 and len(rows) <= 40 * 4 and len(rows) > 40 * 3
+    assert all(r["mention"].casefold() != r["text"].casefold() for r in positives)
+    assert rows == training_rows(terminology, VerifierSpec(groups=40, negatives=3, seed=5))  # seeded
+    official = OfficialTerms(terminology)
+    titles = {terminology.get(c).title: c for c in terminology.codes()}
+    for row in rows:
+        if row["label"] == 0.0:
+            negative = titles.get(row["text"].rsplit(" (", 1)[-1].rstrip(")")) or titles.get(row["text"])
+            if negative is not None:
+                assert normalize_text(row["mention"]) not in official.of(negative)
+
+
+def test_an_untrained_verifier_is_a_plain_input_error(tmp_path, monkeypatch):
+    from clinassay.cli import main
+    from clinassay.retrieval.verifier import VerifierMissingError, load_verifier
+
+    monkeypatch.setenv("CLINASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(VerifierMissingError, match="clinassay train-verifier"):
+        load_verifier()
+    config = tmp_path / "c.toml"
+    config.write_text("[audit.fit]\nverifier = true\n", encoding="utf-8")
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text('{"mention": "neumonía", "code": "J18.9", "language": "es"}\n', encoding="utf-8")
+    assert main(["audit", str(pairs), "--out", str(tmp_path / "o"), "--config", str(config), "--no-report"]) == 2
