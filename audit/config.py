@@ -77,6 +77,12 @@ class FitConfig(_Section):
         description="best character n-gram similarity to any code text under which a mention is unverifiable")
     top_categories: int = Field(5, ge=1, le=50, description="best categories named in a finding")
     max_members: int = Field(400, ge=2, description="categories with more member codes skip the sibling comparison")
+    verifier: bool = Field(
+        False, description="also ask the learned verifier (a small cross-encoder trained on the terminology by "
+                           "`clinassay train-verifier`, kept in the user cache) about the pairs the fit models find "
+                           "suspicious; used only with an encoder that has a fitted verifier variant (me5-small)")
+    verifier_name: str = Field("me5-small-verifier-v1", min_length=1,
+                               description="the trained verifier's folder under ~/.cache/clinassay/verifiers")
 
 
 class JuryConfig(_Section):
