@@ -11,15 +11,17 @@ import typer
 
 class DiskCachedEncoder:
     """Wraps an encoder so that code titles/labels ("passage" texts) are encoded once per model and kept
-    on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks)."""
+    on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks).
+    It carries the fit check's learned verifier when one is configured (the audit's CorpusFit asks it)."""
 
-    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False) -> None:
+    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False, verifier=None) -> None:
         from clinassay.retrieval.encoder_cache import EmbeddingCache
         from clinassay.retrieval.models import default_cache_dir
 
         self.encoder = encoder
         self.name = encoder.name
         self.queries = queries
+        self.verifier = verifier
         self.cache = EmbeddingCache(directory or default_cache_dir() / "audit-embeddings")
 
     @property
@@ -47,7 +49,12 @@ def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bo
         return config, audit_config, None
     from clinassay.retrieval.models import load_encoder
 
-    return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder))
+    verifier = None
+    if audit_config.fit.verifier:
+        from clinassay.retrieval.verifier import load_verifier
+
+        verifier = load_verifier(audit_config.fit.verifier_name)  # not trained yet: exit 2, saying what to run
+    return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder), verifier=verifier)
 
 
 
@@ -116,7 +123,22 @@ def calibrate(
         raise typer.Exit(1)
 
 
+def train_verifier() -> None:
+    """Train the fit check's learned verifier on the terminology into the user cache ([audit.fit] verifier).
+
+    The settings are fixed (retrieval/verifier.py's VerifierSpec): bench/fit_operating_points.py fitted
+    the verifier variant of the fit models on a verifier trained with them. About 20 minutes on 2 CPU cores."""
+    from clinassay.retrieval.verifier import VerifierSpec, train_verifier as train
+    from clinassay.terminology import load_terminology
+
+    spec = VerifierSpec()
+    info = train(load_terminology(), spec=spec, log=typer.echo)
+    typer.echo(f"verifier {spec.name}: {info['rows']} rows, {info['global_step']} steps, loss {info['train_loss']}, "
+               f"{info['seconds']:.0f} s")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
     app.command("audit")(audit)
     app.command("calibrate")(calibrate)
+    app.command("train-verifier")(train_verifier)
