@@ -149,8 +149,10 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
     for point in ("lenient", "balanced", "strict"):
         cfg = config.model_copy(update={"fit": config.fit.model_copy(update={"operating_point": point})})
         auditor = Auditor(cfg, terminology=terminology, encoder=encoder)
+        consistency = next(c for c in auditor.checks if c.name == "consistency")
         row = {}
         for kind, pairs in groups.items():
+            asked_before = consistency.info().get("fit", {}).get("verifier", {}).get("asked", 0)
             decisions = [d for d in audit_pairs([{k: v for k, v in p.items() if k not in ("gold_code", "fault")}
                                                  for p in pairs], auditor=auditor) if not isinstance(d, Malformed)]
             rejected = [d for d in decisions if not d.accepted]
@@ -158,7 +160,9 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
             flagged = [d for d in decisions if d.findings]
             row[kind] = {"pairs": len(decisions), "rejected": round(len(rejected) / max(1, len(decisions)), 4),
                          "rejected_by_fit": round(len(by_fit) / max(1, len(decisions)), 4),
-                         "flagged_incl_warnings": round(len(flagged) / max(1, len(decisions)), 4)}
+                         "flagged_incl_warnings": round(len(flagged) / max(1, len(decisions)), 4),
+                         "verifier_asked": round((consistency.info()["fit"]["verifier"]["asked"] - asked_before)
+                                                 / max(1, len(decisions)), 4)}
             if point == config.fit.operating_point:
                 misses = [d for d in decisions if d.accepted] if kind != "correct" else rejected
                 row[kind]["examples"] = [f"{d.record['mention']} [{d.record['code']}] "
@@ -226,7 +230,8 @@ def main() -> int:
               f"share rejected (any check) / by the fit check, per operating point; default {swaps['default']}")
         for point, row in swaps["curve"].items():
             cells = "  ".join(f"{kind} {r['rejected']:.3f}/{r['rejected_by_fit']:.3f}" for kind, r in row.items())
-            print(f"  {point:9s} {cells}")
+            asked = "  ".join(f"{kind} {r['verifier_asked']:.2f}" for kind, r in row.items())
+            print(f"  {point:9s} {cells}" + (f"   (share sent to the verifier: {asked})" if args.verifier else ""))
         for kind, (op, target) in SWAP_TARGETS.items():
             value = swaps["curve"][swaps["default"]][kind]["rejected"]
             met = value <= target if op == "<=" else value >= target

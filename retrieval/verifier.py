@@ -95,8 +95,8 @@ def _siblings(term: Any, code: str) -> list[str]:
 
 
 class _Negatives:
-    """Hard negatives for a mention of a node: the lexically closest nodes, a sibling, a node of another
-    category in the same chapter; never the node's ancestor or descendant, never a node the mention is
+    """Negatives for a mention of a node: the lexically closest node, a sibling, a node from another
+    chapter (easy, but the miscodes that matter most), a node of another category in the same chapter; never the node's ancestor or descendant, never a node the mention is
     an official term of."""
 
     def __init__(self, term: Any, rng: random.Random) -> None:
@@ -131,15 +131,22 @@ class _Negatives:
             other = owner[:3] if level == "category" else self.member_node(self.term, owner)
             if sims[k] > 0 and other not in picked and self._usable(node, other, norm):
                 picked.append(other)
-            if len(picked) >= max(1, count - 2):
+            if len(picked) >= max(1, count - 3):
                 break
         if level == "code":
             siblings = [c for c in dict.fromkeys(self.member_node(self.term, s) for s in _siblings(self.term, node))
                         if c not in picked and self._usable(node, c, norm)]
             if siblings:
                 picked.append(self.rng.choice(siblings))
-        pool = (self.categories_by_chapter if level == "category" else self.nodes_by_chapter).get(
-            self.term.find(node).chapter, [])
+        by_chapter = self.categories_by_chapter if level == "category" else self.nodes_by_chapter
+        chapter = self.term.find(node).chapter
+        # one easy negative from another chapter: gross miscodes are what the audit must never miss
+        others = [c for c in by_chapter if c != chapter]
+        if others and len(picked) < count:
+            other = self.rng.choice(by_chapter[self.rng.choice(others)])
+            if self._usable(node, other, norm):
+                picked.append(other)
+        pool = by_chapter.get(chapter, [])
         for _ in range(20):
             if len(picked) >= count or not pool:
                 break
