@@ -5,6 +5,9 @@ own try/except and no traceback reaches the user:
 0 pass, 1 gate failed, 2 bad input or usage (one line naming the file), 3 internal error (one line and
 the path of a log holding the traceback), 4 generation failed (every LLM request of a model failed, or
 the embedded model would not start), 130 interrupted.
+
+Every command takes `-v/--verbose` and `-q/--quiet` (before or after its name: `clinassay -q audit ...`
+or `clinassay audit ... -q`); what they change is in `clinassay.output`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import TyperException
 
-from clinassay import __version__
+from clinassay import __version__, output
 from clinassay.commands import COMMAND_MODULES
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -49,9 +52,26 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+VERBOSE_HELP = ("More output: library logs and warnings, and progress bars even when stderr is not a terminal "
+                "(every command: also after its name).")
+QUIET_HELP = "Print nothing but errors and warnings: no summaries, no progress bars (every command: also after its name)."
+
+
+def _verbose(value: bool) -> None:
+    if value:  # `main` takes the flag out of the arguments first; this serves other callers of `app`
+        output.set_level(output.VERBOSE)
+
+
+def _quiet(value: bool) -> None:
+    if value:
+        output.set_level(output.QUIET)
+
+
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", callback=_verbose, is_eager=True, help=VERBOSE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", callback=_quiet, is_eager=True, help=QUIET_HELP),
 ) -> None:
     """clinassay: synthetic clinical-coding data you can trust, or a clear reason why not."""
 
@@ -60,9 +80,35 @@ for _module in COMMAND_MODULES:
     _module.register(app)
 
 
+VERBOSITY_FLAGS = {"-v": output.VERBOSE, "--verbose": output.VERBOSE, "-q": output.QUIET, "--quiet": output.QUIET}
+
+
+def take_verbosity(argv: list[str]) -> tuple[int | None, list[str]]:
+    """`-v/--verbose` and `-q/--quiet` wherever they stand before `--` (`clinassay -q audit ...` or
+    `clinassay audit ... -q`), and the arguments without them; the last one given wins."""
+    level, rest = None, []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in VERBOSITY_FLAGS:
+            level = VERBOSITY_FLAGS[arg]
+        else:
+            rest.append(arg)
+    return level, rest
+
+
 def main(argv: list[str] | None = None) -> int:
+    level, args = take_verbosity(list(sys.argv[1:] if argv is None else argv))
+    with output.session():
+        if level is not None:
+            output.set_level(level)
+        return _main(args, argv)
+
+
+def _main(args: list[str], argv: list[str] | None) -> int:
     try:
-        result = app(args=argv, prog_name="clinassay", standalone_mode=False)
+        result = app(args=args, prog_name="clinassay", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return EXIT_INTERRUPTED

@@ -6,6 +6,19 @@ import sys
 from typing import Any
 
 
+def tqdm_style() -> dict[str, Any]:
+    """tqdm settings for a bar on stderr: live on a terminal; on a file or pipe, ASCII redrawn every
+    10 s at a fixed width, with no escape codes (tqdm then writes only carriage returns). `disable=False`
+    is passed beside it: a bar asked for is drawn even where TQDM_DISABLE quiets the libraries' bars."""
+    try:
+        terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if terminal:
+        return {"dynamic_ncols": True, "mininterval": 0.1}
+    return {"ascii": True, "ncols": 100, "mininterval": 10.0}
+
+
 class Progress:
     def __init__(self, total: int, *, enabled: bool = True, description: str = "generate") -> None:
         self.total = total
@@ -20,7 +33,7 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.total, desc=self.description, unit="req", file=sys.stderr,
-                             dynamic_ncols=True, smoothing=0.1)
+                             smoothing=0.1, disable=False, **tqdm_style())
         return self
 
     def update(self, *, pairs: int, rejects: int, tokens: int, cost_usd: float | None) -> None:

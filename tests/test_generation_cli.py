@@ -71,7 +71,7 @@ def test_generate_then_resume_adds_nothing(tmp_path, stub, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["generate", "--config", config, "--out", str(out), "--resume", "--no-progress"]) == 0
     assert len(out.read_text(encoding="utf-8").splitlines()) == len(pairs)
-    assert "from 0 requests" in capsys.readouterr().err
+    assert "0 pairs from 0 requests (" in capsys.readouterr().out  # the summary is on stdout, like every command's
 
 
 def test_a_key_in_the_config_is_bad_input(tmp_path, capsys):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from clinassay import output
+
 
 class DiskCachedEncoder:
     """Wraps an encoder so that code titles/labels ("passage" texts) are encoded once per model and kept
@@ -78,16 +80,16 @@ def audit(
     typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
                f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
     for failed in outcome.summary.gate.failed:
-        typer.echo(f"  gate: {failed.name} [{failed.scope}] = {failed.value:g}, needs "
-                   f"{failed.comparison} {failed.threshold:g} (off by {abs(failed.margin):g})")
+        output.failure(f"  gate: {failed.name} [{failed.scope}] = {failed.value:g}, needs "
+                       f"{failed.comparison} {failed.threshold:g} (off by {abs(failed.margin):g})")
     if report:
         from clinassay.reports.render import write_report
 
         try:
             write_report(out, out / "report.html", eval_dirs=[], fmt="html", config=config.reports)
         except Exception as exc:  # noqa: BLE001 - the audit's verdict must not depend on the report's rendering
-            typer.echo(f"warning: report.html not written ({type(exc).__name__}: {exc}); "
-                       f"run `clinassay report {out} --out report.html` after fixing it", err=True)
+            output.warning(f"report.html not written ({type(exc).__name__}: {exc}); "
+                           f"run `clinassay report {out} --out report.html` after fixing it")
     typer.echo(f"verdict: {outcome.summary.verdict}")
     if not outcome.passed:
         raise typer.Exit(1)
@@ -117,7 +119,7 @@ def calibrate(
         typer.echo(f"  {kind.kind:15s} caught {c.k:4d}/{c.n:<4d} {shown}")
     for check in result.gate:
         if not check.passed:
-            typer.echo(f"  gate: {check.detail}")
+            output.failure(f"  gate: {check.detail}")
     typer.echo(f"verdict: {'pass' if result.passed else 'fail'}")
     if not result.passed:
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from clinassay import output
 from clinassay.pipeline import STAGES
 
 
@@ -34,7 +35,7 @@ def run(
     loaded = load_config(config)
     loaded.run = with_overrides(loaded.run, out=out)
     plan = RunPlan(config_path=config.resolve(), config=loaded, out=loaded.run.out)
-    exit_code = run_chain(plan, stages, log=lambda line: typer.echo(line, err=True))
+    exit_code = run_chain(plan, stages, log=output.info)  # stage lines with the stages' own summaries, on stdout
     if plan.report_path.is_file():
         typer.echo(f"report: {plan.report_path.resolve()}")
     if exit_code:
