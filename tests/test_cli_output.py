@@ -123,6 +123,11 @@ def test_audit_summary_on_stdout_gate_reasons_on_stderr_under_quiet(tmp_path, ca
     assert main(["audit", str(pairs), "--out", str(tmp_path / "b"), "--no-embeddings", "--no-report", "-q"]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "gate: " in captured.err and "lines ->" not in captured.err
+    # -v: clinassay's own bar, pairs audited, plain on a captured (non-terminal) stderr
+    assert main(["-v", "audit", str(pairs), "--out", str(tmp_path / "c"), "--no-embeddings", "--no-report"]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"audit: 100%.* 16/16 ", captured.err), captured.err[-500:]
+    assert not ANSI.search(captured.err) and "16 lines ->" in captured.out
 
 
 def test_verbosity_flags_anywhere_before_a_double_dash():

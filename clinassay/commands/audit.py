@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from clinassay import output
+from clinassay.terminology.errors import ClinassayInputError
 
 
 class DiskCachedEncoder:
@@ -38,6 +39,33 @@ class DiskCachedEncoder:
     def encode_cached(self, texts, *, kind="query", batch_size=64):
         """For texts that recur run after run (evaluation sets, references): kept on disk too."""
         return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
+
+
+class CountingEngine:
+    """An audit engine that moves clinassay's progress bar by one per input line decided."""
+
+    def __init__(self, engine, bar: "output.Bar") -> None:
+        self.engine, self.bar = engine, bar
+
+    def decisions(self, source, auditor):
+        for decision in self.engine.decisions(source, auditor):
+            self.bar.advance()
+            yield decision
+
+
+def _count_lines(pairs: Path) -> int | None:
+    """Non-blank lines of the pairs file (or folder of shards): the bar's total; None when unreadable
+    (the audit itself then says why)."""
+    from clinassay.audit.source import PairsSource
+
+    try:
+        total = 0
+        for path in PairsSource(pairs).files:
+            with open(path, "rb") as f:
+                total += sum(1 for line in f if line.strip())
+        return total
+    except (OSError, ValueError, ClinassayInputError):
+        return None
 
 
 def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bool):
@@ -74,8 +102,14 @@ def audit(
     from clinassay.audit import run_audit
 
     config, audit_config, model = _configured(config_file, encoder, no_embeddings)
-    outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                        reference_path=reference, config_path=config_file)
+    with output.Bar(_count_lines(pairs), "audit", unit="pair") as bar:
+        engine_with_bar = None
+        if bar.enabled:
+            from clinassay.audit.engines import engine_for
+
+            engine_with_bar = CountingEngine(engine_for(audit_config, encoder=model), bar)
+        outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                            reference_path=reference, config_path=config_file, engine=engine_with_bar)
     counts = outcome.summary.counts
     typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
                f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
