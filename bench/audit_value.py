@@ -126,6 +126,15 @@ def _toml_list(values) -> str:
     return json.dumps(list(values))
 
 
+def audit(pairs: Path, out: Path, *args: str, log: Path) -> None:
+    """`clinassay audit`, unless its output is there; exit 1 (gate failed) is a result, 2+ is not."""
+    if (out / "manifest.json").is_file():
+        return
+    code = clinassay("audit", str(pairs), "--out", str(out), *args, log=log)
+    if code not in (0, 1):
+        raise SystemExit(f"audit of {pairs} failed (exit {code}); see {log}")
+
+
 def write_configs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     generation = GENERATION.format(languages=_toml_list(LANGUAGES), chapters=_toml_list(CHAPTERS),
                                    codes=args.codes, seed=args.seed)
@@ -140,10 +149,11 @@ def write_configs(work: Path, args: argparse.Namespace) -> dict[str, Path]:
 def build_eval_sets(work: Path, config: Path, *, per_language: int, log: Path) -> dict[str, Path]:
     """CodiEsp dev (its mentions whose gold code is in the corpus), held-out labels, and both together
     (every audit's --eval-set)."""
-    from clinassay.config import load_config
     from clinassay.retrieval.corpus import select_codes
     from clinassay.retrieval.evalset import load_eval_set, write_eval_set
     from clinassay.terminology import load_terminology, normalize_code
+
+    from clinassay.config import load_config
 
     sets = {"codiesp": work / "codiesp_dev.tsv", "heldout": work / "heldout.tsv", "all": work / "eval_all.tsv"}
     if all(p.is_file() for p in sets.values()):
@@ -172,7 +182,7 @@ def plant_noise(clean: Path, out: Path, *, rate: float, seed: int, extra: Path |
     pairs = [json.loads(line) for line in clean.read_text(encoding="utf-8").splitlines() if line.strip()]
     planter = Planter(load_terminology(), languages=LANGUAGES)
     rng = random.Random(seed)
-    chosen = set(rng.sample(range(len(pairs)), int(round(rate * len(pairs)))))
+    chosen = set(rng.sample(range(len(pairs)), round(rate * len(pairs))))
     kinds, weights = list(FAULT_MIX), list(FAULT_MIX.values())
     counts: Counter = Counter()
     for index in sorted(chosen):
@@ -254,8 +264,9 @@ def _metrics(eval_dir: Path) -> dict:
 
 def gate_c_against_b(work: Path, config: Path) -> dict:
     """The product's per-language gate: (c)'s metrics against (b)'s as the baseline, on both sets."""
-    from clinassay.config import load_config
     from clinassay.retrieval.gate import compare
+
+    from clinassay.config import load_config
 
     retrieval = load_config(config).retrieval
     out = {}
@@ -304,8 +315,7 @@ def main() -> int:
     eval_args = ["--eval-set", str(sets["all"])]
     permissive = ["--config", str(PERMISSIVE), "--no-report"]
     print("3. (a) audit of the clean pairs, permissive (every check warns; leaks are rejected)", flush=True)
-    if not (work / "audit_a" / "manifest.json").is_file():
-        clinassay("audit", str(clean), "--out", str(work / "audit_a"), *eval_args, *permissive, log=log)
+    audit(clean, work / "audit_a", *eval_args, *permissive, log=log)
 
     print(f"4. noisy pairs: {args.fault_rate:.0%} of (a)'s accepted pairs faulted, plus Gemma's", flush=True)
     noisy = work / "noisy.jsonl"
@@ -315,8 +325,7 @@ def main() -> int:
         planted_path.write_text(json.dumps(planted, indent=2))
 
     print("5. (b) audit of the noisy pairs, permissive", flush=True)
-    if not (work / "audit_b" / "manifest.json").is_file():
-        clinassay("audit", str(noisy), "--out", str(work / "audit_b"), *eval_args, *permissive, log=log)
+    audit(noisy, work / "audit_b", *eval_args, *permissive, log=log)
     # the default gate fails on any leak (max_leaks = 0) after rejecting it: as a user would, drop the
     # pairs the audit found leaking (the same ones (b) rejected) before the default audit
     decontaminated = work / "noisy_no_leaks.jsonl"
@@ -327,8 +336,7 @@ def main() -> int:
         print(f"   dropped {len(leaked)} pairs that leak evaluation mentions", flush=True)
 
     print("6. (c) audit of the noisy pairs, default configuration", flush=True)
-    if not (work / "audit_c" / "manifest.json").is_file():
-        clinassay("audit", str(decontaminated), "--out", str(work / "audit_c"), *eval_args, log=log)
+    audit(decontaminated, work / "audit_c", *eval_args, log=log)
     audits = ("a", "b", "c")
     outcomes = {name: audit_outcome(work / f"audit_{name}") for name in audits}
     (work / "audits.json").write_text(json.dumps(outcomes, indent=2))
@@ -341,9 +349,9 @@ def main() -> int:
         if outcomes[name]["verdict"] != "pass":
             print(f"   ({name}) the audit failed its gate: `clinassay train` refuses it", flush=True)
             continue
-        if not (model / "model_card.json").is_file():
-            if clinassay("train", "--data", str(work / f"audit_{name}"), "--out", str(model), "--config", str(config), log=log):
-                raise SystemExit(f"training ({name}) failed; see {log}")
+        if not (model / "model_card.json").is_file() and clinassay(
+                "train", "--data", str(work / f"audit_{name}"), "--out", str(model), "--config", str(config), log=log):
+            raise SystemExit(f"training ({name}) failed; see {log}")
     if args.until == "train":
         return 0
 
