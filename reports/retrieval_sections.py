@@ -1,7 +1,9 @@
 """Turn `clinassay evaluate` outputs (metrics.json) into the retrieval section.
 
 Deltas are shown against the first run given (the baseline) and, inside a run, the reranker against
-the bi-encoder (its lift). The evaluation's own comparison (with `--baseline`) is shown as it decided it.
+the bi-encoder (its lift). Both views of the evaluation set get their tables: every occurrence (the
+stage's name alone, as before) and, when the run has it, each distinct (mention, code) pair once. The
+evaluation's own comparison (with `--baseline`) is shown as it decided it, with the view it was made in.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from clinassay.reports.sources import EvalOutput
 
 METRICS = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
 STAGE_ORDER = ("biencoder", "reranker")
+DISTINCT = "distinct (mention, code) pairs"
+VIEW_LABELS = {"occurrence": "every occurrence", "distinct": DISTINCT}
 
 
 def _status(delta: float | None, tolerance: float) -> str:
@@ -67,9 +71,12 @@ def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[Comp
             delta = as_float(item.get("delta"))
             if delta is None and base is not None and cand is not None:
                 delta = cand - base
+            stage = None if item.get("stage") is None else str(item["stage"])
+            if stage is not None and item.get("view") in VIEW_LABELS:
+                stage = f"{stage}, {VIEW_LABELS[item['view']]}"
             rows.append(
                 ComparisonRow(
-                    stage=None if item.get("stage") is None else str(item["stage"]),
+                    stage=stage,
                     language=str(item.get("language", "overall")),
                     metric=str(item.get("metric", "?")),
                     baseline=base,
@@ -93,6 +100,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
     # two runs of the same model (e.g. bm25 on two corpora) are told apart by their folders
     run_names = [f"{m} ({ev.path.parent.name})" if models.count(m) > 1 else m for m, ev in zip(models, evals)]
     baseline_scores: dict[str, dict[str, dict[str, Any]]] | None = None
+    baseline_distinct: dict[str, dict[str, dict[str, Any]]] | None = None
     for index, ev in enumerate(evals):
         stages = as_dict(ev.metrics.get("stages"))
         names = [s for s in STAGE_ORDER if s in stages] + sorted(s for s in stages if s not in STAGE_ORDER)
@@ -108,8 +116,20 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
             table = _stage_table(name, scores[name], reference, against, tolerance=tolerance)
             table.baseline = index > 0 and reference is not None and against.startswith("baseline")
             tables.append(table)
+        distinct = as_dict(as_dict(ev.metrics.get("distinct")).get("stages"))
+        distinct_scores = {name: _scores(as_dict(distinct[name])) for name in names if name in distinct}
+        for name, view_scores in distinct_scores.items():
+            reference, against = None, None
+            if index > 0 and baseline_distinct is not None and name in baseline_distinct:
+                reference, against = baseline_distinct[name], f"baseline {run_names[0]} ({name}, {DISTINCT})"
+            elif name != "biencoder" and "biencoder" in distinct_scores:
+                reference, against = distinct_scores["biencoder"], "the bi-encoder (reranker lift)"
+            table = _stage_table(f"{name}, {DISTINCT}", view_scores, reference, against, tolerance=tolerance)
+            table.baseline = index > 0 and reference is not None and against.startswith("baseline")
+            tables.append(table)
         if index == 0:
             baseline_scores = scores
+            baseline_distinct = distinct_scores
         comparison, missing, absent = _comparison(ev.metrics, tolerance=tolerance)
         comparison_passed = as_dict(ev.metrics.get("comparison")).get("passed")
         model = as_dict(ev.metrics.get("model"))

@@ -45,6 +45,20 @@ def model_hash(retriever) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def distinct_positions(items: list[EvalItem]) -> list[int]:
+    """Index of the first occurrence of each distinct (mention, code, language) triple, the mention
+    compared casefolded with its whitespace collapsed: the distinct-pair view counts "Fiebre" and
+    "fiebre " coded R50.9 once, however often the evaluation set repeats them."""
+    seen: set[tuple[str, str, str]] = set()
+    keep = []
+    for position, item in enumerate(items):
+        key = (" ".join(item.mention.casefold().split()), item.code, item.language)
+        if key not in seen:
+            seen.add(key)
+            keep.append(position)
+    return keep
+
+
 def evaluate(
     retriever,
     items: list[EvalItem],
@@ -53,7 +67,12 @@ def evaluate(
     bootstrap_samples: int = 1000,
     seed: int = 13,
 ) -> tuple[dict, list[dict]]:
-    """Metrics per stage (`{"biencoder": M, "reranker": M}`) and one prediction row per item."""
+    """Metrics in both views and one prediction row per item.
+
+    `stages` (`{"biencoder": M, "reranker": M}`) weighs every item as it occurs in the evaluation set
+    (a mention written 40 times counts 40 times: what a coder meets); `distinct.stages` counts each
+    distinct (mention, code, language) once (the long tail a model does not know yet). Both come from
+    the same rankings: an identical mention is ranked identically wherever it occurs."""
     mentions = [item.mention for item in items]
     languages = [item.language for item in items]
     shortlist = max(10, retriever.config.reranker.candidates_top_k) if rerank else 10
@@ -73,9 +92,21 @@ def evaluate(
         for prediction, row, r in zip(predictions, second, ranks2):
             prediction["rank_reranker"] = r
             prediction["top_reranker"] = [c for c, _ in row[:5]]
+    distinct = distinct_positions(items)
+    distinct_stages = {}
+    for stage, key in (("biencoder", "rank_biencoder"), ("reranker", "rank_reranker")):
+        if stage in stages:
+            distinct_stages[stage] = ranking_metrics(
+                [predictions[i][key] for i in distinct], [languages[i] for i in distinct],
+                bootstrap_samples=bootstrap_samples, seed=seed,
+            )
     corpus_codes = set(retriever.corpus.codes)
-    coverage = {"items": len(items), "gold_not_in_corpus": sum(item.code not in corpus_codes for item in items)}
-    return {"stages": stages, "coverage": coverage}, predictions
+    coverage = {"items": len(items), "distinct_items": len(distinct),
+                "gold_not_in_corpus": sum(item.code not in corpus_codes for item in items),
+                # languages the corpus serves that the evaluation set has no item in (Catalan, offline)
+                "no_evaluation_data": sorted(set(retriever.corpus.languages or ()) - set(languages))}
+    return {"stages": stages, "distinct": {"items": len(distinct), "stages": distinct_stages},
+            "coverage": coverage}, predictions
 
 
 def write_metrics(

@@ -135,6 +135,7 @@ class Retriever:
                 vectors = corpus_embeddings(
                     self.encoder, self.corpus, cache_dir=self.config.cache_dir,
                     batch_size=self.config.encode_batch_size, show_progress=False,
+                    engine=self.config.corpus.engine,
                 )
                 self._index = CodeIndex.build(
                     self.corpus, vectors, kind=self.config.index,

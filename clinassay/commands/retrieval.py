@@ -112,17 +112,9 @@ def evaluate(
 
 
 def format_metrics(metrics: dict) -> str:
-    lines = [f"{'stage':<10} {'slice':<8} {'n':>6} {'MRR@10':>7} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'R@10':>6}"]
-    for stage, block in metrics["stages"].items():
-        slices = [("overall", block["overall"])] + sorted(block["languages"].items())
-        for name, s in slices:
-            lines.append(
-                f"{stage:<10} {name:<8} {s['n']:>6} {s['mrr@10']:>7.4f} {s['r@1']:>6.3f} {s['r@3']:>6.3f} {s['r@5']:>6.3f} {s['r@10']:>6.3f}"
-            )
-    missing = metrics.get("coverage", {}).get("gold_not_in_corpus")
-    if missing:
-        lines.append(f"note: {missing} items have a gold code outside the corpus (counted as misses)")
-    return "\n".join(lines)
+    from clinassay.retrieval.metrics import format_metrics_table
+
+    return format_metrics_table(metrics)
 
 
 def import_codiesp(
