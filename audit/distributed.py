@@ -132,23 +132,18 @@ def import_ray():
     return ray
 
 
-class _ReadRanges:
-    """Ray Data UDF: a batch of byte ranges -> their lines (plain function state: the partition count)."""
+def _read_ranges(batch: dict[str, Any], partitions: int) -> dict[str, Any]:
+    """Ray Data UDF (a task): a batch of byte ranges -> their lines."""
+    import numpy as np
 
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-
-        out: dict[str, list[Any]] = {"line": [], "raw": [], "first": [], "part": [], "id": []}
-        for path, start, end, first_line in zip(batch["path"], batch["start"], batch["end"], batch["first_line"]):
-            rows = read_range(ByteRange(str(path), int(start), int(end), int(first_line)), self.partitions)
-            for key, values in rows.items():
-                out[key].extend(values)
-        return {"line": np.asarray(out["line"], dtype=np.int64), "raw": np.asarray(out["raw"], dtype=object),
-                "first": np.asarray(out["first"], dtype=bool), "part": np.asarray(out["part"], dtype=np.int64),
-                "id": np.asarray(out["id"], dtype=object)}
+    out: dict[str, list[Any]] = {"line": [], "raw": [], "first": [], "part": [], "id": []}
+    for path, start, end, first_line in zip(batch["path"], batch["start"], batch["end"], batch["first_line"]):
+        rows = read_range(ByteRange(str(path), int(start), int(end), int(first_line)), partitions)
+        for key, values in rows.items():
+            out[key].extend(values)
+    return {"line": np.asarray(out["line"], dtype=np.int64), "raw": np.asarray(out["raw"], dtype=object),
+            "first": np.asarray(out["first"], dtype=bool), "part": np.asarray(out["part"], dtype=np.int64),
+            "id": np.asarray(out["id"], dtype=object)}
 
 
 class _AuditActor:
@@ -243,19 +238,22 @@ class RayAuditEngine:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = True
+        # task-based shuffles: no aggregator actors competing with the audit actors for the CPUs
+        context.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         config: AuditConfig = auditor.config
         scan = source.scan(range_bytes=self.range_bytes)
         if not scan.ranges:
             return
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        workers = self.workers or max(1, int(cpus // self.num_cpus))
+        # by default one CPU stays free for reading and shuffling: actors holding every CPU would starve them
+        workers = self.workers or max(1, int((cpus - 1 if cpus > 1 else cpus) // self.num_cpus))
         partitions = max(workers, math.ceil(scan.lines / self.partition_pairs))
         workers = min(workers, partitions)
 
         ranges = ray.data.from_items([asdict(r) for r in scan.ranges], override_num_blocks=len(scan.ranges))
-        lines = ranges.map_batches(_ReadRanges, fn_constructor_args=(partitions,), batch_size=1,
-                                   concurrency=(1, max(1, int(cpus))), batch_format="numpy").materialize()
+        lines = ranges.map_batches(_read_ranges, fn_kwargs={"partitions": partitions}, batch_size=1,
+                                   batch_format="numpy").materialize()
         repeated_rows = (lines.select_columns(["id", "line"]).map_batches(_with_ids, batch_format="numpy")
                          .groupby("id", num_partitions=partitions).aggregate(Count(), Min("line"))
                          .map_batches(_repeats, batch_format="numpy").take_all())
@@ -270,7 +268,8 @@ class RayAuditEngine:
                         "repeated_ids": len(repeated), "cluster_cpus": cpus}
 
         audited = lines.groupby("part", num_partitions=partitions).map_groups(
-            _AuditActor, fn_constructor_args=(shared,), concurrency=workers, num_cpus=self.num_cpus,
+            _AuditActor, fn_constructor_args=(shared,), compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=self.num_cpus,
             num_gpus=self.num_gpus or None, batch_format="numpy")
         expected = lines.count()  # non-blank lines read: each must get exactly one decision
         yielded, last = 0, STATE_LINE

@@ -72,3 +72,30 @@ def comparable(summary: Any) -> dict[str, Any]:
         return value
 
     return strip(data)
+
+
+sys_modules_name = "audit_fakes"
+
+
+def register_fakes_by_value() -> None:
+    """Ray workers cannot import the test doubles by name: ship their code with them."""
+    import sys
+
+    import ray.cloudpickle
+
+    sys.modules.setdefault(sys_modules_name, fakes)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[sys_modules_name])
+
+
+def split_into_shards(path: Path, folder: Path, parts: int) -> Path:
+    """The file cut at line boundaries into `parts` shards named in order (the BOM stays in the first)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(lines) // parts)
+    for k in range(parts):
+        (folder / f"part-{k:03d}.jsonl").write_bytes(b"".join(lines[k * size:(k + 1) * size]))
+    return folder
+
+
+def audit_files(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in ("accepted.jsonl", "rejected.jsonl", "malformed.jsonl")}

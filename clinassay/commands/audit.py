@@ -97,11 +97,17 @@ def audit(
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
     no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (dense fit, near duplicates, translation leaks); the lexical fit still runs."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),
+    engine: str | None = typer.Option(None, "--engine", help="Where the checks run: local (default) or ray (pip install 'clinassay[ray]'); the same decisions either way."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster for --engine ray: auto, ray://HOST:10001, HOST:PORT (default: a local one started for the audit)."),
 ) -> None:
     """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
     from clinassay.audit import run_audit
 
     config, audit_config, model = _configured(config_file, encoder, no_embeddings)
+    if engine is not None or address is not None:
+        from clinassay.config import with_overrides
+
+        audit_config = with_overrides(audit_config, engine=engine, address=address)
     with output.Bar(_count_lines(pairs), "audit", unit="pair") as bar:
         engine_with_bar = None
         if bar.enabled:
