@@ -31,21 +31,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop_nodes(*marks: str) -> None:
+    """Stop this cluster's processes only (by id: those whose command line names its folder or address;
+    `ray stop` would stop every Ray on the machine)."""
+    for _ in range(2):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(mark in cmdline for mark in marks):
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    pass
+        time.sleep(1)
+
+
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
     if ray.is_initialized():
         ray.shutdown()
     port = _free_port()
+    # a throwaway cluster on 127.0.0.1: without token authentication, so the second node and the
+    # drivers (this process, the CLI) need no token file
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     temp = tmp_path_factory.mktemp("ray")
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"], check=True, env=env,
-                   capture_output=True)
-    subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True)
     address = f"127.0.0.1:{port}"
-    yield address
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True)
+    try:
+        subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                        "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"], check=True,
+                       env=env, capture_output=True)
+        subprocess.run([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                        "--disable-usage-stats"], check=True, env=env, capture_output=True)
+        yield address
+    finally:
+        _stop_nodes(str(temp), f"127.0.0.1:{port}")
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
