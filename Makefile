@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: quickstart test test-slow setup dictionaries constraints
+.PHONY: quickstart test test-slow lint typecheck setup dictionaries constraints
 
 setup: $(VENV)/.installed dictionaries
 
@@ -50,8 +50,24 @@ quickstart: setup
 		$(BIN)/clinassay data import-codiesp $(CODIESP)/train --out runs/reference/codiesp-train.tsv; fi
 	$(BIN)/clinassay run --config examples/quickstart.toml
 
-test: setup
+test: setup lint typecheck
 	$(BIN)/python -m pytest -m "not slow and not llm"
+
+# Lint everything (pyflakes, syntax, bugbear); the artifact models are also held to ruff's format.
+FORMATTED := audit/summary.py terminology/languages.py clinassay/schemas.py tests/test_schemas.py tests/conftest.py
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check $(FORMATTED)
+
+# mypy --strict on the typed artifacts and the chain. mypy cannot follow setuptools' package-dir mapping,
+# so it reads a tree of links laid out as installed (build/typecheck/clinassay/audit -> audit, ...).
+TYPED := clinassay/audit/summary.py clinassay/audit/gate.py clinassay/audit/manifest.py clinassay/schemas.py \
+	clinassay/terminology/languages.py clinassay/pipeline.py
+typecheck: setup
+	@rm -rf build/typecheck && mkdir -p build/typecheck/clinassay
+	@cp -rs "$(CURDIR)/clinassay/." build/typecheck/clinassay/
+	@for p in terminology generation audit retrieval reports; do ln -s "$(CURDIR)/$$p" build/typecheck/clinassay/$$p; done
+	cd build/typecheck && "$(CURDIR)/$(BIN)/mypy" --config-file "$(CURDIR)/pyproject.toml" --cache-dir "$(CURDIR)/build/mypy-cache" $(TYPED)
 
 # exit 5 means "no test selected": not a failure for this optional step
 test-slow: setup

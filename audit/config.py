@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinassay.audit.planting import FaultKind
+from clinassay.terminology.languages import LANGUAGES, Language
 
 Severity = Literal["warn", "fail"]
-AuditLanguage = Literal["es", "ca", "pt", "fr", "it", "en"]
+AuditLanguage = Language
 
 
 class _Section(BaseModel):
@@ -214,7 +215,7 @@ class RayConfig(_Section):
 
 
 class AuditConfig(_Section):
-    languages: list[AuditLanguage] = Field(default_factory=lambda: ["es", "ca", "pt", "fr", "it", "en"], min_length=1)
+    languages: list[AuditLanguage] = Field(default_factory=lambda: list(LANGUAGES), min_length=1)
     encoder: str = Field("me5-small", description="encoder name for the embedding checks")
     embeddings: bool = Field(True, description="run the embedding checks (dense fit, near-duplicate, translation leaks, embedding drift)")
     chunk_size: int = Field(2000, ge=1, description="pairs read and checked at a time (bounds memory)")

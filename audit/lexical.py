@@ -16,10 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from clinassay.audit.text import normalize_text
+from clinassay.terminology.languages import LABELLED_LANGUAGES
 
 MAX_INCLUSION_TERMS = 6
 INDEX_FORMAT = "v4"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
-LABEL_LANGUAGES = ("es", "fr", "pt", "it")
+LABEL_LANGUAGES = LABELLED_LANGUAGES
 _INDEXES: dict[str, "LexicalIndex"] = {}
 
 

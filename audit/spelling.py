@@ -369,11 +369,9 @@ def _edits1(word: str) -> Iterator[str]:
 def _cache_root(explicit: str | Path | None) -> Path:
     if explicit is not None:
         return Path(explicit).expanduser()
-    root = os.environ.get("CLINASSAY_CACHE_DIR")
-    if root:
-        return Path(root).expanduser() / "spelling"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "clinassay" / "spelling"
+    from clinassay.terminology.cache import cache_root
+
+    return cache_root() / "spelling"
 
 
 def _digest(language: str, files: list[DictionaryFile], terminology, borrow: tuple[str, ...], min_target: int) -> str:

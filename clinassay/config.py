@@ -89,7 +89,13 @@ def load_config(path: Path | str | None) -> ClinassayConfig:
         config = ClinassayConfig.model_validate(raw)
     except ValidationError as exc:
         raise ClinassayInputError(f"{path}: {describe_validation(exc)}") from exc
-    return _resolve_paths(config, path.parent)
+    config = _resolve_paths(config, path.parent)
+    # [terminology] cache_dir holds for every command and library call of this process, not only
+    # for the terminology commands: imported label tables are seen everywhere or nowhere
+    from clinassay.terminology.terminology import configure
+
+    configure(config.terminology)
+    return config
 
 
 def _resolve_paths(config: ClinassayConfig, base: Path) -> ClinassayConfig:

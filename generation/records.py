@@ -11,8 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-LANGUAGES: tuple[str, ...] = ("es", "ca", "pt", "fr", "it", "en")
-Language = Literal["es", "ca", "pt", "fr", "it", "en"]
+from clinassay.terminology.languages import LANGUAGES, Language
+
+__all__ = ["LANGUAGES", "Language", "Pair", "Reject", "Task", "pair_id"]
+
 Task = Literal["positive", "hard_negative"]
 
 

@@ -7,9 +7,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from clinassay.generation.records import LANGUAGES
+from clinassay.audit.checks import CHECK_NAMES
+from clinassay.terminology.languages import LANGUAGES
 
-CHECK_ORDER = ("validity", "consistency", "duplicate", "leakage", "language", "phi", "bias")
+# The audit's own check order (its CHECKS), then the dataset-level bias figures.
+CHECK_ORDER = (*CHECK_NAMES, "bias")
 
 
 def as_dict(value: Any) -> dict[str, Any]:

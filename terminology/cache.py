@@ -1,7 +1,8 @@
-"""Where clinassay keeps what it derives: the parsed terminology and the tables users import.
+"""Where clinassay keeps what it derives: the parsed terminology, the tables users import, and (under
+the same root) every other package's cache: models, embeddings, spelling lexicons.
 
-Order: an explicit directory (TerminologyConfig.cache_dir) > $CLINASSAY_CACHE_DIR/terminology >
-$XDG_CACHE_HOME/clinassay/terminology > ~/.cache/clinassay/terminology.
+The root, for everything: $CLINASSAY_CACHE_DIR > $XDG_CACHE_HOME/clinassay > ~/.cache/clinassay
+(`cache_root`). The terminology's own folder may be set apart (TerminologyConfig.cache_dir).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from typing import Any
 CACHE_ENV = "CLINASSAY_CACHE_DIR"
 
 
-def terminology_dir(explicit: Path | str | None = None) -> Path:
-    if explicit is not None:
-        return Path(explicit).expanduser()
+def cache_root() -> Path:
+    """The one cache root every package derives its folder from."""
     root = os.environ.get(CACHE_ENV)
     if root:
-        return Path(root).expanduser() / "terminology"
+        return Path(root).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "clinassay" / "terminology"
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "clinassay"
+
+
+def terminology_dir(explicit: Path | str | None = None) -> Path:
+    return Path(explicit).expanduser() if explicit is not None else cache_root() / "terminology"
 
 
 def imports_dir(explicit: Path | str | None = None) -> Path:

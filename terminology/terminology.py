@@ -281,10 +281,20 @@ def _imports_signature(directory: Path) -> tuple:
     return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.glob("*.json")))
 
 
+_CONFIGURED: list[TerminologyConfig] = []  # the [terminology] section of the config file this process loaded
+
+
+def configure(config: TerminologyConfig) -> None:
+    """Make `config` (the loaded file's [terminology] section) what a bare `load_terminology()` uses, so
+    every command and library call sees the same tables (imported ones included) wherever they live."""
+    _CONFIGURED[:] = [config]
+
+
 def load_terminology(config: TerminologyConfig | None = None, *, cache_dir: Path | str | None = None, rebuild: bool = False) -> Terminology:
     """The process-wide terminology, imported tables included. Cold: ~2 s (parse, then cached); warm: fast."""
     from clinassay.terminology.imports import imported_tables
 
+    config = config if config is not None else (_CONFIGURED[0] if _CONFIGURED else None)
     explicit = cache_dir if cache_dir is not None else (config.cache_dir if config is not None else None)
     directory = terminology_dir(explicit)
     key = (str(directory), os.environ.get("CLINASSAY_CACHE_DIR"), _imports_signature(directory))

@@ -75,3 +75,24 @@ def test_import_commands(cache_env, capsys) -> None:
     assert "datasus (datasus): pt 10" in capsys.readouterr().out
     (cache_env / "terminology" / "imports" / "cli-test.json").unlink()
     (cache_env / "terminology" / "imports" / "datasus.json").unlink()
+
+
+def test_a_configured_cache_dir_holds_for_every_command(cache_env, tmp_path, capsys) -> None:
+    """[terminology] cache_dir is not only the terminology commands' business: a table imported there is
+    what generate, audit, train and report see once they load the same config."""
+    from clinassay.config import load_config
+
+    folder = tmp_path / "tables"
+    (folder).mkdir()
+    for core in (cache_env / "terminology").glob("core-*.pickle"):
+        (folder / core.name).write_bytes(core.read_bytes())
+    config = tmp_path / "c.toml"
+    config.write_text('[terminology]\ncache_dir = "tables"\n')
+    assert main(["terminology", "import", "tsv", str(DATA / "good.tsv"), "--name", "configured",
+                 "--config", str(config)]) == 0
+    from clinassay.terminology import terminology
+
+    terminology._CONFIGURED.clear()  # a new process that has not read the config
+    assert not any(t.source == "import:configured" for t in load_terminology().imports)  # the default folder
+    load_config(config)
+    assert any(t.source == "import:configured" for t in load_terminology().imports)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-EVAL_LANGUAGES = ("es", "pt", "fr", "it", "en")  # Catalan has no label table offline
+from clinassay.terminology.languages import EVALUABLE_LANGUAGES as EVAL_LANGUAGES  # Catalan: no labels offline
 
 
 def heldout_labels(

@@ -29,13 +29,14 @@ def train(
     """Train the two-stage retriever on audited pairs. Refuses data that did not pass an audit."""
     from clinassay.retrieval.audited_data import load_audited
 
+    from clinassay.config import with_overrides
+
     config = _retrieval_config(config_file)
     data_set = load_audited(data)  # refuses (exit 2) before anything heavy loads
-    if max_steps is not None:
-        config.biencoder.max_steps = max_steps
-        config.reranker.max_steps = max_steps
-    if no_reranker:
-        config.reranker.enabled = False
+    # flags over the file's sections, re-validated (a bad --max-steps is exit 2, not a half-set config)
+    config = with_overrides(config, biencoder=with_overrides(config.biencoder, max_steps=max_steps),
+                            reranker=with_overrides(config.reranker, max_steps=max_steps,
+                                                    enabled=False if no_reranker else None))
     from clinassay.retrieval.training import train_model
 
     card = train_model(data_set, out, config=config, log=typer.echo)
