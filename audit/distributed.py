@@ -248,7 +248,9 @@ class RayAuditEngine:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         # by default one CPU stays free for reading and shuffling: actors holding every CPU would starve them
         workers = self.workers or max(1, int((cpus - 1 if cpus > 1 else cpus) // self.num_cpus))
-        partitions = max(workers, math.ceil(scan.lines / self.partition_pairs))
+        # several partitions per actor: the shuffle's range boundaries are sampled, and with as many
+        # partitions as actors it may hand one actor all of them (measured: 4 partitions, 2 actors, 1 busy)
+        partitions = max(4 * workers, math.ceil(scan.lines / self.partition_pairs))
         workers = min(workers, partitions)
 
         ranges = ray.data.from_items([asdict(r) for r in scan.ranges], override_num_blocks=len(scan.ranges))

@@ -73,7 +73,7 @@ def measure(label: str, path: Path, n: int, work: Path, config, encoder_factory,
     print(f"{label}: {n} pairs, local engine {local_s:.1f} s = {n / local_s:.0f} pairs/s", flush=True)
     reference = files(work / f"{label}-local")
     for w in workers:
-        engine = RayAuditEngine(workers=w, num_cpus=1.0, partition_pairs=max(100, n // (2 * w)),
+        engine = RayAuditEngine(workers=w, num_cpus=1.0, partition_pairs=max(100, n // (4 * w)),
                                 encoder=encoder_factory())
         seconds = run(path, work / f"{label}-ray{w}", config, encoder_factory(), engine)
         same = files(work / f"{label}-ray{w}") == reference
