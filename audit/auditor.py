@@ -243,7 +243,7 @@ class Auditor:
             if self.encoder is not None and all(s.embedding is not None for s in kept):
                 syn_emb = np.stack([s.embedding for s in kept]).astype(np.float32)
                 real_emb = encode_fixed(self.encoder, real, batch_size=self.config.encode_batch_size)
-            def measure(html: Path | None) -> dict[str, Any]:
+            def measure(html: Path | None, kept=kept, real=real, syn_emb=syn_emb, real_emb=real_emb) -> dict[str, Any]:
                 return language_drift([s.mention for s in kept], real, synthetic_embeddings=syn_emb,
                                       real_embeddings=real_emb, html_path=html)
 

@@ -212,7 +212,7 @@ CLINICAL_PREFIXES: tuple[str, ...] = tuple(sorted({
     "cerebro", "cranio", "costo", "toraco", "thoraco", "abdomino", "lumbo", "sacro", "ileo", "gluco", "glico",
     "lipo", "adeno", "condro", "chondro", "sero", "hidro", "hydro", "immuno", "inmuno", "imuno", "cervico",
     "dorso", "teno", "tendino", "musculo", "vesico", "colecisto", "coledoco", "esofago", "oesophago", "pancreato",
-    "tetra", "meso", "craneo", "inguino", "palmo", "espino", "recto", "sigmo", "uretro", "reno", "supra", "peri",
+    "tetra", "meso", "craneo", "inguino", "palmo", "espino", "recto", "sigmo", "uretro", "reno",
 }, key=len, reverse=True))
 # adjectives made of a clinical noun ('quimioterápica' <- 'quimioterapia', 'miccional' <- 'micción'):
 # the adjective's ending, and the endings its noun may have

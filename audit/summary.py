@@ -66,8 +66,10 @@ class Counts(Exact):
     @model_validator(mode="after")
     def _adds_up(self) -> Counts:
         if self.input_lines != self.accepted + self.rejected + self.malformed:
-            raise ValueError(f"counts do not add up: accepted {self.accepted} + rejected {self.rejected} + "
-                             f"malformed {self.malformed} != input lines {self.input_lines}")
+            raise ValueError(
+                f"counts do not add up: accepted {self.accepted} + rejected {self.rejected} + "
+                f"malformed {self.malformed} != input lines {self.input_lines}"
+            )
         return self
 
 

@@ -31,7 +31,9 @@ def artifacts() -> dict[str, type[BaseModel]]:
 
 
 def schema_text(model: type[BaseModel]) -> str:
-    return json.dumps(model.model_json_schema(mode="serialization"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(model.model_json_schema(mode="serialization"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def write_schemas(folder: Path) -> list[Path]:

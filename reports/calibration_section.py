@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from clinassay.reports.context import Calibration, CalibrationKind
 from clinassay.reports.sources import AuditOutput, load_calibration_of
-from clinassay.reports.values import as_dict
 
 
 def _share(k: int, n: int, share: float | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from clinassay.reports.config import ReportConfig
 from clinassay.reports.context import CheckSection, Example
 from clinassay.reports.sources import AuditOutput, iter_flagged_records
-from clinassay.reports.values import as_dict, as_float, as_int, as_str, flatten, ordered_checks, short_value
+from clinassay.reports.values import as_float, as_str, flatten, ordered_checks, short_value
 
 TitleLookup = Callable[[str], "str | None"]
 MAX_REASON_POOLS = 64

@@ -197,7 +197,7 @@ def render_junit(context: ReportContext) -> str:
                     (t.stage, row.language, cell.metric, cell.delta, cell.status, None, cell.value)
                     for t in run.stages if t.baseline for row in t.rows for cell in row.cells
                 ]
-            for stage, language, metric, delta, status, base, cand in rows:
+            for stage, language, metric, delta, status, _base, _cand in rows:
                 name = f"{run.name} {stage} {language} {metric}".replace("  ", " ")
                 case = ET.SubElement(suite, "testcase", classname=_xml(f"retrieval.{run.name}"), name=_xml(name), time="0")
                 cases += 1

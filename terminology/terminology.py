@@ -96,7 +96,7 @@ class Terminology:
                 found.extend(near[:limit])
                 break
         if len(found) < limit:
-            for key, _score, index in process.extract(target, keys, scorer=fuzz.ratio, limit=limit * 2):
+            for _key, _score, index in process.extract(target, keys, scorer=fuzz.ratio, limit=limit * 2):
                 if entries[index][1] not in found:
                     found.append(entries[index][1])
         return found[:limit]

@@ -4,7 +4,6 @@ the metric names of sentence-transformers / MTEB, JUnit attributes, and packagin
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import subprocess

@@ -16,7 +16,8 @@ def test_published_schema_matches_its_model(name):
     published = SCHEMAS / name
     assert published.is_file(), f"{published} missing: run python -m clinassay.schemas docs/schemas"
     assert published.read_text(encoding="utf-8") == schema_text(artifacts()[name]), (
-        f"{name} is stale: run python -m clinassay.schemas docs/schemas")
+        f"{name} is stale: run python -m clinassay.schemas docs/schemas"
+    )
 
 
 def test_every_published_schema_has_a_model():
@@ -28,4 +29,6 @@ def test_the_summary_schema_declares_every_key():
 
     schema = AuditSummary.model_json_schema()
     assert schema["additionalProperties"] is False
-    assert {"verdict", "counts", "gate", "checks", "matrix", "bias", "provenance", "schema_version"} <= set(schema["properties"])
+    assert {"verdict", "counts", "gate", "checks", "matrix", "bias", "provenance", "schema_version"} <= set(
+        schema["properties"]
+    )

@@ -8,7 +8,6 @@ the requested language (a term made of English label words is English, whatever 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from functools import lru_cache
 from typing import Any
