@@ -150,6 +150,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verifier", default=None, help="also fit ENCODER+VERIFIER (a verifier trained by "
                                                          "`clinassay train-verifier`)")
+    parser.add_argument("--keep-base", action="store_true", help="with --verifier: keep the base variants of "
+                                                                 "fit_model.json as they are, fit only the verifier's")
     parser.add_argument("--gate-share", type=float, default=0.3,
                         help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
@@ -174,9 +176,16 @@ def main() -> int:
     lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
                                 official_sibling=s.official_sibling, official_ancestor=s.official_ancestor)
                         for s in v] for k, v in scores.items()}
-    variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
-                LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
     command = f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}"
+    if args.verifier and args.keep_base:
+        from clinassay.audit.fit_model import load_fit_models
+
+        kept = load_fit_models()
+        variants = {k: v for k, v in kept.variants.items() if v.verifier is None}
+        command = kept.command.split(" --verifier")[0]
+    else:
+        variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
+                    LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
     if args.verifier:
         from clinassay.audit.fit_model import verifier_key
         from clinassay.retrieval.verifier import load_verifier

@@ -54,6 +54,7 @@ class VerifierSpec:
     batch_size: int = 16
     learning_rate: float = 8e-5
     seed: int = 0
+    max_minutes: float = 30.0  # training stops here whatever the step (the CPU budget), and saves what it has
 
 
 def verifier_dir(name: str = VERIFIER_NAME, *, cache_dir: str | Path | None = None) -> Path:
@@ -228,6 +229,12 @@ def train_verifier(term: Any, *, spec: VerifierSpec | None = None, out_dir: Path
     for name, parameter in model.named_parameters():
         if "word_embeddings" in name:
             parameter.requires_grad = False  # 250k x 384: most of a CPU step's optimizer work
+    for name, module in model.named_modules():
+        # the checkpoint's pooler was trained on the 12th layer's [CLS]; on a cut model's it saturates its
+        # tanh and nothing learns (loss stuck at the label prior): start it afresh, as the head is
+        if name.endswith("pooler.dense") and isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.02)
+            torch.nn.init.zeros_(module.bias)
     checkpoints = out_dir.parent / f".{out_dir.name}-checkpoints"
     args = CrossEncoderTrainingArguments(
         output_dir=str(checkpoints), max_steps=spec.max_steps, per_device_train_batch_size=spec.batch_size,
@@ -236,6 +243,7 @@ def train_verifier(term: Any, *, spec: VerifierSpec | None = None, out_dir: Path
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows).shuffle(seed=spec.seed),
                                   loss=BinaryCrossEntropyLoss(model), callbacks=[ProgressCallback(log, "verifier")])
     trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(_WallClock(spec.max_minutes * 60.0))
     result = trainer.train()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
@@ -247,6 +255,22 @@ def train_verifier(term: Any, *, spec: VerifierSpec | None = None, out_dir: Path
             "seconds": round(time.perf_counter() - started, 1), "data": "terminology only (no CodiEsp)"}
     (out_dir / SPEC_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info
+
+
+def _WallClock(seconds: float):
+    """A callback that stops training after `seconds` of wall time (the model trained so far is kept)."""
+    from transformers import TrainerCallback
+
+    class WallClock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.perf_counter() - self.started > seconds:
+                control.should_training_stop = True
+            return control
+
+    return WallClock()
 
 
 # ---- scoring ---------------------------------------------------------------------------------------
