@@ -6,9 +6,12 @@ minilm-en, me5-small) against the two-stage model trained by clinassay's own cha
 (about 45 minutes on 2 idle cores, most of it training; add --no-short-forms for the labels-only runs)
 
 The chain, each step skipped when its output exists (so an interrupted run resumes):
-1. evaluation sets: CodiEsp dev diagnoses (es, `clinassay data import-codiesp`), and held-out
-   terminology labels in pt, fr, it (WHO, exact precision) and en (ICD-10-CM inclusion terms) for
-   codes that no training pair uses;
+1. evaluation sets, from the product's own builders: CodiEsp dev diagnoses (es,
+   `evalset.import_codiesp`), held-out terminology labels in pt, fr, it (WHO, exact precision) and en
+   (ICD-10-CM inclusion terms; `heldout.heldout_label_items`), and clinician-style held-out items in
+   every language (`heldout.clinician_heldout_items`: acronyms, short forms, DATASUS abbreviated
+   descriptions, inclusion terms; Catalan listed as having no evaluation data), both for corpus codes
+   that no training pair uses;
 2. training pairs: `clinassay generate` with the terminology generator (ICD-10-CM titles and
    inclusion terms, WHO labels, and their clinician-style short forms: "hematuria" for "Hematuria,
    unspecified") over sampled codes that are not held out (CodiEsp is never used for training: its
@@ -16,8 +19,9 @@ The chain, each step skipped when its output exists (so an interrupted run resum
 3. `clinassay audit` with both evaluation sets as --eval-set (leaks are rejected), embeddings off to
    fit the CPU budget;
 4. `clinassay train` (me5-small, frozen document side: the corpus index is the base model's);
-5. `clinassay evaluate` for every system on both sets; the two-stage model (`--rerank`) on both,
-   gated per language against me5-small zero-shot on the held-out labels.
+5. `clinassay evaluate` for every system on every set; the two-stage model (`--rerank`) on CodiEsp,
+   gated per language against me5-small zero-shot on the held-out labels; every table is printed in
+   both views (every occurrence; distinct (mention, code) pairs).
 
 The corpus: billable codes of every chapter but 19 (injuries, S/T: 41k codes, 2.6% of CodiEsp dev
 diagnoses) and 20 (external causes), English titles + Spanish WHO labels. Encoding the full
@@ -38,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CODIESP_DEV = ROOT.parent / "shared" / "data" / "codiesp" / "dev"
+DATASUS = ROOT.parent / "shared" / "data" / "terminology" / "pt_datasus"
 CHAPTERS = [str(c) for c in range(1, 19)] + ["21", "22"]
 HELDOUT_LANGUAGES = ("pt", "fr", "it", "en")
 
@@ -93,7 +98,13 @@ def clinassay(*args: str, log: Path) -> int:
 
 
 def build_sets(work: Path, *, heldout_codes: int, train_codes: int, seed: int) -> None:
-    from clinassay.retrieval.evalset import EvalItem, import_codiesp, write_eval_set
+    """The evaluation sets, from the product's own builders: CodiEsp dev (`evalset.import_codiesp`),
+    held-out terminology labels (`heldout.heldout_label_items`) and clinician-style held-out items
+    (`heldout.clinician_heldout_items`: acronyms, short forms, DATASUS abbreviations, inclusion terms),
+    both over corpus codes that no training pair uses."""
+    from clinassay.retrieval.corpus import select_codes
+    from clinassay.retrieval.evalset import import_codiesp, write_eval_set
+    from clinassay.retrieval.heldout import clinician_heldout_items, heldout_label_items
     from clinassay.terminology import load_terminology
 
     term = load_terminology()
@@ -101,26 +112,29 @@ def build_sets(work: Path, *, heldout_codes: int, train_codes: int, seed: int) -
         items, stats = import_codiesp(CODIESP_DEV, term)
         write_eval_set(items, work / "codiesp_dev.tsv")
         (work / "codiesp_import.json").write_text(json.dumps(stats, indent=2))
-    if (work / "heldout.tsv").is_file() and (work / "codes.txt").is_file():
+    if (work / "heldout.tsv").is_file() and (work / "clinician.tsv").is_file() and (work / "codes.txt").is_file():
         return
-    keep = set(CHAPTERS)
-    billable = [c for c in term.billable_codes() if _chapter(term, c) in keep]
-    labelled = [c for c in billable if any(_exact(term, c, lang) for lang in ("es", "pt", "fr", "it"))]
+    corpus = select_codes(term, billable_only=True, chapters=CHAPTERS)
+    labelled = [c for c in corpus if any(_exact(term, c, lang) for lang in ("es", "pt", "fr", "it"))]
     rng = random.Random(seed)
     rng.shuffle(labelled)
-    held = labelled[:heldout_codes]
-    items = []
-    for code in held:
-        node = term.get(code)
-        for lang in ("pt", "fr", "it"):
-            label = _exact(term, code, lang)
-            if label:
-                items.append(EvalItem(mention=label, code=code, language=lang))
-        for inclusion in node.inclusion_terms[:1]:
-            items.append(EvalItem(mention=inclusion, code=code, language="en"))
-    write_eval_set(items, work / "heldout.tsv")
-    train = labelled[heldout_codes : heldout_codes + train_codes]
+    # the generation plan: the first `heldout_codes` shuffled labelled codes are kept out of it (so
+    # every language keeps held-out labels), the next `train_codes` are trained on, every other corpus
+    # code is held out too
+    # code is held out too. Italian has 405 WHO labels offline: codes carrying one are never trained on,
+    # or too few would be left to test Italian on.
+    italian = {c for c in labelled if _exact(term, c, "it")}
+    rest = [c for c in labelled if c not in italian]
+    train = rest[heldout_codes : heldout_codes + train_codes]
     (work / "codes.txt").write_text("\n".join(train) + "\n")
+    languages = ["es", "ca", *HELDOUT_LANGUAGES]
+    labels = heldout_label_items(term, codes=corpus, languages=list(HELDOUT_LANGUAGES), per_language=300,
+                                 exclude=train, seed=seed)
+    write_eval_set(labels, work / "heldout.tsv")
+    clinician, stats = clinician_heldout_items(term, codes=corpus, languages=languages, exclude=train, seed=seed,
+                                               datasus_dir=DATASUS if DATASUS.is_dir() else None)
+    write_eval_set(clinician, work / "clinician.tsv")
+    (work / "clinician_stats.json").write_text(json.dumps(stats, indent=2))
 
 
 def _chapter(term, code: str) -> str | None:
@@ -139,7 +153,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/clinassay-quality"))
     parser.add_argument("--train-codes", type=int, default=6000)
-    parser.add_argument("--heldout-codes", type=int, default=300)
+    parser.add_argument("--heldout-codes", type=int, default=1500,
+                        help="labelled codes kept out of the generation plan (the held-out sets draw on them)")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--eval-steps", type=int, default=100)
     parser.add_argument("--rerank-steps", type=int, default=120)
@@ -162,14 +177,15 @@ def main() -> int:
     ))
     print("1. evaluation sets and training codes", flush=True)
     build_sets(work, heldout_codes=args.heldout_codes, train_codes=args.train_codes, seed=args.seed)
-    sets = {"codiesp": work / "codiesp_dev.tsv", "heldout": work / "heldout.tsv"}
+    sets = {"codiesp": work / "codiesp_dev.tsv", "heldout": work / "heldout.tsv", "clinician": work / "clinician.tsv"}
     if not args.skip_training:
         if not (work / "pairs.jsonl").is_file():
             print("2. generate (terminology generator)", flush=True)
             clinassay("generate", "--config", str(config), "--out", str(work / "pairs.jsonl"), "--no-progress", log=log)
         merged = work / "all_eval.tsv"
         if not merged.is_file():  # both evaluation sets in one file for the leakage check
-            lines = sets["codiesp"].read_text().splitlines() + sets["heldout"].read_text().splitlines()[1:]
+            lines = sets["codiesp"].read_text().splitlines()
+            lines += [line for name in ("heldout", "clinician") for line in sets[name].read_text().splitlines()[1:]]
             merged.write_text("\n".join(lines) + "\n")
         audit_args = ["--config", str(config), "--eval-set", str(merged), "--no-embeddings", "--no-report"]
         if not (work / "audit_raw" / "manifest.json").is_file():
@@ -224,11 +240,13 @@ def main() -> int:
     return 0
 
 
-def _cell(path: Path, stage: str, language: str) -> str:
+def _cell(path: Path, stage: str, language: str, view: str = "occurrence") -> str:
+    from clinassay.retrieval.metrics import view_stages
+
     if not path.is_file():
         return "   -  /   - "
     data = json.loads(path.read_text())
-    block = data["stages"].get(stage)
+    block = view_stages(data, view).get(stage)
     if block is None:
         return "   -  /   - "
     s = block["overall"] if language == "overall" else block["languages"].get(language)
@@ -239,18 +257,30 @@ def _cell(path: Path, stage: str, language: str) -> str:
 
 def print_table(work: Path) -> None:
     ev = work / "eval"
-    print("\nMRR@10 / R@5 (corpus: billable codes outside chapters 19-20, English titles + Spanish WHO labels)")
-    header = f"{'system':<22} {'CodiEsp dev (es)':>16} " + " ".join(f"{'held-out ' + l:>15}" for l in HELDOUT_LANGUAGES)
-    print(header)
     rows = [("bm25", "bm25", "biencoder", "heldout"), ("minilm-en (zero-shot)", "minilm-en", "biencoder", "heldout"),
             ("me5-small (zero-shot)", "me5-small", "biencoder", "heldout"),
             ("clinassay stage 1", "model", "biencoder", "heldout"),
             ("clinassay stage 1+2", "model", "reranker", "heldout-gated")]
-    for label, name, stage, heldout in rows:
-        codiesp = f"{name}-codiesp" + ("-rerank" if stage == "reranker" else "")
-        cells = [_cell(ev / codiesp / "metrics.json", stage, "es")]
-        cells += [_cell(ev / f"{name}-{heldout}" / "metrics.json", stage, lang) for lang in HELDOUT_LANGUAGES]
-        print(f"{label:<22} {cells[0]:>16} " + " ".join(f"{c:>15}" for c in cells[1:]))
+    for view in ("occurrence", "distinct"):
+        print(f"\nMRR@10 / R@5, {view} view (corpus: billable codes outside chapters 19-20, English titles + "
+              "Spanish WHO labels)")
+        header = f"{'system':<22} {'CodiEsp dev (es)':>16} " + " ".join(f"{'held-out ' + l:>15}" for l in HELDOUT_LANGUAGES)
+        print(header)
+        for label, name, stage, heldout in rows:
+            codiesp = f"{name}-codiesp" + ("-rerank" if stage == "reranker" else "")
+            cells = [_cell(ev / codiesp / "metrics.json", stage, "es", view)]
+            cells += [_cell(ev / f"{name}-{heldout}" / "metrics.json", stage, lang, view) for lang in HELDOUT_LANGUAGES]
+            print(f"{label:<22} {cells[0]:>16} " + " ".join(f"{c:>15}" for c in cells[1:]))
+    print("\nMRR@10 / R@5 on clinician-style held-out items (occurrence view)")
+    print(f"{'system':<22} " + " ".join(f"{l:>15}" for l in ("es", *HELDOUT_LANGUAGES)))
+    for label, name, stage, _ in rows[:4]:
+        cells = [_cell(ev / f"{name}-clinician" / "metrics.json", stage, lang) for lang in ("es", *HELDOUT_LANGUAGES)]
+        print(f"{label:<22} " + " ".join(f"{c:>15}" for c in cells))
+    stats_file = work / "clinician_stats.json"
+    if stats_file.is_file():
+        missing = json.loads(stats_file.read_text()).get("no_evaluation_data") or []
+        for language in missing:
+            print(f"{language:<22} no evaluation data")
     gated = ev / "model-heldout-gated" / "metrics.json"
     if gated.is_file():
         comparison = json.loads(gated.read_text()).get("comparison", {})
