@@ -99,7 +99,7 @@ def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tupl
     malformed: Counter = Counter()
     procedures = 0
     for file in files:
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        for line in file.read_text(encoding="utf-8").splitlines():
             parts = line.split("\t")
             if len(parts) < 4:
                 continue

@@ -91,7 +91,7 @@ def stage1_rows(
     for i, example in enumerate(examples):
         negatives: list[str] = []
 
-        def take(candidates: Sequence[str], limit: int) -> None:
+        def take(candidates: Sequence[str], limit: int, negatives: list[str] = negatives, example=example) -> None:
             added = 0
             for code in candidates:
                 if added >= limit or len(negatives) >= n_neg:
