@@ -65,7 +65,9 @@ class Reservoir:
 
     def __init__(self, size: int, seed: int | str = 0) -> None:
         self.size, self.seen, self.seed = size, 0, seed
-        self._heap: list[tuple[int, int, Any]] = []  # (-priority, key, item): the largest priority on top
+        # (-priority, key, arrival, item): the largest priority on top; `arrival` breaks the tie of a key seen
+        # twice (one auditor fed two streams that both start at line 1), so items are never compared
+        self._heap: list[tuple[int, int, int, Any]] = []
 
     def _priority(self, key: int) -> int:
         digest = hashlib.blake2b(f"{self.seed}\x1f{key}".encode(), digest_size=8).digest()
@@ -73,9 +75,9 @@ class Reservoir:
 
     def add(self, item: Any, *, key: int) -> None:
         self.seen += 1
-        self._push((-self._priority(key), key, item))
+        self._push((-self._priority(key), key, self.seen, item))
 
-    def _push(self, entry: tuple[int, int, Any]) -> None:
+    def _push(self, entry: tuple[int, int, int, Any]) -> None:
         if len(self._heap) < self.size:
             heapq.heappush(self._heap, entry)
         elif entry[0] > self._heap[0][0]:  # a smaller priority than the largest kept
@@ -83,14 +85,15 @@ class Reservoir:
 
     @property
     def items(self) -> list[Any]:
-        return [item for _, _, item in sorted(self._heap, key=lambda e: e[1])]
+        return [entry[3] for entry in sorted(self._heap, key=lambda e: (e[1], e[2]))]
 
     def merge(self, other: "Reservoir") -> None:
         if (other.size, other.seed) != (self.size, self.seed):
             raise ValueError("only samples of the same size and seed merge")
+        offset = self.seen
         self.seen += other.seen
-        for entry in other._heap:
-            self._push(entry)
+        for priority, key, arrival, item in other._heap:
+            self._push((priority, key, offset + arrival, item))
 
 
 class DatasetTally:
