@@ -267,7 +267,7 @@ class LLMClient:
             kwargs["response_format"] = _response_format(m.model)
         try:
             response = await self.router().acompletion(**kwargs)
-        except (litellm.RateLimitError,) as exc:
+        except litellm.RateLimitError as exc:
             raise RateLimitedError(f"model '{name}': rate limited after {m.num_retries} retries") from exc
         except (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.NotFoundError) as exc:
             raise LLMAuthError(f"model '{name}': {type(exc).__name__}: {self._short(exc)}") from exc

@@ -130,7 +130,7 @@ def run_sharded(requests: list[Request], *, config: GenerationConfig, store: Pai
                 dead = [p for p in workers if p.exitcode not in (None, 0)]
                 if dead:
                     raise GenerationError(f"a generation worker process died (exit code {dead[0].exitcode}); "
-                                          "rerun with --resume to finish")
+                                          "rerun with --resume to finish") from None
                 continue
             with lock:
                 if kind == "batch":

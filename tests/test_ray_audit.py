@@ -3,7 +3,6 @@ from one file and from a folder of shards (`clinassay[ray]`; skipped when Ray is
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
