@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,7 +71,8 @@ class Call:
                 words.append(flag)
             else:
                 for item in value if isinstance(value, list) else [value]:
-                    words += [str(item)] if flag == "" else [flag, str(item)]
+                    shown = str(item.value if isinstance(item, Enum) else item)
+                    words += [shown] if flag == "" else [flag, shown]
         return " ".join(words)
 
 

@@ -187,3 +187,12 @@ def test_a_command_error_becomes_its_exit_code_not_a_traceback(tmp_path: Path, c
 
     assert run_call(Call("audit", bad, {})) == 2
     assert "error: pairs.jsonl: no pairs to audit" in capsys.readouterr().err
+
+
+def test_the_log_shows_each_call_as_the_command_a_user_would_type(tmp_path: Path) -> None:
+    from clinassay.pipeline import STAGE_BY_NAME
+
+    plan = _plan(tmp_path)
+    shown = [c.shown() for c in STAGE_BY_NAME["report"].calls(plan)]
+    assert [line.split("--format ")[1].split()[0] for line in shown] == ["html", "markdown", "junit"]
+    assert all(line.startswith(f"clinassay report {plan.audit_dir} --out ") for line in shown)
