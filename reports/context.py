@@ -240,7 +240,8 @@ class ComparisonRow:
     baseline: float | None
     candidate: float | None
     delta: float | None
-    status: str
+    status: str  # as the evaluation's gate decided: regression, lift, same, not_significant
+    p_value: float | None = None  # the gate's paired test of a drop beyond the tolerance
 
 
 @dataclass

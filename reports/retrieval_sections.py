@@ -83,11 +83,12 @@ def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[Comp
                     candidate=cand,
                     delta=delta,
                     status=status or str(item.get("status") or _status(delta, tolerance)),
+                    p_value=as_float(item.get("p_value")),
                 )
             )
     missing = [str(x) for x in as_list(comparison.get("missing_languages") or comparison.get("missing"))]
     absent = [str(x) for x in as_list(comparison.get("missing_in_current"))]
-    order = {"regression": 0, "lift": 1}
+    order = {"regression": 0, "not_significant": 1, "lift": 2}
     rows.sort(key=lambda c: (order.get(c.status, 2), c.stage or "", c.language != "overall", c.language, c.metric))
     return rows, missing, absent
 

@@ -95,6 +95,11 @@ class RetrievalConfig(BaseModel):
     cache_dir: Path | None = Field(None, description="corpus-embedding cache (default: the user's cache)")
     bootstrap_samples: int = Field(1000, ge=0, le=100_000)
     tolerance: float = Field(0.01, ge=0, le=1, description="allowed absolute drop before a regression is flagged")
+    significance: float = Field(
+        0.05, gt=0, le=1,
+        description="a drop beyond the tolerance fails the gate only when a paired randomization test on both runs' "
+        "per-item ranks gives p at or below this (1: every drop beyond the tolerance fails)",
+    )
     gate_metrics: list[Metric] = Field(default_factory=lambda: ["mrr@10", "r@5"])
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="where both stages train: auto is CUDA when torch sees a GPU, else the CPU"

@@ -17,7 +17,7 @@ import platform
 from pathlib import Path
 
 from clinassay.retrieval.evalset import EvalItem
-from clinassay.retrieval.metrics import rank_of, ranking_metrics
+from clinassay.retrieval.metrics import distinct_key, rank_of, ranking_metrics
 
 
 def _versions() -> dict:
@@ -46,13 +46,12 @@ def model_hash(retriever) -> str:
 
 
 def distinct_positions(items: list[EvalItem]) -> list[int]:
-    """Index of the first occurrence of each distinct (mention, code, language) triple, the mention
-    compared casefolded with its whitespace collapsed: the distinct-pair view counts "Fiebre" and
-    "fiebre " coded R50.9 once, however often the evaluation set repeats them."""
+    """Index of the first occurrence of each distinct (mention, code, language) triple
+    (`metrics.distinct_key`)."""
     seen: set[tuple[str, str, str]] = set()
     keep = []
     for position, item in enumerate(items):
-        key = (" ".join(item.mention.casefold().split()), item.code, item.language)
+        key = distinct_key(item.mention, item.code, item.language)
         if key not in seen:
             seen.add(key)
             keep.append(position)

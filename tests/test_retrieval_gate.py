@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from clinassay.retrieval.gate import compare, format_gate
@@ -133,3 +134,57 @@ def test_search_cli_prints_codes_titles_scores(fake_terminology, capsys):
     assert main(["search", "--model", "bm25", "fiebre", "--json", "-k", "1"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload[0]["hits"][0]["code"] == "R50.9"
+
+
+def _predictions(ranks_by_language: dict[str, list[int]]) -> list[dict]:
+    return [{"mention": f"{lang} mention {i}", "code": "X00", "language": lang, "rank_biencoder": r}
+            for lang, ranks in ranks_by_language.items() for i, r in enumerate(ranks)]
+
+
+def test_paired_test_p_values():
+    from clinassay.retrieval.metrics import paired_drop_p_value
+
+    one_flip = paired_drop_p_value(np.r_[np.ones(24), 0.0], np.ones(25))
+    assert one_flip == pytest.approx(0.5)  # one item of 25 lost: no evidence
+    ten_flips = paired_drop_p_value(np.r_[np.ones(15), np.zeros(10)], np.ones(25))
+    assert ten_flips == pytest.approx(1 / 1024)  # ten lost, none gained: exact enumeration
+    many = paired_drop_p_value(np.r_[np.zeros(30), np.ones(10)], np.r_[np.ones(30), np.zeros(10)])
+    assert 0.001 < many < 0.01  # 30 lost, 10 gained: sampled, well below 0.05
+    assert paired_drop_p_value(np.ones(5), np.ones(5)) == 1.0
+
+
+def test_gate_does_not_fail_on_one_item_of_25_but_does_on_a_real_drop():
+    base = {"en": [3] * 14 + [0] * 11, "es": [1] * 25}
+    one_item = dict(base, en=[3] * 13 + [0] * 12)  # R@5 0.56 -> 0.52, the CI chain's en
+    result = compare(_metrics(one_item), _metrics(base), significance=0.05,
+                     current_predictions=_predictions(one_item), baseline_predictions=_predictions(base))
+    assert result.paired and result.passed
+    drops = result.not_significant
+    assert {(c.language, c.metric) for c in drops} >= {("en", "r@5")}
+    assert all(c.p_value is not None and c.p_value > 0.05 for c in drops)
+    assert "drop, not significant (p=0.500)" in format_gate(result)
+    assert result.to_dict()["passed"] is True
+
+    collapse = dict(base, en=[0] * 25)
+    result = compare(_metrics(collapse), _metrics(base), significance=0.05,
+                     current_predictions=_predictions(collapse), baseline_predictions=_predictions(base))
+    assert not result.passed and {c.language for c in result.regressions} == {"overall", "en"}
+    assert all(c.p_value is not None and c.p_value <= 0.05 for c in result.regressions)
+
+    # the same one-item drop fails when the gate is told to use the tolerance alone
+    strict = compare(_metrics(one_item), _metrics(base), significance=1.0,
+                     current_predictions=_predictions(one_item), baseline_predictions=_predictions(base))
+    assert not strict.passed
+
+
+def test_gate_without_per_item_ranks_says_the_tolerance_decided():
+    base = {"en": [3] * 14 + [0] * 11}
+    one_item = {"en": [3] * 13 + [0] * 12}
+    result = compare(_metrics(one_item), _metrics(base), significance=0.05, current_predictions=_predictions(one_item))
+    assert not result.paired and not result.passed
+    assert "no paired test: a run has no per-item ranks" in format_gate(result)
+    other = _predictions(one_item)
+    other[3]["mention"] = "something else"
+    result = compare(_metrics(one_item), _metrics(base), significance=0.05,
+                     current_predictions=other, baseline_predictions=_predictions(base))
+    assert not result.paired and "item 4 differs" in (result.unpaired_reason or "")

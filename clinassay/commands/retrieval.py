@@ -77,12 +77,13 @@ def evaluate(
 ) -> None:
     """Per-language MRR@10, NDCG@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
     from clinassay.retrieval.evalset import file_sha256, load_eval_set
-    from clinassay.retrieval.gate import compare, format_gate, load_metrics
+    from clinassay.retrieval.gate import compare, format_gate, load_metrics, load_predictions
     from clinassay.terminology import normalize_code
 
     config = _retrieval_config(config_file)
     items = load_eval_set(eval_set, normalize=normalize_code)
     baseline_metrics = load_metrics(baseline) if baseline else None  # bad baseline: exit 2 before any work
+    baseline_predictions = load_predictions(baseline) if baseline else None
 
     from clinassay.retrieval.evaluator import evaluate as run_evaluation
     from clinassay.retrieval.evaluator import model_hash, write_metrics
@@ -96,7 +97,11 @@ def evaluate(
     )
     gate = None
     if baseline_metrics is not None:
-        gate = compare(metrics, baseline_metrics, tolerance=config.tolerance, metrics=config.gate_metrics, baseline_name=str(baseline))
+        gate = compare(
+            metrics, baseline_metrics, tolerance=config.tolerance, metrics=config.gate_metrics,
+            baseline_name=str(baseline), significance=config.significance,
+            current_predictions=predictions, baseline_predictions=baseline_predictions,
+        )
     path = write_metrics(
         out, metrics, predictions,
         eval_set={"path": str(eval_set), "sha256": file_sha256(eval_set), "items": len(items)},
