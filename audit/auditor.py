@@ -35,7 +35,7 @@ from clinassay.audit.manifest import audit_key, build_manifest, manifest_bytes
 from clinassay.audit.manifest import file_sha256 as _sha256
 from clinassay.audit.outputs import ACCEPTED, MALFORMED, MANIFEST, REJECTED, SUMMARY, OutputFolder, replace_into
 from clinassay.audit.reader import Malformed, Parsed, chunked, clip, parse_record
-from clinassay.audit.references import EvalSet, LabelledMention, read_labelled
+from clinassay.audit.references import CodedReference, EvalSet, LabelledMention, read_labelled
 from clinassay.audit.engines import AuditEngine, engine_for
 from clinassay.audit.source import PairsSource
 from clinassay.audit.state import AuditState
@@ -58,14 +58,14 @@ class Auditor:
     """Holds the checks and the tallies; constructing it loads nothing (models load on first use)."""
 
     def __init__(self, config: AuditConfig | None = None, *, terminology: Any = None, encoder: Encoder | None = None,
-                 eval_set: EvalSet | None = None) -> None:
+                 eval_set: EvalSet | None = None, reference: CodedReference | None = None) -> None:
         self.config = config or AuditConfig()
         self.terminology = terminology if terminology is not None else _default_terminology()
         self.encoder = encoder if self.config.embeddings else None
         fit = CorpusFit(self.terminology, self.encoder, languages=self.config.languages,
                         batch_size=self.config.encode_batch_size, top=self.config.fit.top_categories,
                         max_members=self.config.fit.max_members) if self.config.fit.enabled else None
-        self.resources = AuditResources(self.terminology, self.encoder, fit, eval_set)
+        self.resources = AuditResources(self.terminology, self.encoder, fit, eval_set, reference)
         self.checks = [cls(self.config, self.resources) for cls in CHECKS]
         self.tally = DatasetTally(self.terminology, sample_size=self.config.language.drift_sample)
         self.malformed: list[Malformed] = []
@@ -334,7 +334,8 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
     if eval_path is not None:
         eval_set = EvalSet(read_labelled(eval_path, normalize_code=normalize), path=str(eval_path))
     reference = read_labelled(reference_path, normalize_code=normalize) if reference_path is not None else None
-    auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
+    coded = CodedReference.from_mentions(reference, path=str(reference_path)) if reference else None
+    auditor = Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set, reference=coded)
     folder.prepare()
     folder.clear()  # inputs are read and valid: only now does the previous audit go
     streams = {name: folder.stream(name) for name in (ACCEPTED, REJECTED, MALFORMED)}

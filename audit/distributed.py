@@ -91,10 +91,11 @@ class PartitionAuditor:
     partition, shipping each partition's decisions and state."""
 
     def __init__(self, config: AuditConfig, *, encoder: Any = None, eval_set: EvalSet | None = None,
-                 repeated_ids: dict[str, int] | None = None, terminology: Any = None) -> None:
+                 repeated_ids: dict[str, int] | None = None, terminology: Any = None, reference: Any = None) -> None:
         self.config = config
         self.encoder = encoder
         self.eval_set = eval_set
+        self.reference = reference
         self.repeated_ids = dict(repeated_ids or {})
         self.terminology = terminology
         self._auditor = None
@@ -105,7 +106,7 @@ class PartitionAuditor:
             from clinassay.audit.auditor import Auditor
 
             self._auditor = Auditor(self.config, terminology=self.terminology, encoder=self.encoder,
-                                    eval_set=self.eval_set)
+                                    eval_set=self.eval_set, reference=self.reference)
         return self._auditor
 
     def audit(self, lines: list[tuple[int, bytes, bool]]) -> Iterator[tuple[int, str, Any]]:
@@ -154,8 +155,9 @@ class _AuditActor:
 
         if isinstance(shared, ray.ObjectRef):
             shared = ray.get(shared)
-        config, encoder, eval_set, repeated = shared
-        self.worker = PartitionAuditor(config, encoder=encoder, eval_set=eval_set, repeated_ids=repeated)
+        config, encoder, eval_set, reference, repeated = shared
+        self.worker = PartitionAuditor(config, encoder=encoder, eval_set=eval_set, reference=reference,
+                                       repeated_ids=repeated)
         self.batch_rows = max(1, config.chunk_size)
 
     def __call__(self, group: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -265,7 +267,8 @@ class RayAuditEngine:
         if eval_set is not None and auditor.encoder is not None:
             # broadcast: encoded once here, every actor looks pairs up against the same vectors
             eval_set.embed(auditor.encoder, batch_size=config.encode_batch_size)
-        shared = ray.put((config, self.encoder if config.embeddings else None, eval_set, repeated))
+        shared = ray.put((config, self.encoder if config.embeddings else None, eval_set,
+                          auditor.resources.reference, repeated))
         self.figures = {"partitions": partitions, "workers": workers, "ranges": len(scan.ranges),
                         "repeated_ids": len(repeated), "cluster_cpus": cpus}
 

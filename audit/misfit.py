@@ -4,6 +4,11 @@ The fitted models (audit/fit_model.py) give two probabilities — another catego
 fits better — and the operating point named in `[audit.fit]` gives their thresholds. A finding says how
 far the better code is in the hierarchy (another chapter, the same chapter, a sibling in the category),
 names it, and is milder the closer it is. An official term of the code never gets one.
+
+A mention the reference attests (clinicians wrote it, word for word after normalisation, in the
+`--reference` file) is judged by the codes they gave it instead: the claimed code, a code it refines or
+that refines it, fits; a sibling or another category is a finding that cites the reference. The models
+still score it, for the histogram.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling
 
 class MisfitJudge:
     def __init__(self, terminology: Any, fit: CorpusFit, config: Any, models: FitModels, *,
-                 encoder_name: str | None) -> None:
+                 encoder_name: str | None, reference: Any = None) -> None:
         self.terminology = terminology
+        self.reference = reference  # audit.references.CodedReference, or None
         self.fit = fit
         self.config = config.fit
         self.dense_name, self.dense = models.variant(encoder_name)
@@ -46,6 +52,7 @@ class MisfitJudge:
         self.official = 0
         self.levels: dict[str, int] = defaultdict(int)
         self.unverified = 0
+        self.attested: dict[str, int] = defaultdict(int)  # "fits" / "sibling" / "category": reference verdicts
         # generator -> language -> counts of the misfit probability (max of both models) in 10 bins
         self.histogram: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * HISTOGRAM_BINS))
 
@@ -99,8 +106,11 @@ class MisfitJudge:
             return []
         p_category, p_member, misfit, point = self._probabilities(score)
         self.histogram[item.generator][item.language][min(HISTOGRAM_BINS - 1, int(misfit * HISTOGRAM_BINS))] += 1
+        attestation = self.reference.attested(item.norm, item.language) if self.reference is not None else None
         findings: list[Finding] = []
-        if score.official_elsewhere:
+        if attestation is not None:
+            findings = self._attested(item, attestation)
+        elif score.official_elsewhere:
             # the mention is word for word an official term of a code in another category: no model needed
             findings.append(self._official_elsewhere_finding(item, score))
         elif p_category >= point.category:
@@ -111,7 +121,7 @@ class MisfitJudge:
             findings.append(self._less_specific(item, score.official_ancestor, official=True))
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
             findings.append(self._member_finding(item, score, p_member))
-        if not findings and self.config.unverified and self._unverifiable(score):
+        if not findings and attestation is None and self.config.unverified and self._unverifiable(score):
             self.unverified += 1
             findings.append(Finding(
                 "consistency", "unverified", 0.3,
@@ -120,6 +130,33 @@ class MisfitJudge:
         for f in findings:
             self.levels[f.reason] += 1
         return findings
+
+    def _attested(self, item: Any, attestation: Any) -> list[Finding]:
+        """Clinicians coded this mention before: their codes decide."""
+        if attestation.times(item.code):
+            self.attested["fits"] += 1
+            return []
+        category = item.code[:3]
+        if attestation.in_category(category):
+            better = next(c for c, _ in attestation.codes if c[:3] == category)
+            level, where = "sibling", f"a sibling in category {category}"
+        else:
+            better = attestation.codes[0][0]
+            entry = self.terminology.find(better)
+            same = entry is not None and entry.chapter == item.entry.chapter
+            level = "same_chapter" if same else "other_chapter"
+            where = f"same chapter {item.entry.chapter}" if same else (f"chapter {entry.chapter}" if entry else "elsewhere")
+        self.attested["sibling" if level == "sibling" else "category"] += 1
+        times, total = attestation.times(better), attestation.total
+        detail = (f"clinicians coded '{item.mention}' as {self._describe(better)} ({where}; {times} of {total} "
+                  f"in the reference), never as {item.code} {item.entry.title} (chapter {item.entry.chapter})")
+        entry = self.terminology.find(better)
+        base, span = LEVEL_SCORE[level]
+        return [Finding("consistency", level, min(1.0, base + span * times / total), detail,
+                        getattr(self.config, f"{level}_severity"),
+                        {"code": better, "title": entry.title if entry else better, "distance": level,
+                         "also": [c for c, _ in attestation.codes if c != better][:2],
+                         "evidence": "reference", "times": times, "of": total})]
 
     def _unverifiable(self, score: FitScore) -> bool:
         return score.lexical.best_category_score < self.config.unverified_below
@@ -186,5 +223,7 @@ class MisfitJudge:
                 "verifier": {"wanted": self.verifier_wanted, "used": self.verified_name is not None,
                              "asked": self.verifier_asked, "seconds": round(self.verifier_seconds, 3)},
                 "findings": dict(self.levels), "unverified": self.unverified,
+                "reference": {"path": getattr(self.reference, "path", None), "verdicts": dict(self.attested)}
+                if self.reference is not None else None,
                 "bins": [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)],
                 "histogram": {g: dict(langs) for g, langs in self.histogram.items()}}

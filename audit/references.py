@@ -8,7 +8,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -83,3 +83,50 @@ class EvalSet:
     def embed(self, encoder, *, batch_size: int = 64) -> None:
         if self.embeddings is None and encoder is not None and self.items:
             self.embeddings = encode_fixed(encoder, [i.mention for i in self.items], batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """How clinicians coded one mention in the reference: code -> times, and the total."""
+
+    codes: tuple[tuple[str, int], ...]  # most frequent first
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.codes)
+
+    def times(self, code: str) -> int:
+        """Times the reference gave this code, or a code it refines or that refines it (I50 / I50.9)."""
+        return sum(n for c, n in self.codes if c.startswith(code) or code.startswith(c))
+
+    def in_category(self, category: str) -> int:
+        return sum(n for c, n in self.codes if c[:3] == category)
+
+
+@dataclass
+class CodedReference:
+    """Real coded mentions (the `--reference` file, e.g. CodiEsp train) as evidence for the fit check: a
+    mention clinicians wrote, word for word after normalisation, is judged by the codes they gave it before
+    any model is asked. Only exact matches count: a near match is the model's job, with its fitted
+    thresholds. Per language, since "ca" in Catalan is not "ca" in Spanish."""
+
+    by_text: dict[tuple[str, str], Attestation]
+    path: str = ""
+    rows: int = 0
+
+    @classmethod
+    def from_mentions(cls, mentions: Iterable[Any], *, path: str = "") -> "CodedReference":
+        """From anything with `mention`, `code`, `language` (LabelledMention, retrieval's EvalItem)."""
+        mentions = list(mentions)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for m in mentions:
+            norm = normalize_text(m.mention)
+            if norm:
+                bucket = counts.setdefault((norm, m.language), {})
+                bucket[m.code] = bucket.get(m.code, 0) + 1
+        by_text = {key: Attestation(tuple(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))))
+                   for key, codes in counts.items()}
+        return cls(by_text, path=path, rows=len(mentions))
+
+    def attested(self, norm: str, language: str) -> Attestation | None:
+        return self.by_text.get((norm, language))

@@ -6,6 +6,7 @@ gold codes are correct pairs, so every rejection there is a false alarm (target:
     python bench/audit_quality.py --no-embeddings  # rules only
     python bench/audit_quality.py --json out.json
     python bench/audit_quality.py --verifier       # [audit.fit] verifier = true (clinassay train-verifier first)
+    python bench/audit_quality.py --reference-split train  # CodiEsp train as the audit's coded reference
 """
 
 from __future__ import annotations
@@ -99,8 +100,19 @@ def codiesp_pairs(path: Path, limit: int | None, stats: Counter):
                         return
 
 
-def codiesp_precision(config: AuditConfig, encoder, terminology, limit: int | None) -> dict:
-    auditor = Auditor(config, terminology=terminology, encoder=encoder)
+def coded_reference(split: str | None, terminology):
+    """A CodiEsp split as the audit's `--reference` (what `clinassay data import-codiesp` writes), or None."""
+    if split is None:
+        return None
+    from clinassay.audit.references import CodedReference
+    from clinassay.retrieval.evalset import import_codiesp
+
+    items, _ = import_codiesp(CODIESP.parent.parent / split, terminology)
+    return CodedReference.from_mentions(items, path=f"codiesp:{split}")
+
+
+def codiesp_precision(config: AuditConfig, encoder, terminology, limit: int | None, reference=None) -> dict:
+    auditor = Auditor(config, terminology=terminology, encoder=encoder, reference=reference)
     started = time.perf_counter()
     stats: Counter = Counter()
     decisions = [d for d in audit_pairs(codiesp_pairs(CODIESP, limit, stats), auditor=auditor)
@@ -134,7 +146,8 @@ FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
 SWAP_TARGETS = {"correct": ("<=", 0.05), "other_chapter": (">=", 0.95), "same_chapter": (">=", 0.85), "sibling": (">=", 0.5)}
 
 
-def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_kind: int, seed: int) -> dict:
+def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_kind: int, seed: int,
+                  reference=None) -> dict:
     """CodiEsp diagnoses of `split` with their gold codes ("correct") and with codes swapped to another
     chapter, another category of the same chapter, a sibling in the same category: disjoint mentions,
     `per_kind` of each. Share rejected per kind at every operating point (the default one is the
@@ -148,7 +161,7 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
     curve = {}
     for point in ("lenient", "balanced", "strict"):
         cfg = config.model_copy(update={"fit": config.fit.model_copy(update={"operating_point": point})})
-        auditor = Auditor(cfg, terminology=terminology, encoder=encoder)
+        auditor = Auditor(cfg, terminology=terminology, encoder=encoder, reference=reference)
         consistency = next(c for c in auditor.checks if c.name == "consistency")
         row = {}
         for kind, pairs in groups.items():
@@ -168,7 +181,8 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
                 row[kind]["examples"] = [f"{d.record['mention']} [{d.record['code']}] "
                                          f"{[f.reason for f in d.findings]}" for d in misses[:8]]
         curve[point] = row
-    return {"split": split, "per_kind": per_kind, "seed": seed, "default": config.fit.operating_point, "curve": curve}
+    return {"split": split, "per_kind": per_kind, "seed": seed, "default": config.fit.operating_point, "curve": curve,
+            "reference": None if reference is None else reference.path}
 
 
 def _print_bad_pairs(bad: dict) -> None:
@@ -196,6 +210,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-swaps", action="store_true")
     parser.add_argument("--skip-bad-pairs", action="store_true")
+    parser.add_argument("--reference-split", default=None, help="a CodiEsp split (train) as the audit's coded "
+                                                                "reference; never the split measured")
     parser.add_argument("--verifier", action="store_true", help="[audit.fit] verifier = true: the learned verifier "
                                                                 "(trained by `clinassay train-verifier`)")
     args = parser.parse_args()
@@ -204,7 +220,11 @@ def main() -> int:
     terminology = load_terminology()
     config = AuditConfig.model_validate({"embeddings": not args.no_embeddings, "fit": {"verifier": args.verifier}})
     encoder = None if args.no_embeddings else _encoder(args.encoder, config.fit.verifier_name if args.verifier else None)
-    result = {"encoder": None if encoder is None else args.encoder, "verifier": args.verifier}
+    if args.reference_split is not None and args.reference_split == args.swap_split:
+        parser.error("--reference-split must not be the split measured (--swap-split)")
+    reference = coded_reference(args.reference_split, terminology)
+    result = {"encoder": None if encoder is None else args.encoder, "verifier": args.verifier,
+              "reference": args.reference_split}
     if not args.skip_bad_pairs:
         result["bad_pairs"] = bad_pairs_recall(config, encoder, terminology)
         _print_bad_pairs(result["bad_pairs"])
@@ -212,7 +232,7 @@ def main() -> int:
         if not CODIESP.is_file():
             print(f"CodiEsp not found at {CODIESP}: precision part skipped")
         else:
-            p = codiesp_precision(config, encoder, terminology, args.codiesp_limit)
+            p = codiesp_precision(config, encoder, terminology, args.codiesp_limit, reference)
             result["codiesp"] = p
             print(f"CodiEsp dev: {p['diagnosis_rows']} diagnosis rows, {p['repeated_rows_dropped']} exact repeats "
                   f"of a (mention, code) pair dropped before the audit")
@@ -224,7 +244,8 @@ def main() -> int:
             for reason, rate in p["reject_rate_per_reason"].items():
                 print(f"    {reason:32s} {rate:.2%}")
     if not args.skip_swaps and CODIESP.is_file():
-        swaps = codiesp_swaps(config, encoder, terminology, split=args.swap_split, per_kind=args.per_kind, seed=args.seed)
+        swaps = codiesp_swaps(config, encoder, terminology, split=args.swap_split, per_kind=args.per_kind, seed=args.seed,
+                              reference=reference)
         result["codiesp_swaps"] = swaps
         print(f"CodiEsp {args.swap_split} code swaps ({args.per_kind} disjoint mentions per kind, seed {args.seed}): "
               f"share rejected (any check) / by the fit check, per operating point; default {swaps['default']}")

@@ -213,7 +213,7 @@ class Audit(Stage):
     def notes(self, plan: RunPlan) -> list[str]:
         reference = plan.config.run.reference
         if reference and not reference.is_file():
-            return [f"reference mentions {reference} not found: drift and synthetic-vs-real checks are skipped"]
+            return [f"reference mentions {reference} not found: drift, synthetic-vs-real and coded-reference evidence for the fit check are skipped"]
         return []
 
 

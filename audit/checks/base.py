@@ -24,6 +24,7 @@ class AuditResources:
     encoder: Any = None
     fit: Any = None  # audit.fit.CorpusFit: the whole classification, lexical and dense
     eval_set: Any = None  # audit.references.EvalSet
+    reference: Any = None  # audit.references.CodedReference: real coded mentions, evidence for the fit check
 
 
 @dataclass

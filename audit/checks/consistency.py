@@ -23,7 +23,7 @@ class ConsistencyCheck(Check):
     uses_embeddings = True
     summary_meaning = "share of checked pairs whose mention does not fit its code (rules, fit against the classification, or jury)"
     merged = ("jury_votes", "jury_agreement_sum", "jury_pairs")
-    judge_counters = ("checked", "official", "levels", "unverified", "histogram")  # MisfitJudge's, for info()
+    judge_counters = ("checked", "official", "levels", "unverified", "attested", "histogram")  # MisfitJudge's, for info()
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -37,7 +37,8 @@ class ConsistencyCheck(Check):
     def judge(self) -> MisfitJudge:
         if self._judge is None:
             self._judge = MisfitJudge(self.resources.terminology, self.resources.fit, self.config,
-                                      load_fit_models(), encoder_name=getattr(self.resources.encoder, "name", None))
+                                      load_fit_models(), encoder_name=getattr(self.resources.encoder, "name", None),
+                                      reference=self.resources.reference)
         return self._judge
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:

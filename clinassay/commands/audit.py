@@ -93,7 +93,7 @@ def audit(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: accepted.jsonl, rejected.jsonl, summary.json, manifest.json, report.html."),
     config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section)."),
     eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items (TSV with header or JSONL: mention, code, language): any leak is rejected."),
-    reference: Path | None = typer.Option(None, "--reference", help="Real mentions (same format) for drift and the synthetic-vs-real fingerprint."),
+    reference: Path | None = typer.Option(None, "--reference", help="Real coded mentions (same format): evidence for the fit check (a mention clinicians wrote is judged by the codes they gave it), drift and the synthetic-vs-real fingerprint."),
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
     no_embeddings: bool = typer.Option(False, "--no-embeddings", help="Skip the embedding checks (dense fit, near duplicates, translation leaks); the lexical fit still runs."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html into the output folder."),

@@ -1,0 +1,123 @@
+"""Real coded mentions as evidence (audit/references.py CodedReference, audit/misfit.py): a mention that
+clinicians wrote, word for word, is judged by the codes they gave it; `clinassay audit --reference` uses
+the file for it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clinassay.audit import AuditConfig, Auditor
+from clinassay.audit.reader import parse_record
+from clinassay.audit.references import CodedReference, LabelledMention
+
+FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
+
+
+@pytest.fixture(scope="module")
+def terminology():
+    from clinassay.terminology import load_terminology
+
+    return load_terminology()
+
+
+REFERENCE = [
+    LabelledMention("HTA", "I10", "es", 2),
+    LabelledMention("hta", "I10", "es", 3),
+    LabelledMention("ITU", "N39.0", "es", 4),
+    LabelledMention("diabetes mellitus tipo 2", "E11.9", "es", 5),
+    LabelledMention("masa renal", "N28.89", "es", 6),
+    LabelledMention("masa renal", "N28.89", "es", 7),
+    LabelledMention("masa renal", "C64.9", "es", 8),
+]
+
+
+def _audit(terminology, mention, code, language="es", *, reference=True):
+    auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology,
+                      reference=CodedReference.from_mentions(REFERENCE, path="ref.tsv") if reference else None)
+    record = {"mention": mention, "code": code, "language": language, "model": "gen"}
+    decision = auditor.audit_chunk([parse_record(1, record)])[0]
+    return decision, next(c for c in auditor.checks if c.name == "consistency").info()["fit"]
+
+
+def test_attestation_counts_codes_and_their_refinements():
+    ref = CodedReference.from_mentions(REFERENCE)
+    masa = ref.attested("masa renal", "es")
+    assert masa.codes == (("N28.89", 2), ("C64.9", 1)) and masa.total == 3
+    assert masa.times("N28") == 2 and masa.times("C64.9") == 1 and masa.in_category("C64") == 1
+    assert ref.attested("hta", "es").total == 2  # "HTA" and "hta" normalise to one text
+    assert ref.attested("hta", "pt") is None  # per language
+
+
+def test_an_abbreviation_clinicians_wrote_fits_its_code(terminology):
+    """Without the reference, "HTA" (hipertensión arterial) resembles no code text: it is only warned."""
+    bare, _ = _audit(terminology, "HTA", "I10", reference=False)
+    assert [f.reason for f in bare.findings] == ["unverified"]
+    decision, info = _audit(terminology, "HTA", "I10")
+    assert decision.accepted and not decision.findings
+    assert info["reference"] == {"path": "ref.tsv", "verdicts": {"fits": 1}}
+
+
+def test_a_code_clinicians_never_gave_the_mention_is_rejected_citing_the_reference(terminology):
+    decision, info = _audit(terminology, "ITU", "J45.909")  # urinary tract infection coded as asthma
+    assert not decision.accepted
+    finding = next(f for f in decision.findings if f.reason in FIT_REASONS)
+    assert finding.reason == "other_chapter" and finding.neighbour["code"] == "N39.0"
+    assert finding.neighbour["evidence"] == "reference"
+    assert "clinicians coded 'ITU' as N39.0" in finding.detail and "1 of 1 in the reference" in finding.detail
+    assert info["reference"]["verdicts"] == {"category": 1}
+
+
+def test_a_sibling_of_the_attested_code_is_a_sibling_finding(terminology):
+    decision, _ = _audit(terminology, "diabetes mellitus tipo 2", "E11.65")
+    finding = next(f for f in decision.findings if f.reason in FIT_REASONS)
+    assert finding.reason == "sibling" and finding.neighbour["code"] == "E11.9"
+
+
+def test_any_code_clinicians_gave_fits_and_so_does_a_refinement(terminology):
+    for code in ("N28.89", "N28.8", "C64.9", "C64.1"):  # N28.8 is what N28.89 refines; C64.1 a sibling of C64.9
+        decision, _ = _audit(terminology, "masa renal", code)
+        fit = [f for f in decision.findings if f.reason in FIT_REASONS]
+        if code == "C64.1":
+            assert [f.reason for f in fit] == ["sibling"] and fit[0].neighbour["code"] == "C64.9"
+        else:
+            assert not fit, decision.findings
+
+
+def test_an_official_term_is_never_rejected_by_the_reference(terminology):
+    """A reference that coded an official term elsewhere (a coder's error) does not overrule the
+    classification: "Hypertension" is I10's own title."""
+    ref = CodedReference.from_mentions([LabelledMention("Essential (primary) hypertension", "N39.0", "en", 2)])
+    auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology, reference=ref)
+    decision = auditor.audit_chunk([parse_record(1, {"mention": "Essential (primary) hypertension", "code": "I10",
+                                                     "language": "en", "model": "gen"})])[0]
+    assert decision.accepted and not [f for f in decision.findings if f.reason in FIT_REASONS]
+
+
+def test_clinassay_audit_uses_the_reference_file(tmp_path, terminology):
+    from clinassay.audit.auditor import run_audit
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps(p) for p in [
+        {"mention": "ITU", "code": "N39.0", "language": "es", "model": "gen"},
+        {"mention": "ITU", "code": "J45.909", "language": "es", "model": "gen"},
+    ]) + "\n", encoding="utf-8")
+    reference = tmp_path / "reference.tsv"
+    reference.write_text("mention\tcode\tlanguage\n" + "".join(f"{r.mention}\t{r.code}\t{r.language}\n" for r in REFERENCE),
+                         encoding="utf-8")
+    outcome = run_audit(pairs, tmp_path / "out", config=AuditConfig(embeddings=False), terminology=terminology,
+                        reference_path=reference)
+    rejected = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
+    assert [r["record"]["code"] if "record" in r else r["code"] for r in rejected] == ["J45.909"], rejected
+    assert outcome.summary.counts.accepted == 1
+
+
+def test_a_mention_clinicians_wrote_is_not_called_misspelt(terminology):
+    typo = [LabelledMention("abceso intrabadominal", "K65.1", "es", 2)]
+    for reference in (None, CodedReference.from_mentions(typo)):
+        auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology, reference=reference)
+        decision = auditor.audit_chunk([parse_record(1, {"mention": "abceso intrabadominal", "code": "K65.1",
+                                                         "language": "es", "model": "gen"})])[0]
+        spelling = [f for f in decision.findings if f.check == "spelling"]
+        assert bool(spelling) == (reference is None), decision.findings
