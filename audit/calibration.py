@@ -32,7 +32,7 @@ from clinassay.audit.gate import passes
 from clinassay.audit.outputs import replace_into
 from clinassay.audit.planting import DESCRIPTIONS, INTENDED, FaultKind, Planted, Planter
 from clinassay.audit.reader import Parsed, file_sha256, parse_record, read_lines
-from clinassay.audit.references import EvalSet, read_labelled
+from clinassay.audit.references import CodedReference, EvalSet, read_labelled
 from clinassay.audit.text import normalize_text
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -98,6 +98,7 @@ class Calibration(_Model):
     embeddings: bool
     encoder: str | None
     eval_set: str | None
+    reference: str | None = Field(None, description="the coded reference the audit used as fit evidence, if any")
     originals: int
     copies: int
     audited: int = Field(description="originals + copies")
@@ -191,7 +192,7 @@ def _intended(kind: str, decision: Decision) -> bool:
 
 def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, terminology: Any = None,
               encoder: Encoder | None = None, eval_path: Path | str | None = None, sample: int = 200, seed: int = 0,
-              ) -> tuple[Calibration, list[dict[str, Any]]]:
+              reference_path: Path | str | None = None) -> tuple[Calibration, list[dict[str, Any]]]:
     """Plant, audit, count. Returns the calibration and every audited pair (originals and copies) with its
     decision, as written to calibration_pairs.jsonl."""
     from clinassay.audit.auditor import Auditor, _code_normalizer, _default_terminology, _shown
@@ -205,12 +206,16 @@ def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, term
     eval_set = None
     if eval_path is not None:
         eval_set = EvalSet(read_labelled(eval_path, normalize_code=_code_normalizer(terminology)), path=str(eval_path))
+    reference = None
+    if reference_path is not None:  # the audit's own evidence: calibrated as it will audit
+        reference = CodedReference.from_mentions(
+            read_labelled(reference_path, normalize_code=_code_normalizer(terminology)), path=str(reference_path))
     originals, read = sample_originals(pairs_path, size=sample, seed=seed)
     planter = Planter(terminology, languages=config.languages, eval_items=eval_set.items if eval_set else ())
     planted = planter.plant(originals, seed=seed)
 
     def auditor() -> Auditor:
-        return Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set)
+        return Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set, reference=reference)
 
     by_kind: dict[str, list[Planted]] = {}
     for p in planted:
@@ -235,7 +240,7 @@ def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, term
         distinct_mentions=read["distinct"], sample_requested=sample, seed=seed,
         config_sha256=config_digest(config.model_dump(mode="json")), embeddings=bool(config.embeddings and encoder),
         encoder=getattr(encoder, "name", None) if config.embeddings else None,
-        eval_set=_shown(eval_path), originals=len(originals), copies=len(planted),
+        eval_set=_shown(eval_path), reference=_shown(reference_path), originals=len(originals), copies=len(planted),
         audited=len(originals) + len(planted), false_rejects=wilson(len(rejected), len(originals)),
         false_reject_reasons=dict(Counter(r for d in rejected for r in _fails(d)).most_common()),
         kinds=kinds, not_planted=[k for k in planter.kinds() if k not in by_kind], gate=gate,
@@ -281,7 +286,7 @@ def _gate(config: AuditConfig, kinds: dict[str, KindRecall]) -> list[GateCheck]:
 
 def run_calibration(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
                     terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
-                    sample: int = 200, seed: int = 0) -> Calibration:
+                    sample: int = 200, seed: int = 0, reference_path: Path | str | None = None) -> Calibration:
     """`calibrate`, then write calibration.json and calibration_pairs.jsonl into `out_dir` (renamed into
     place; nothing else there is touched, so the folder may be the audit's own and its report shows it)."""
     out = Path(out_dir)
@@ -291,7 +296,7 @@ def run_calibration(pairs_path: Path | str, out_dir: Path | str, *, config: Audi
         if (out / name).exists() and Path(pairs_path).resolve() == (out / name).resolve():
             raise ClinassayInputError(f"the pairs file {pairs_path} is {name} of {out}, which calibration replaces")
     result, rows = calibrate(pairs_path, config=config, terminology=terminology, encoder=encoder,
-                             eval_path=eval_path, sample=sample, seed=seed)
+                             eval_path=eval_path, sample=sample, seed=seed, reference_path=reference_path)
     out.mkdir(parents=True, exist_ok=True)
 
     def write_rows(tmp: Path) -> None:

@@ -121,3 +121,23 @@ def test_a_mention_clinicians_wrote_is_not_called_misspelt(terminology):
                                                          "language": "es", "model": "gen"})])[0]
         spelling = [f for f in decision.findings if f.check == "spelling"]
         assert bool(spelling) == (reference is None), decision.findings
+
+
+def test_calibrate_audits_with_the_reference_it_is_given(tmp_path, terminology):
+    """`clinassay calibrate --reference`: the planted copies are audited with the same evidence as the
+    audit will use, and the calibration says which reference that was."""
+    from clinassay.audit.calibration import calibrate
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"mention": m, "code": c, "language": "es", "model": "gen"}) for m, c in [
+        ("ITU", "N39.0"), ("HTA", "I10"), ("diabetes mellitus tipo 2", "E11.9"), ("masa renal", "N28.89"),
+    ]) + "\n", encoding="utf-8")
+    reference = tmp_path / "reference.tsv"
+    reference.write_text("mention\tcode\tlanguage\n" + "".join(f"{r.mention}\t{r.code}\t{r.language}\n" for r in REFERENCE),
+                         encoding="utf-8")
+    result, rows = calibrate(pairs, config=AuditConfig(embeddings=False), terminology=terminology, sample=4, seed=0,
+                             reference_path=reference)
+    assert result.reference == str(reference) and result.false_rejects.k == 0
+    swapped = [r for r in rows if r.get("fault") in ("other_chapter", "same_chapter") or
+               r.get("kind") in ("other_chapter", "same_chapter")]
+    assert swapped and all(not r["accepted"] for r in swapped), swapped

@@ -139,6 +139,7 @@ def calibrate(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for calibration.json and calibration_pairs.jsonl (the audit's folder: its report then shows them)."),
     config_file: Path | None = typer.Option(None, "--config", help="clinassay TOML config (its [audit] section, [audit.gate] min_recall)."),
     eval_set: Path | None = typer.Option(None, "--eval-set", help="Evaluation items: leaks are planted from them and checked against them."),
+    reference: Path | None = typer.Option(None, "--reference", help="Real coded mentions, as given to `clinassay audit --reference` (fit evidence)."),
     sample: int = typer.Option(200, "--sample", min=1, help="Pairs sampled (one per distinct mention) to plant faults into."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and of every plant."),
     encoder: str | None = typer.Option(None, "--encoder", help="Encoder for the embedding checks (default from config: me5-small)."),
@@ -149,7 +150,7 @@ def calibrate(
 
     _, audit_config, model = _configured(config_file, encoder, no_embeddings)
     result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                             sample=sample, seed=seed)
+                             sample=sample, seed=seed, reference_path=reference)
     rate = result.false_rejects
     typer.echo(f"{out}: {result.originals} originals + {result.copies} planted copies audited; "
                f"false rejects {rate.k}/{rate.n} ({rate.share:.1%})")
