@@ -18,7 +18,7 @@ def artifacts() -> dict[str, type[BaseModel]]:
     from clinassay.audit.manifest import Manifest
     from clinassay.audit.summary import AuditSummary
     from clinassay.generation.records import Pair, Reject
-    from clinassay.retrieval.gate import GateResult as RetrievalGate
+    from clinassay.retrieval.metrics_file import GateComparison, MetricsFile
 
     return {
         "pair.schema.json": Pair,  # generate -> pairs.jsonl (one per line); audit's input
@@ -26,7 +26,8 @@ def artifacts() -> dict[str, type[BaseModel]]:
         "audit-summary.schema.json": AuditSummary,  # audit -> summary.json
         "audit-manifest.schema.json": Manifest,  # audit -> manifest.json (what train verifies)
         "calibration.schema.json": Calibration,  # calibrate -> calibration.json
-        "retrieval-gate.schema.json": RetrievalGate,  # evaluate --baseline -> metrics.json "comparison"
+        "retrieval-metrics.schema.json": MetricsFile,  # evaluate -> metrics.json (gate, export, report)
+        "retrieval-gate.schema.json": GateComparison,  # evaluate --baseline -> metrics.json "comparison"
     }
 
 

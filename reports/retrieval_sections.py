@@ -8,16 +8,16 @@ evaluation's own comparison (with `--baseline`) is shown as it decided it, with 
 
 from __future__ import annotations
 
-from typing import Any
-
-from clinassay.reports.values import as_dict, as_float, as_int, as_list, flatten, ordered_languages, short_value
 from clinassay.reports.context import ComparisonRow, EvalRun, MetricCell, MetricRow, Retrieval, StageTable
 from clinassay.reports.sources import EvalOutput
+from clinassay.reports.values import flatten, ordered_languages, short_value
+from clinassay.retrieval.metrics_file import STAGES, GateComparison, SliceFigures, StageFigures
 
 METRICS = ("mrr@10", "r@1", "r@3", "r@5", "r@10")
-STAGE_ORDER = ("biencoder", "reranker")
 DISTINCT = "distinct (mention, code) pairs"
 VIEW_LABELS = {"occurrence": "every occurrence", "distinct": DISTINCT}
+
+Scores = dict[str, SliceFigures]  # "overall", then each language
 
 
 def _status(delta: float | None, tolerance: float) -> str:
@@ -30,67 +30,67 @@ def _status(delta: float | None, tolerance: float) -> str:
     return "same"
 
 
-def _scores(stage: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _scores(stage: StageFigures) -> Scores:
     """language -> scores, with the overall row first."""
-    rows = {"overall": as_dict(stage.get("overall"))} if stage.get("overall") else {}
-    languages = as_dict(stage.get("languages"))
-    for lang in ordered_languages(languages):
-        rows[lang] = as_dict(languages[lang])
-    return rows
+    return {"overall": stage.overall, **{lang: stage.languages[lang] for lang in ordered_languages(stage.languages)}}
 
 
-def _stage_table(
-    stage: str, scores: dict[str, dict[str, Any]], reference: dict[str, dict[str, Any]] | None, against: str | None,
-    *, tolerance: float,
-) -> StageTable:
+def _stage_table(stage: str, scores: Scores, reference: Scores | None, against: str | None, *, tolerance: float) -> StageTable:
     rows = []
     for language, s in scores.items():
-        ci = as_dict(s.get("ci95"))
+        base_slice = reference.get(language) if reference is not None else None
         cells = []
         for metric in METRICS:
-            value = as_float(s.get(metric))
-            bounds = as_list(ci.get(metric))
-            low, high = (as_float(bounds[0]), as_float(bounds[1])) if len(bounds) == 2 else (None, None)
-            base = as_float(as_dict((reference or {}).get(language)).get(metric)) if reference is not None else None
+            value = s.figure(metric)
+            low, high = s.ci95.get(metric) or (None, None)
+            base = base_slice.figure(metric) if base_slice is not None else None
             delta = value - base if value is not None and base is not None else None
             cells.append(MetricCell(metric, value, low, high, delta, _status(delta, tolerance)))
-        rows.append(MetricRow(language=language, n=as_int(s.get("n")), cells=cells))
+        rows.append(MetricRow(language=language, n=s.n, cells=cells))
     return StageTable(stage=stage, against=against, rows=rows)
 
 
-def _comparison(metrics: dict[str, Any], *, tolerance: float) -> tuple[list[ComparisonRow], list[str], list[str]]:
-    comparison = metrics.get("comparison")
-    if not isinstance(comparison, dict):
+def _comparison(comparison: GateComparison | None) -> tuple[list[ComparisonRow], list[str], list[str]]:
+    """The evaluation's own gate, as it decided it: every row with its status and p-value."""
+    if comparison is None:
         return [], [], []
-    rows = []
-    for status, key in (("regression", "regressions"), ("lift", "lifts"), (None, "rows"), (None, "deltas")):
-        for item in as_list(comparison.get(key)):
-            if not isinstance(item, dict):
-                continue
-            base, cand = as_float(item.get("baseline")), as_float(item.get("candidate", item.get("value")))
-            delta = as_float(item.get("delta"))
-            if delta is None and base is not None and cand is not None:
-                delta = cand - base
-            stage = None if item.get("stage") is None else str(item["stage"])
-            if stage is not None and item.get("view") in VIEW_LABELS:
-                stage = f"{stage}, {VIEW_LABELS[item['view']]}"
-            rows.append(
-                ComparisonRow(
-                    stage=stage,
-                    language=str(item.get("language", "overall")),
-                    metric=str(item.get("metric", "?")),
-                    baseline=base,
-                    candidate=cand,
-                    delta=delta,
-                    status=status or str(item.get("status") or _status(delta, tolerance)),
-                    p_value=as_float(item.get("p_value")),
-                )
-            )
-    missing = [str(x) for x in as_list(comparison.get("missing_languages") or comparison.get("missing"))]
-    absent = [str(x) for x in as_list(comparison.get("missing_in_current"))]
+    rows = [
+        ComparisonRow(
+            stage=f"{c.stage}, {VIEW_LABELS[c.view]}",
+            language=c.language,
+            metric=c.metric,
+            baseline=c.baseline,
+            candidate=c.candidate,
+            delta=c.delta,
+            status=c.status,
+            p_value=c.p_value,
+        )
+        for c in (*comparison.regressions, *comparison.lifts, *comparison.rows)
+    ]
     order = {"regression": 0, "not_significant": 1, "lift": 2}
     rows.sort(key=lambda c: (order.get(c.status, 2), c.stage or "", c.language != "overall", c.language, c.metric))
-    return rows, missing, absent
+    return rows, list(comparison.missing_languages), list(comparison.missing_in_current)
+
+
+def _tables(
+    scores: dict[str, Scores], baseline: dict[str, Scores] | None, *, label: str, baseline_name: str, tolerance: float
+) -> list[StageTable]:
+    """One table per stage of one view: deltas against the baseline run's same stage, else the
+    reranker against the bi-encoder (its lift)."""
+    tables = []
+    for name, view_scores in scores.items():
+        title = f"{name}, {label}" if label else name
+        if baseline is not None and name in baseline:
+            reference, against = baseline[name], f"baseline {baseline_name} ({title})"
+            against_baseline = True
+        elif name != "biencoder" and "biencoder" in scores:
+            reference, against, against_baseline = scores["biencoder"], "the bi-encoder (reranker lift)", False
+        else:
+            reference, against, against_baseline = None, None, False
+        table = _stage_table(title, view_scores, reference, against, tolerance=tolerance)
+        table.baseline = against_baseline
+        tables.append(table)
+    return tables
 
 
 def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | None:
@@ -100,44 +100,23 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
     models = [ev.name for ev in evals]
     # two runs of the same model (e.g. bm25 on two corpora) are told apart by their folders
     run_names = [f"{m} ({ev.path.parent.name})" if models.count(m) > 1 else m for m, ev in zip(models, evals)]
-    baseline_scores: dict[str, dict[str, dict[str, Any]]] | None = None
-    baseline_distinct: dict[str, dict[str, dict[str, Any]]] | None = None
+    baseline_scores: dict[str, Scores] | None = None
+    baseline_distinct: dict[str, Scores] | None = None
     for index, ev in enumerate(evals):
-        stages = as_dict(ev.metrics.get("stages"))
-        names = [s for s in STAGE_ORDER if s in stages] + sorted(s for s in stages if s not in STAGE_ORDER)
-        scores = {name: _scores(as_dict(stages[name])) for name in names}
-        tables = []
-        for name in names:
-            if index > 0 and baseline_scores is not None and name in baseline_scores:
-                reference, against = baseline_scores[name], f"baseline {run_names[0]} ({name})"
-            elif name != "biencoder" and "biencoder" in scores:
-                reference, against = scores["biencoder"], "the bi-encoder (reranker lift)"
-            else:
-                reference, against = None, None
-            table = _stage_table(name, scores[name], reference, against, tolerance=tolerance)
-            table.baseline = index > 0 and reference is not None and against.startswith("baseline")
-            tables.append(table)
-        distinct = as_dict(as_dict(ev.metrics.get("distinct")).get("stages"))
-        distinct_scores = {name: _scores(as_dict(distinct[name])) for name in names if name in distinct}
-        for name, view_scores in distinct_scores.items():
-            reference, against = None, None
-            if index > 0 and baseline_distinct is not None and name in baseline_distinct:
-                reference, against = baseline_distinct[name], f"baseline {run_names[0]} ({name}, {DISTINCT})"
-            elif name != "biencoder" and "biencoder" in distinct_scores:
-                reference, against = distinct_scores["biencoder"], "the bi-encoder (reranker lift)"
-            table = _stage_table(f"{name}, {DISTINCT}", view_scores, reference, against, tolerance=tolerance)
-            table.baseline = index > 0 and reference is not None and against.startswith("baseline")
-            tables.append(table)
+        metrics = ev.metrics
+        scores = {name: _scores(metrics.stages[name]) for name in STAGES if name in metrics.stages}
+        distinct_view = metrics.view("distinct")
+        distinct_scores = {name: _scores(distinct_view[name]) for name in STAGES if name in distinct_view}
+        tables = _tables(scores, baseline_scores if index > 0 else None, label="", baseline_name=run_names[0],
+                         tolerance=tolerance)
+        tables += _tables(distinct_scores, baseline_distinct if index > 0 else None, label=DISTINCT,
+                          baseline_name=run_names[0], tolerance=tolerance)
         if index == 0:
-            baseline_scores = scores
-            baseline_distinct = distinct_scores
-        comparison, missing, absent = _comparison(ev.metrics, tolerance=tolerance)
-        comparison_passed = as_dict(ev.metrics.get("comparison")).get("passed")
-        model = as_dict(ev.metrics.get("model"))
-        repro = [(f"model.{k}", short_value(v)) for k, v in model.items()]
-        repro += [(f"versions.{k}", short_value(v)) for k, v in as_dict(ev.metrics.get("versions")).items()]
-        if ev.metrics.get("seed") is not None:
-            repro.append(("seed", short_value(ev.metrics.get("seed"))))
+            baseline_scores, baseline_distinct = scores, distinct_scores
+        comparison, missing, absent = _comparison(metrics.comparison)
+        repro = [(f"model.{k}", short_value(v)) for k, v in metrics.model.model_dump().items()]
+        repro += [(f"versions.{k}", short_value(v)) for k, v in metrics.versions.items()]
+        repro.append(("seed", short_value(metrics.seed)))
         runs.append(
             EvalRun(
                 name=run_names[index],
@@ -145,10 +124,10 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 metrics=list(METRICS),
                 stages=tables,
                 comparison=comparison,
-                gate_passed=comparison_passed if isinstance(comparison_passed, bool) else None,
+                gate_passed=metrics.comparison.passed if metrics.comparison is not None else None,
                 missing_languages=missing,
                 missing_in_run=absent,
-                eval_set=flatten(as_dict(ev.metrics.get("eval_set"))),
+                eval_set=flatten(metrics.eval_set.model_dump()),
                 reproducibility=repro,
             )
         )

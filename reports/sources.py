@@ -1,6 +1,6 @@
-"""Read what the audit and the evaluation wrote: summary.json through the audit's own schema (a summary
-that does not validate is refused with the key that is wrong), and never a 100k-pair file into memory
-(example rows are streamed and capped).
+"""Read what the audit and the evaluation wrote: summary.json and metrics.json through their owners'
+schemas (a file that does not validate is refused with the key that is wrong), and never a 100k-pair
+file into memory (example rows are streamed and capped).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clinassay.audit.summary import AuditSummary
+from clinassay.retrieval.metrics_file import MetricsFile, load_metrics, metrics_path
 from clinassay.terminology.errors import ClinassayInputError
 
 SUMMARY, MANIFEST, REJECTED, ACCEPTED, METRICS = (
@@ -50,7 +51,7 @@ class EvalOutput:
 
     path: Path
     name: str
-    metrics: dict[str, Any]
+    metrics: MetricsFile
 
 
 def _read_json(path: Path) -> Any:
@@ -91,16 +92,15 @@ def load_audit_output(path: Path | str) -> AuditOutput:
 def load_eval_output(path: Path | str) -> EvalOutput:
     """Load `metrics.json` from an evaluation output folder (or the file itself)."""
     path = Path(path)
-    metrics_path = path if path.is_file() else path / METRICS
-    if not metrics_path.is_file():
+    file = metrics_path(path)
+    if not file.is_file():
         raise ReportInputError(f"{path} is not an evaluation output: it has no {METRICS}")
-    metrics = _read_json(metrics_path)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("stages"), dict):
-        raise ReportInputError(f"{metrics_path}: expected an object with 'stages' (clinassay evaluate's metrics.json)")
-    folder = metrics_path.parent
-    model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
-    name = Path(str(model.get("name") or "")).name or folder.name or metrics_path.stem
-    return EvalOutput(path=metrics_path, name=name, metrics=metrics)
+    try:
+        metrics = load_metrics(file)
+    except ClinassayInputError as exc:
+        raise ReportInputError(str(exc)) from exc
+    name = Path(metrics.model.name).name or file.parent.name or file.stem
+    return EvalOutput(path=file, name=name, metrics=metrics)
 
 
 def load_calibration_of(folder: Path | str) -> tuple[Any, str | None]:

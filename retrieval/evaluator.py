@@ -1,5 +1,5 @@
 """Per-language evaluation of a retriever on (mention, code, language) items, writing the
-`metrics.json` the gate and the reports read.
+`metrics.json` the gate and the reports read (`metrics_file.MetricsFile`).
 
 Why ranks are computed here from the index's results rather than by sentence-transformers'
 `InformationRetrievalEvaluator`: a code is scored by the best of its labels (max pooling over
@@ -18,9 +18,18 @@ from pathlib import Path
 
 from clinassay.retrieval.evalset import EvalItem
 from clinassay.retrieval.metrics import distinct_key, rank_of, ranking_metrics
+from clinassay.retrieval.metrics_file import (
+    METRICS_FILE,
+    Coverage,
+    EvalSetInfo,
+    Evaluation,
+    GateComparison,
+    MetricsFile,
+    ModelInfo,
+)
 
 
-def _versions() -> dict:
+def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
@@ -65,7 +74,7 @@ def evaluate(
     rerank: bool = False,
     bootstrap_samples: int = 1000,
     seed: int = 13,
-) -> tuple[dict, list[dict]]:
+) -> tuple[Evaluation, list[dict]]:
     """Metrics in both views and one prediction row per item.
 
     `stages` (`{"biencoder": M, "reranker": M}`) weighs every item as it occurs in the evaluation set
@@ -100,39 +109,39 @@ def evaluate(
                 bootstrap_samples=bootstrap_samples, seed=seed,
             )
     corpus_codes = set(retriever.corpus.codes)
-    coverage = {"items": len(items), "distinct_items": len(distinct),
-                "gold_not_in_corpus": sum(item.code not in corpus_codes for item in items),
-                # languages the corpus serves that the evaluation set has no item in (Catalan, offline)
-                "no_evaluation_data": sorted(set(retriever.corpus.languages or ()) - set(languages))}
-    return {"stages": stages, "distinct": {"items": len(distinct), "stages": distinct_stages},
-            "coverage": coverage}, predictions
+    coverage = Coverage(
+        items=len(items), distinct_items=len(distinct),
+        gold_not_in_corpus=sum(item.code not in corpus_codes for item in items),
+        # languages the corpus serves that the evaluation set has no item in (Catalan, offline)
+        no_evaluation_data=sorted(set(retriever.corpus.languages or ()) - set(languages)),
+    )
+    evaluation = Evaluation.model_validate(
+        {"stages": stages, "distinct": {"items": len(distinct), "stages": distinct_stages}, "coverage": coverage}
+    )
+    return evaluation, predictions
 
 
 def write_metrics(
     out_dir: Path | str,
-    metrics: dict,
+    evaluation: Evaluation,
     predictions: list[dict],
     *,
-    eval_set: dict,
-    model: dict,
+    eval_set: EvalSetInfo,
+    model: ModelInfo,
     seed: int,
-    comparison: dict | None = None,
+    comparison: GateComparison | None = None,
 ) -> Path:
-    """`metrics.json` (stages, eval set and model hashes, versions, seed, and the gate's comparison
-    when a baseline was given) and `predictions.jsonl` (one row per item, for error analysis)."""
+    """`metrics.json` (a `MetricsFile`: the evaluation, eval set and model hashes, versions, seed, and
+    the gate's comparison when a baseline was given) and `predictions.jsonl` (one row per item, for
+    error analysis)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    document = {
-        **metrics,
-        "eval_set": eval_set,
-        "model": model,
-        "seed": seed,
-        "versions": _versions(),
-    }
-    if comparison is not None:
-        document["comparison"] = comparison
-    path = out_dir / "metrics.json"
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+    document = MetricsFile(
+        stages=evaluation.stages, distinct=evaluation.distinct, coverage=evaluation.coverage,
+        eval_set=eval_set, model=model, seed=seed, versions=_versions(), comparison=comparison,
+    )
+    path = out_dir / METRICS_FILE
+    path.write_text(document.to_json(), encoding="utf-8")
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for row in predictions:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinassay.audit.export import staged_folder
+from clinassay.retrieval.metrics_file import METRICS_FILE, MetricsFile, load_metrics
 from clinassay.retrieval.model_card import HubCard, render_model_card
 from clinassay.retrieval.searcher import CARD_FILE, biencoder_dir, is_model_dir
 from clinassay.terminology.errors import ClinassayInputError
@@ -63,30 +64,28 @@ def card_sha256(model_dir: Path | str) -> str:
     return hashlib.sha256((Path(model_dir) / CARD_FILE).read_bytes()).hexdigest()
 
 
-def load_evaluation(path: Path | str, *, model_dir: Path) -> dict:
+def load_evaluation(path: Path | str, *, model_dir: Path) -> MetricsFile:
     """A `metrics.json` (or its folder) of `clinassay evaluate` on this very model, or exit 2."""
-    from clinassay.retrieval.gate import load_metrics
-
-    path = Path(path)
     metrics = load_metrics(path)
-    recorded = (metrics.get("model") or {}).get("sha256")
-    if recorded != card_sha256(model_dir):
-        raise ClinassayInputError(f"--eval {path}: an evaluation of another model ({(metrics.get('model') or {}).get('name')}); "
+    if metrics.model.sha256 != card_sha256(model_dir):
+        raise ClinassayInputError(f"--eval {path}: an evaluation of another model ({metrics.model.name}); "
                                   f"the card lists only evaluations of {model_dir}")
     return metrics
 
 
-def run_evaluation(model_dir: Path) -> Path | None:
+def run_evaluation(model_dir: Path, *, log: Callable[[str], None] = print) -> Path | None:
     """The candidate evaluation `clinassay run` keeps beside MODEL_DIR (RUN/train/model ->
-    RUN/evaluate/candidate/metrics.json), when it evaluated this model."""
-    candidate = model_dir.resolve().parent.parent / "evaluate" / "candidate" / "metrics.json"
+    RUN/evaluate/candidate/metrics.json), when it evaluated this model. One that does not validate is
+    not listed, and the log says why (give it with --eval to be refused with the key that is wrong)."""
+    candidate = model_dir.resolve().parent.parent / "evaluate" / "candidate" / METRICS_FILE
     if not candidate.is_file():
         return None
     try:
-        recorded = (json.loads(candidate.read_text(encoding="utf-8")).get("model") or {}).get("sha256")
-    except (OSError, ValueError):
+        metrics = load_metrics(candidate)
+    except ClinassayInputError as exc:
+        log(f"[export] not listing the evaluation beside the model: {exc}")
         return None
-    return candidate if recorded == card_sha256(model_dir) else None
+    return candidate if metrics.model.sha256 == card_sha256(model_dir) else None
 
 
 def stage1_kind(folder: Path) -> str:
@@ -113,7 +112,7 @@ def export_model(
         raise ClinassayInputError(f"{source} holds no sentence-transformers model (modules.json not found)")
     card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
     paths = list(evaluations)
-    if not paths and (found := run_evaluation(model_dir)) is not None:
+    if not paths and (found := run_evaluation(model_dir, log=log)) is not None:
         log(f"[export] evaluation found beside the model: {found}")
         paths = [found]
     metrics = [load_evaluation(p, model_dir=model_dir) for p in paths]

@@ -6,49 +6,50 @@ with both runs' per-item ranks (predictions.jsonl beside each metrics.json, the 
 each drop gets a paired randomization test, and one with p above `significance` is shown as not
 significant instead of failing (25 items per language: one item flipping is a 0.04 drop in R@5 and
 p = 0.5). Without per-item ranks the tolerance alone decides, and the gate says so. Lifts are reported
-too; a language or a view the baseline lacks is listed, never silently skipped. No torch here: the
-reports and the pipeline read gate results without loading a model.
+too; a language or a view the baseline lacks is listed, never silently skipped. Both runs are read as
+`metrics_file.Evaluation`s, and the decision is recorded in metrics.json as a `GateComparison`. No torch
+here: the reports and the pipeline read gate results without loading a model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 import numpy as np
 
-from clinassay.retrieval.metrics import VIEWS, distinct_key, paired_drop_p_value, per_query, view_stages
+from clinassay.retrieval.config import Metric
+from clinassay.retrieval.metrics import METRICS, VIEWS, distinct_key, paired_drop_p_value, per_query
+from clinassay.retrieval.metrics_file import (
+    Comparison,
+    Evaluation,
+    GateComparison,
+    SliceFigures,
+    Stage,
+    View,
+    parse_metrics,
+)
 from clinassay.terminology.errors import ClinassayInputError
 
 
-class Comparison(BaseModel):
-    language: str  # a language code, or "overall"
-    metric: str
-    stage: str
-    view: str = "occurrence"  # "occurrence" | "distinct"
-    candidate: float
-    baseline: float
-    delta: float
-    # "regression" | "lift" | "same" (within tolerance) | "not_significant" (a drop beyond the
-    # tolerance whose paired test gives p above the gate's significance)
-    status: str
-    p_value: float | None = None  # the paired test of a drop beyond the tolerance; None: not tested
-
-
 class GateResult(BaseModel):
+    """The gate's result in memory: every compared slice (`comparisons`); `to_comparison` is what
+    metrics.json records of it."""
+
     baseline: str
     tolerance: float
-    metrics: list[str]
-    stage: str
-    baseline_stage: str
+    metrics: list[Metric]
+    stage: Stage
+    baseline_stage: Stage
     comparisons: list[Comparison]
     missing_in_baseline: list[str]
     missing_in_current: list[str]
-    views: list[str] = ["occurrence"]  # the views compared
-    views_not_compared: list[str] = []  # a view one of the two files lacks (older metrics.json)
+    views: list[View] = ["occurrence"]  # the views compared
+    views_not_compared: list[View] = []  # a view one of the two files lacks (older metrics.json)
     significance: float = 1.0  # a drop beyond the tolerance fails only with p at or below this
     paired: bool = False  # both runs' per-item ranks were compared; False: the tolerance alone decided
     unpaired_reason: str | None = None
@@ -69,37 +70,32 @@ class GateResult(BaseModel):
     def passed(self) -> bool:
         return not self.regressions
 
-    def to_dict(self) -> dict:
+    def to_comparison(self) -> GateComparison:
         """metrics.json's `comparison`: regressions, lifts and the rest (`rows`), each row once."""
-        return {
-            "baseline": self.baseline,
-            "stage": self.stage,
-            "baseline_stage": self.baseline_stage,
-            "tolerance": self.tolerance,
-            "metrics": self.metrics,
-            "passed": self.passed,
-            "views": self.views,
-            "views_not_compared": self.views_not_compared,
-            "significance": self.significance,
-            "paired": self.paired,
-            "unpaired_reason": self.unpaired_reason,
-            "regressing_languages": sorted({c.language for c in self.regressions}),
-            "regressing_views": sorted({c.view for c in self.regressions}),
-            "regressions": [c.model_dump() for c in self.regressions],
-            "lifts": [c.model_dump() for c in self.lifts],
-            "rows": [c.model_dump() for c in self.comparisons if c.status in ("same", "not_significant")],
-            "missing_languages": self.missing_in_baseline,
-            "missing_in_current": self.missing_in_current,
-        }
+        return GateComparison(
+            baseline=self.baseline,
+            stage=self.stage,
+            baseline_stage=self.baseline_stage,
+            tolerance=self.tolerance,
+            metrics=self.metrics,
+            passed=self.passed,
+            views=self.views,
+            views_not_compared=self.views_not_compared,
+            significance=self.significance,
+            paired=self.paired,
+            unpaired_reason=self.unpaired_reason,
+            regressing_languages=sorted({c.language for c in self.regressions}),
+            regressing_views=sorted({c.view for c in self.regressions}),
+            regressions=self.regressions,
+            lifts=self.lifts,
+            rows=[c for c in self.comparisons if c.status in ("same", "not_significant")],
+            missing_languages=self.missing_in_baseline,
+            missing_in_current=self.missing_in_current,
+        )
 
-
-def final_stage(metrics: dict) -> str:
-    """The stage a run delivers: the reranker when it was evaluated, else the bi-encoder."""
-    stages = metrics.get("stages") or {}
-    for name in ("reranker", "biencoder"):
-        if name in stages:
-            return name
-    raise ClinassayInputError(f"metrics have no 'stages.biencoder' or 'stages.reranker': keys {sorted(metrics)}")
+    def to_dict(self) -> dict[str, Any]:
+        """`to_comparison` as metrics.json writes it."""
+        return self.to_comparison().model_dump(mode="json", by_alias=True)
 
 
 def load_predictions(metrics_path: Path | str) -> list[dict] | None:
@@ -152,33 +148,25 @@ def _slice_values(rows: list[dict], stage: str, language: str, metric: str) -> n
     return per_query(np.asarray(ranks, dtype=np.int64))[metric]
 
 
-def load_metrics(path: Path | str) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    if not path.is_file():
-        raise ClinassayInputError(f"baseline metrics not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ClinassayInputError(f"{path}: not valid JSON: {exc}") from exc
-    final_stage(data)
-    return data
+def _evaluation(value: Evaluation | Mapping[str, Any], which: str) -> Evaluation:
+    """An `Evaluation` as given, or a metrics.json document already parsed with `json` (bench/ reads
+    them so), validated as one."""
+    return value if isinstance(value, Evaluation) else parse_metrics(value, source=f"the {which} run's metrics")
 
 
 def compare(
-    current: dict,
-    baseline: dict,
+    current: Evaluation | Mapping[str, Any],
+    baseline: Evaluation | Mapping[str, Any],
     *,
     tolerance: float = 0.01,
     metrics: Sequence[str] = ("mrr@10", "r@5"),
     baseline_name: str = "baseline",
     significance: float = 1.0,
-    current_predictions: list[dict] | None = None,
-    baseline_predictions: list[dict] | None = None,
+    current_predictions: list[dict[str, Any]] | None = None,
+    baseline_predictions: list[dict[str, Any]] | None = None,
 ) -> GateResult:
     """Compare the final stage of `current` with the final stage of `baseline`, slice by slice, in
-    every view both files hold (the occurrence view always; the distinct view when both have it).
+    every view both hold (the occurrence view always; the distinct view when both have it).
 
     With both runs' prediction rows on the same items, a drop beyond the tolerance is a regression only
     when its paired test gives p <= `significance` (1.0: every such drop is one)."""
@@ -186,34 +174,38 @@ def compare(
         raise ClinassayInputError(f"The 'tolerance' parameter of compare must be in [0, 1]. Got {tolerance} instead.")
     if not 0 < significance <= 1:
         raise ClinassayInputError(f"The 'significance' parameter of compare must be in (0, 1]. Got {significance} instead.")
-    stage, baseline_stage = final_stage(current), final_stage(baseline)
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ClinassayInputError(f"The 'metrics' parameter of compare must be among {METRICS}. Got {metric!r} instead.")
+    gated = [cast(Metric, m) for m in metrics]
+    current, baseline = _evaluation(current, "current"), _evaluation(baseline, "baseline")
+    stage, baseline_stage = current.final_stage, baseline.final_stage
     unpaired = _pairing(current_predictions, baseline_predictions)
     comparisons: list[Comparison] = []
-    compared, not_compared = [], []
-    cur_langs: dict = {}
-    base_langs: dict = {}
+    compared: list[View] = []
+    not_compared: list[View] = []
+    cur_langs: dict[str, SliceFigures] = {}
+    base_langs: dict[str, SliceFigures] = {}
     for view in VIEWS:
-        cur = view_stages(current, view).get(stage)
-        base = view_stages(baseline, view).get(baseline_stage)
-        if not cur or not base:
-            not_compared.append(view)
+        cur = current.view(view).get(stage)
+        base = baseline.view(view).get(baseline_stage)
+        if cur is None or base is None:
+            not_compared.append(cast(View, view))
             continue
-        compared.append(view)
+        compared.append(cast(View, view))
         paired_rows = {}
         if unpaired is None and current_predictions is not None and baseline_predictions is not None:
             paired_rows = {"current": _view_rows(current_predictions, view),
                            "baseline": _view_rows(baseline_predictions, view)}
-        cur_view, base_view = cur.get("languages", {}), base.get("languages", {})
-        cur_langs.update(cur_view)
-        base_langs.update(base_view)
-        slices = [("overall", cur.get("overall"), base.get("overall"))]
-        slices += [(lang, cur_view[lang], base_view[lang]) for lang in sorted(cur_view) if lang in base_view]
+        cur_langs.update(cur.languages)
+        base_langs.update(base.languages)
+        slices = [("overall", cur.overall, base.overall)]
+        slices += [(lang, cur.languages[lang], base.languages[lang]) for lang in sorted(cur.languages)
+                   if lang in base.languages]
         for language, cur_slice, base_slice in slices:
-            if not cur_slice or not base_slice:
-                continue
-            for metric in metrics:
-                c, b = cur_slice.get(metric), base_slice.get(metric)
-                if c is None or b is None:
+            for metric in gated:
+                c, b = cur_slice.figure(metric), base_slice.figure(metric)
+                if c is None or b is None:  # an empty slice has no figures
                     continue
                 delta = round(c - b, 6)
                 status = "regression" if delta < -tolerance - 1e-12 else "lift" if delta > 0 else "same"
@@ -225,12 +217,12 @@ def compare(
                         p_value = round(paired_drop_p_value(cand_values, base_values), 4)
                         if p_value > significance:
                             status = "not_significant"
-                comparisons.append(Comparison(language=language, metric=metric, stage=stage, view=view,
+                comparisons.append(Comparison(language=language, metric=metric, stage=stage, view=cast(View, view),
                                               candidate=c, baseline=b, delta=delta, status=status, p_value=p_value))
     return GateResult(
         baseline=baseline_name,
         tolerance=tolerance,
-        metrics=list(metrics),
+        metrics=gated,
         stage=stage,
         baseline_stage=baseline_stage,
         comparisons=comparisons,

@@ -9,9 +9,13 @@ MRR@10, NDCG@10 and R@k of one slice always agree with each other. Names follow 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # metrics_file is pure pydantic; imported lazily to keep this module numpy only
+    from clinassay.retrieval.metrics_file import Evaluation
 
 METRICS: tuple[str, ...] = ("mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10")
 # occurrence: every evaluation item as it occurs; distinct: each (mention, code, language) once
@@ -105,45 +109,43 @@ def rank_of(gold: str, ranked_codes: Sequence[str]) -> int:
     return 0
 
 
-def view_stages(metrics: dict, view: str) -> dict:
-    """`{stage: {"overall", "languages"}}` of one view of a metrics.json (`{}` when it lacks the view:
-    files written before the distinct view existed)."""
-    if view == "occurrence":
-        return metrics.get("stages") or {}
-    if view == "distinct":
-        return (metrics.get("distinct") or {}).get("stages") or {}
-    raise ValueError(f"The 'view' parameter must be one of {VIEWS}. Got {view!r} instead.")
+def view_stages(metrics: Mapping[str, Any] | Evaluation, view: str) -> dict[str, dict[str, Any]]:
+    """`{stage: {"overall", "languages"}}` of one view as plain dicts, for scripts that read metrics.json
+    with `json` (bench/): the document is validated as a `MetricsFile` first (`{}` for the distinct view
+    of a file written before it). The product reads `Evaluation.view` instead."""
+    from clinassay.retrieval.metrics_file import Evaluation, parse_metrics
 
+    evaluation = metrics if isinstance(metrics, Evaluation) else parse_metrics(metrics, source="metrics")
+    return {stage: block.model_dump(mode="json", by_alias=True) for stage, block in evaluation.view(view).items()}
 
 
 VIEW_TITLES = {"occurrence": "every occurrence", "distinct": "distinct (mention, code) pairs"}
 
 
-def format_metrics_table(metrics: dict) -> str:
+def format_metrics_table(metrics: Evaluation) -> str:
     """The terminal table of a metrics.json: both views, every stage, overall then per language,
     MRR@10 with its 95 % interval, NDCG@10, R@1/5/10; languages without evaluation data named."""
     header = (f"{'view':<10} {'stage':<10} {'slice':<8} {'n':>6} {'MRR@10':>7} {'95% CI':>13} "
               f"{'NDCG@10':>7} {'R@1':>6} {'R@5':>6} {'R@10':>6}")
     lines = [header]
     for view in VIEWS:
-        for stage, block in view_stages(metrics, view).items():
-            slices = [("overall", block["overall"])] + sorted(block["languages"].items())
+        for stage, block in metrics.view(view).items():
+            slices = [("overall", block.overall)] + sorted(block.languages.items())
             for name, s in slices:
-                if not s.get("n"):
+                if not s.n:
                     continue
-                ci = (s.get("ci95") or {}).get("mrr@10")
+                ci = s.ci95.get("mrr@10")
                 interval = f"{ci[0]:.3f}-{ci[1]:.3f}" if ci else "-"
                 lines.append(
-                    f"{view:<10} {stage:<10} {name:<8} {s['n']:>6} {s['mrr@10']:>7.4f} {interval:>13} "
-                    f"{s['ndcg@10']:>7.4f} {s['r@1']:>6.3f} {s['r@5']:>6.3f} {s['r@10']:>6.3f}"
+                    f"{view:<10} {stage:<10} {name:<8} {s.n:>6} {s.mrr_at_10:>7.4f} {interval:>13} "
+                    f"{s.ndcg_at_10:>7.4f} {s.r_at_1:>6.3f} {s.r_at_5:>6.3f} {s.r_at_10:>6.3f}"
                 )
-    coverage = metrics.get("coverage") or {}
-    if coverage.get("distinct_items") is not None:
-        lines.append(f"views: occurrence = {coverage.get('items')} items as they occur; "
-                     f"distinct = {coverage['distinct_items']} distinct (mention, code) pairs")
-    for language in coverage.get("no_evaluation_data") or []:
+    coverage = metrics.coverage
+    if coverage.distinct_items is not None:
+        lines.append(f"views: occurrence = {coverage.items} items as they occur; "
+                     f"distinct = {coverage.distinct_items} distinct (mention, code) pairs")
+    for language in coverage.no_evaluation_data:
         lines.append(f"{language}: no evaluation data (in the corpus, not in this evaluation set)")
-    missing = coverage.get("gold_not_in_corpus")
-    if missing:
-        lines.append(f"note: {missing} items have a gold code outside the corpus (counted as misses)")
+    if coverage.gold_not_in_corpus:
+        lines.append(f"note: {coverage.gold_not_in_corpus} items have a gold code outside the corpus (counted as misses)")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinassay.retrieval.metrics import METRICS
+from clinassay.retrieval.metrics_file import MetricsFile
 
 TAGS = ("sentence-transformers", "sentence-similarity", "feature-extraction", "information-retrieval",
         "clinassay", "icd-10", "icd-10-cm", "clinical-coding", "medical", "synthetic-data")
@@ -29,10 +30,10 @@ DEFAULT_NAME = "clinassay-icd10-retriever"
 @dataclass(frozen=True)
 class HubCard:
     """What the Hub front matter needs beyond `model_card.json`: the evaluations to list (each a
-    `metrics.json` of `clinassay evaluate`, as a dict), the licence and Hub datasets a publisher
+    `metrics.json` of `clinassay evaluate`, read with `metrics_file.load_metrics`), the licence and Hub datasets a publisher
     chooses, the name in the model-index, and how the card's code refers to the model."""
 
-    evaluations: Sequence[dict] = ()
+    evaluations: Sequence[MetricsFile] = ()
     license: str | None = None
     datasets: Sequence[str] = ()
     name: str = DEFAULT_NAME
@@ -72,22 +73,20 @@ def languages_of(card: dict) -> list[str]:
     return found
 
 
-def eval_results(evaluations: Sequence[dict]):
+def eval_results(evaluations: Sequence[MetricsFile]):
     """One huggingface_hub `EvalResult` per evaluation, stage, language slice (and overall) and metric."""
     from huggingface_hub import EvalResult
 
     results = []
     for metrics in evaluations:
-        eval_set = metrics.get("eval_set") or {}
-        stem = Path(str(eval_set.get("path") or "evaluation")).stem or "evaluation"
-        digest = str(eval_set.get("sha256") or "")[:12]
-        dataset_name = f"{stem} ({eval_set.get('items')} mentions{', sha256 ' + digest if digest else ''})"
-        for stage, block in (metrics.get("stages") or {}).items():
-            slices = [(language, s) for language, s in sorted((block.get("languages") or {}).items())]
-            slices.append(("all", block.get("overall") or {}))
+        eval_set = metrics.eval_set
+        stem = Path(eval_set.path).stem or "evaluation"
+        dataset_name = f"{stem} ({eval_set.items} mentions, sha256 {eval_set.sha256[:12]})"
+        for stage, block in metrics.stages.items():
+            slices = sorted(block.languages.items()) + [("all", block.overall)]
             for language, values in slices:
                 for metric in METRICS:
-                    value = values.get(metric)
+                    value = values.figure(metric)
                     if value is None:
                         continue
                     results.append(EvalResult(
@@ -200,20 +199,20 @@ def render_model_card(card: dict, hub: HubCard | None = None) -> str:
     return "\n".join(lines)
 
 
-def _evaluation_section(evaluations: Sequence[dict]) -> list[str]:
+def _evaluation_section(evaluations: Sequence[MetricsFile]) -> list[str]:
     if not evaluations:
         return []
     lines = ["## Evaluation", ""]
     for metrics in evaluations:
-        eval_set = metrics.get("eval_set") or {}
-        lines += [f"`{Path(str(eval_set.get('path') or 'evaluation')).name}` ({eval_set.get('items')} mentions, "
-                  f"sha256 `{str(eval_set.get('sha256') or '')[:12]}`):", "",
+        eval_set = metrics.eval_set
+        lines += [f"`{Path(eval_set.path).name}` ({eval_set.items} mentions, sha256 `{eval_set.sha256[:12]}`):", "",
                   "| stage | language | n | " + " | ".join(METRIC_NAMES[m] for m in METRICS) + " |",
                   "| --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " |"]
-        for stage, block in (metrics.get("stages") or {}).items():
-            slices = sorted((block.get("languages") or {}).items()) + [("all", block.get("overall") or {})]
+        for stage, block in metrics.stages.items():
+            slices = sorted(block.languages.items()) + [("all", block.overall)]
             for language, values in slices:
-                cells = " | ".join("" if values.get(m) is None else f"{values[m]:.4f}" for m in METRICS)
-                lines.append(f"| {STAGE_NAMES.get(stage, stage)} | {language} | {values.get('n')} | {cells} |")
+                figures = [values.figure(m) for m in METRICS]
+                cells = " | ".join("" if v is None else f"{v:.4f}" for v in figures)
+                lines.append(f"| {STAGE_NAMES.get(stage, stage)} | {language} | {values.n} | {cells} |")
         lines.append("")
     return lines

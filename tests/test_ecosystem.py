@@ -147,7 +147,13 @@ def test_ndcg_can_gate_a_run():
     from clinassay.retrieval.gate import compare
 
     assert RetrievalConfig(gate_metrics=["ndcg@10"]).gate_metrics == ["ndcg@10"]
-    stage = lambda v: {"stages": {"biencoder": {"overall": {"ndcg@10": v}, "languages": {}}}}  # noqa: E731
+    from clinassay.retrieval.metrics_file import Evaluation
+
+    def stage(ndcg: float) -> Evaluation:  # every other figure equal: only NDCG@10 can fail the gate
+        figures = {"n": 10, "mrr@10": 0.4, "ndcg@10": ndcg, "r@1": 0.3, "r@3": 0.5, "r@5": 0.6, "r@10": 0.8, "ci95": {}}
+        return Evaluation.model_validate({"stages": {"biencoder": {"overall": figures, "languages": {"es": figures}}},
+                                          "coverage": {"items": 10, "gold_not_in_corpus": 0}})
+
     assert not compare(stage(0.5), stage(0.7), metrics=["ndcg@10"]).passed
 
 

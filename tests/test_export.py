@@ -18,6 +18,7 @@ from audit_fixtures import write_audit_folder
 from test_retrieval_support import DATA, FakeTerminology
 
 QUERIES = ["Calculus of kidney", "infección urinaria"]
+REPORT_DATA = DATA.parent / "reports"
 
 
 def _front_matter(readme: str) -> dict:
@@ -328,7 +329,12 @@ def test_the_evaluation_clinassay_run_wrote_beside_the_model_is_found(tmp_path):
     assert run_evaluation(model) is None
     candidate = tmp_path / "evaluate" / "candidate"
     candidate.mkdir(parents=True)
-    (candidate / "metrics.json").write_text(json.dumps({"stages": {}, "model": {"sha256": "0" * 64}}))
+    metrics = json.loads((REPORT_DATA / "eval_baseline" / "metrics.json").read_text())
+    (candidate / "metrics.json").write_text(json.dumps({**metrics, "model": {**metrics["model"], "sha256": "0" * 64}}))
     assert run_evaluation(model) is None  # another model's
-    (candidate / "metrics.json").write_text(json.dumps({"stages": {}, "model": {"sha256": card_sha256(model)}}))
+    (candidate / "metrics.json").write_text(json.dumps({**metrics, "model": {**metrics["model"], "sha256": card_sha256(model)}}))
     assert run_evaluation(model) == (candidate / "metrics.json").resolve()
+    logged: list[str] = []
+    (candidate / "metrics.json").write_text(json.dumps({"stages": {}, "model": {"sha256": card_sha256(model)}}))
+    assert run_evaluation(model, log=logged.append) is None  # not a metrics.json: not listed, and said so
+    assert "not a clinassay metrics.json (schema 1): " in logged[0]

@@ -438,9 +438,15 @@ def test_json_data_block_cannot_close_its_script(tmp_path, summary):
     assert "<" not in block and payload in json.loads(block)["failed"][0]
 
 
-def test_a_failed_evaluation_gate_fails_the_verdict_even_without_rows(tmp_path):
-    metrics = json.loads((DATA / "eval_candidate" / "metrics.json").read_text())
-    metrics["comparison"] = {"passed": False, "regressions": "unreadable"}
-    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    context = build_report_context(None, eval_dirs=[tmp_path])
+def test_a_failed_evaluation_gate_fails_the_verdict_and_an_unreadable_one_is_refused(tmp_path):
+    """The verdict takes the evaluation's own decision from metrics.json; a comparison its schema refuses
+    (rows that are not rows, a decision that disagrees with its rows) is refused by key, never guessed at."""
+    context = build_report_context(None, eval_dirs=[DATA / "eval_candidate"])
     assert context.verdict.status == "fail" and "evaluation gate failed" in context.verdict.notes[0]
+    metrics = json.loads((DATA / "eval_candidate" / "metrics.json").read_text())
+    refused = {"comparison.regressions: Input should be a valid array": {"regressions": "unreadable"},
+               "comparison: Value error, passed is True with 1 regressions": {"passed": True}}
+    for message, odd in refused.items():
+        (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "comparison": {**metrics["comparison"], **odd}}))
+        with pytest.raises(ReportInputError, match=rf"not a clinassay metrics.json \(schema 1\): {re.escape(message)}"):
+            build_report_context(None, eval_dirs=[tmp_path])

@@ -13,13 +13,17 @@ import pytest
 
 from clinassay.retrieval.gate import compare, format_gate
 from clinassay.retrieval.metrics import ranking_metrics
-from test_retrieval_support import DATA, FakeTerminology
+from test_retrieval_support import DATA, FakeTerminology, evaluation
 
 
-def _metrics(ranks_by_language: dict[str, list[int]]) -> dict:
+def _stages(ranks_by_language: dict[str, list[int]]) -> dict:
     ranks = [r for rs in ranks_by_language.values() for r in rs]
     langs = [lang for lang, rs in ranks_by_language.items() for _ in rs]
-    return {"stages": {"biencoder": ranking_metrics(ranks, langs, bootstrap_samples=0)}}
+    return {"biencoder": ranking_metrics(ranks, langs, bootstrap_samples=0)}
+
+
+def _metrics(ranks_by_language: dict[str, list[int]]):
+    return evaluation(_stages(ranks_by_language))
 
 
 BASE = {"es": [1, 1, 2, 0], "fr": [1, 3, 0, 0], "pt": [2, 2, 1, 1]}
@@ -45,10 +49,12 @@ def test_gate_fires_on_planted_regression_in_one_language_and_shows_lifts():
 
 
 def test_gate_tolerance_and_missing_languages():
-    base = _metrics(BASE)
+    base = _stages(BASE)
     cur = copy.deepcopy(base)
-    cur["stages"]["biencoder"]["languages"]["es"]["mrr@10"] -= 0.009  # inside the default 0.01
-    cur["stages"]["biencoder"]["languages"]["it"] = cur["stages"]["biencoder"]["languages"]["pt"]
+    cur["biencoder"]["languages"]["es"]["mrr@10"] -= 0.009  # inside the default 0.01
+    cur["biencoder"]["languages"]["it"] = cur["biencoder"]["languages"]["pt"]
+    cur["biencoder"]["overall"]["n"] += cur["biencoder"]["languages"]["pt"]["n"]
+    cur, base = evaluation(cur), evaluation(base)
     result = compare(cur, base)
     assert result.passed
     assert result.missing_in_baseline == ["it"]
@@ -58,15 +64,14 @@ def test_gate_tolerance_and_missing_languages():
 
 def test_gate_compares_final_stages():
     base = _metrics(BASE)
-    cur = _metrics(BASE)
-    cur["stages"]["reranker"] = _metrics(dict(BASE, pt=[0, 0, 0, 0]))["stages"]["biencoder"]
+    cur = evaluation({**_stages(BASE), "reranker": _stages(dict(BASE, pt=[0, 0, 0, 0]))["biencoder"]})
     result = compare(cur, base)
     assert result.stage == "reranker" and result.baseline_stage == "biencoder"
     assert {c.language for c in result.regressions} == {"overall", "pt"}
 
 
 def test_gate_module_does_not_import_torch():
-    code = "import sys, clinassay.retrieval.gate, clinassay.retrieval.metrics, clinassay.retrieval.corpus, clinassay.retrieval.evalset; assert 'torch' not in sys.modules"
+    code = "import sys, clinassay.retrieval.gate, clinassay.retrieval.metrics, clinassay.retrieval.metrics_file, clinassay.retrieval.corpus, clinassay.retrieval.evalset; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
@@ -121,6 +126,36 @@ def test_evaluate_cli_bad_inputs_exit_2(tmp_path, fake_terminology):
     (tmp_path / "notjson.json").write_text("{")
     assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(tmp_path / "o"),
                  "--baseline", str(tmp_path / "notjson.json")]) == 2
+
+
+def test_a_metrics_json_with_a_wrong_key_is_refused_by_evaluate_and_report(tmp_path, fake_terminology, capsys):
+    """metrics.json is read through its schema: a key it does not know, or one it lacks, is exit 2 with
+    the key named, both as `evaluate --baseline` and as `report --eval`; never a traceback, never a guess."""
+    from clinassay.cli import main
+
+    out = tmp_path / "bm25"
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(out)]) == 0
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["schema_version"] == 1
+    wrong_key = copy.deepcopy(written)
+    slice_ = wrong_key["stages"]["biencoder"]["languages"]["fr"]
+    slice_["mrr@100"] = slice_.pop("mrr@10")
+    no_key = copy.deepcopy(written)
+    del no_key["eval_set"]["sha256"]
+    audit = DATA.parent / "reports" / "audit_small"
+    for document, key in ((wrong_key, "stages.biencoder.languages.fr.mrr@10"), (no_key, "eval_set.sha256")):
+        folder = tmp_path / "odd"
+        folder.mkdir(exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps(document))
+        capsys.readouterr()
+        assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(tmp_path / "gated"),
+                     "--baseline", str(folder / "metrics.json")]) == 2
+        assert not (tmp_path / "gated").exists()  # refused before any work
+        assert main(["report", str(audit), "--eval", str(folder), "--out", str(tmp_path / "r.html")]) == 2
+        assert main(["report", str(folder / "metrics.json"), "--out", str(tmp_path / "r.html")]) == 2
+        errors = capsys.readouterr().err.splitlines()
+        assert len(errors) == 3 and "Traceback" not in "".join(errors)
+        assert all("is not a clinassay metrics.json (schema 1): " + key in line for line in errors)
 
 
 def test_search_cli_prints_codes_titles_scores(fake_terminology, capsys):

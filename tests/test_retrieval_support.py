@@ -107,3 +107,16 @@ class FakeEncoder:
                 out[row, bucket] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-9)
+
+
+def evaluation(stages: dict, distinct: dict | None = None):
+    """An `Evaluation` (what `evaluate` returns, metrics.json without its hashes) from stage figures as
+    `ranking_metrics` computes them, with the coverage they imply; `distinct` None: an older file."""
+    from clinassay.retrieval.metrics_file import Evaluation
+
+    items = stages["biencoder"]["overall"]["n"]
+    data = {"stages": stages, "coverage": {"items": items, "gold_not_in_corpus": 0}}
+    if distinct is not None:
+        data["distinct"] = {"items": distinct["biencoder"]["overall"]["n"], "stages": distinct}
+        data["coverage"]["distinct_items"] = data["distinct"]["items"]
+    return Evaluation.model_validate(data)

@@ -11,16 +11,17 @@ from clinassay.retrieval.evalset import EvalItem
 from clinassay.retrieval.evaluator import distinct_positions
 from clinassay.retrieval.gate import compare, format_gate
 from clinassay.retrieval.metrics import format_metrics_table, ranking_metrics
-from test_retrieval_support import DATA, FakeTerminology
+from test_retrieval_support import DATA, FakeTerminology, evaluation
 
 
-def _both(occurrence: dict[str, list[int]], distinct: dict[str, list[int]]) -> dict:
-    def block(ranks_by_language):
-        ranks = [r for rs in ranks_by_language.values() for r in rs]
-        langs = [lang for lang, rs in ranks_by_language.items() for _ in rs]
-        return {"biencoder": ranking_metrics(ranks, langs, bootstrap_samples=0)}
+def _block(ranks_by_language: dict[str, list[int]]) -> dict:
+    ranks = [r for rs in ranks_by_language.values() for r in rs]
+    langs = [lang for lang, rs in ranks_by_language.items() for _ in rs]
+    return {"biencoder": ranking_metrics(ranks, langs, bootstrap_samples=0)}
 
-    return {"stages": block(occurrence), "distinct": {"items": 0, "stages": block(distinct)}}
+
+def _both(occurrence: dict[str, list[int]], distinct: dict[str, list[int]] | None):
+    return evaluation(_block(occurrence), None if distinct is None else _block(distinct))
 
 
 def test_distinct_positions_count_a_pair_once_whatever_its_case_and_spacing():
@@ -46,8 +47,7 @@ def test_gate_fires_on_a_regression_only_the_distinct_view_shows():
 
 
 def test_gate_says_which_view_an_old_baseline_lacks():
-    base = _both({"es": [1, 2]}, {"es": [1, 2]})
-    del base["distinct"]
+    base = _both({"es": [1, 2]}, None)  # a metrics.json written before the distinct view
     result = compare(_both({"es": [1, 2]}, {"es": [0, 0]}), base)
     assert result.passed and result.views == ["occurrence"] and result.views_not_compared == ["distinct"]
     assert "views one of the two files lacks (not gated): distinct" in format_gate(result)
@@ -55,7 +55,7 @@ def test_gate_says_which_view_an_old_baseline_lacks():
 
 def test_table_shows_both_views_with_intervals_and_languages_without_data():
     metrics = _both({"es": [1, 1, 3]}, {"es": [1, 3]})
-    metrics["coverage"] = {"items": 3, "distinct_items": 2, "no_evaluation_data": ["ca"]}
+    metrics = metrics.model_copy(update={"coverage": metrics.coverage.model_copy(update={"no_evaluation_data": ["ca"]})})
     table = format_metrics_table(metrics)
     lines = table.splitlines()
     assert "NDCG@10" in lines[0] and "95% CI" in lines[0]

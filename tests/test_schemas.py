@@ -32,3 +32,24 @@ def test_the_summary_schema_declares_every_key():
     assert {"verdict", "counts", "gate", "checks", "matrix", "bias", "provenance", "schema_version"} <= set(
         schema["properties"]
     )
+
+
+def test_the_metrics_schema_keeps_the_keys_metrics_json_has():
+    from clinassay.retrieval.metrics_file import MetricsFile
+
+    schema = MetricsFile.model_json_schema(mode="serialization")
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {
+        "schema_version",
+        "stages",
+        "distinct",
+        "coverage",
+        "eval_set",
+        "model",
+        "seed",
+        "versions",
+        "comparison",
+    }
+    slice_ = schema["$defs"]["SliceFigures"]
+    assert slice_["additionalProperties"] is False
+    assert set(slice_["properties"]) == {"n", "mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10", "ci95"}

@@ -8,9 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from clinassay.terminology.errors import ClinassayInputError
+
+if TYPE_CHECKING:
+    from clinassay.retrieval.metrics_file import Evaluation
 
 
 def _retrieval_config(config_file: Path | None):
@@ -77,7 +82,8 @@ def evaluate(
 ) -> None:
     """Per-language MRR@10, NDCG@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
     from clinassay.retrieval.evalset import file_sha256, load_eval_set
-    from clinassay.retrieval.gate import compare, format_gate, load_metrics, load_predictions
+    from clinassay.retrieval.gate import compare, format_gate, load_predictions
+    from clinassay.retrieval.metrics_file import EvalSetInfo, ModelInfo, load_metrics
     from clinassay.terminology import normalize_code
 
     config = _retrieval_config(config_file)
@@ -104,10 +110,10 @@ def evaluate(
         )
     path = write_metrics(
         out, metrics, predictions,
-        eval_set={"path": str(eval_set), "sha256": file_sha256(eval_set), "items": len(items)},
-        model={"name": str(model), "sha256": model_hash(retriever), "trained": retriever.is_trained,
-               "corpus_fingerprint": retriever.corpus.fingerprint},
-        seed=config.seed, comparison=gate.to_dict() if gate else None,
+        eval_set=EvalSetInfo(path=str(eval_set), sha256=file_sha256(eval_set), items=len(items)),
+        model=ModelInfo(name=str(model), sha256=model_hash(retriever), trained=retriever.is_trained,
+                        corpus_fingerprint=retriever.corpus.fingerprint),
+        seed=config.seed, comparison=gate.to_comparison() if gate else None,
     )
     typer.echo(format_metrics(metrics))
     typer.echo(f"metrics written to {path}")
@@ -117,7 +123,7 @@ def evaluate(
             raise typer.Exit(1)
 
 
-def format_metrics(metrics: dict) -> str:
+def format_metrics(metrics: Evaluation) -> str:
     from clinassay.retrieval.metrics import format_metrics_table
 
     return format_metrics_table(metrics)
