@@ -78,8 +78,8 @@ def test_dense_retriever_with_fake_encoder_and_cache(term, tmp_path, monkeypatch
     hits = retriever.search("Cálculo del riñón", language="es", k=3)[0]
     assert hits[0].code == "N20.0" and hits[0].title == "Calculus of kidney" and hits[0].rank == 1
     metrics, predictions = evaluate(retriever, load_eval_set(DATA / "eval.tsv"), bootstrap_samples=50)
-    assert metrics["stages"]["biencoder"]["overall"]["n"] == 16
-    assert metrics["stages"]["biencoder"]["overall"]["r@10"] > 0.5
+    assert metrics.stages["biencoder"].overall.n == 16
+    assert metrics.stages["biencoder"].overall.r_at_10 > 0.5
     assert len(predictions) == 16 and "rank_biencoder" in predictions[0]
     assert len(list(tmp_path.glob("*.npy"))) == 1
     with pytest.raises(Exception, match="no reranker"):
