@@ -17,7 +17,8 @@ import platform
 from pathlib import Path
 
 from clinassay.retrieval.evalset import EvalItem
-from clinassay.retrieval.metrics import distinct_key, rank_of, ranking_metrics
+from clinassay.retrieval.metrics import distinct_positions as positions_of_distinct
+from clinassay.retrieval.metrics import rank_of, ranking_metrics
 from clinassay.retrieval.metrics_file import (
     METRICS_FILE,
     Coverage,
@@ -56,15 +57,8 @@ def model_hash(retriever) -> str:
 
 def distinct_positions(items: list[EvalItem]) -> list[int]:
     """Index of the first occurrence of each distinct (mention, code, language) triple
-    (`metrics.distinct_key`)."""
-    seen: set[tuple[str, str, str]] = set()
-    keep = []
-    for position, item in enumerate(items):
-        key = distinct_key(item.mention, item.code, item.language)
-        if key not in seen:
-            seen.add(key)
-            keep.append(position)
-    return keep
+    (`metrics.distinct_positions`)."""
+    return positions_of_distinct((item.mention, item.code, item.language) for item in items)
 
 
 def evaluate(

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 import numpy as np
 
 from clinassay.retrieval.config import Metric
-from clinassay.retrieval.metrics import METRICS, VIEWS, distinct_key, paired_drop_p_value, per_query
+from clinassay.retrieval.metrics import METRICS, VIEWS, distinct_positions, paired_drop_p_value, per_query
 from clinassay.retrieval.metrics_file import (
     Comparison,
     Evaluation,
@@ -130,14 +130,8 @@ def _pairing(current: list[dict] | None, baseline: list[dict] | None) -> str | N
 def _view_rows(predictions: list[dict], view: str) -> list[dict]:
     if view == "occurrence":
         return predictions
-    seen: set[tuple[str, str, str]] = set()
-    rows = []
-    for row in predictions:
-        key = distinct_key(str(row["mention"]), str(row["code"]), str(row["language"]))
-        if key not in seen:
-            seen.add(key)
-            rows.append(row)
-    return rows
+    keep = distinct_positions((str(r["mention"]), str(r["code"]), str(r["language"])) for r in predictions)
+    return [predictions[i] for i in keep]
 
 
 def _slice_values(rows: list[dict], stage: str, language: str, metric: str) -> np.ndarray | None:

@@ -9,7 +9,7 @@ MRR@10, NDCG@10 and R@k of one slice always agree with each other. Names follow 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +76,19 @@ def distinct_key(mention: str, code: str, language: str) -> tuple[str, str, str]
     """What the distinct-pair view counts once: the mention casefolded with its whitespace collapsed,
     so "Fiebre" and "fiebre " coded R50.9 are one pair however often an evaluation set repeats them."""
     return (" ".join(mention.casefold().split()), code, language)
+
+
+def distinct_positions(triples: Iterable[tuple[str, str, str]]) -> list[int]:
+    """Index of the first occurrence of each distinct (mention, code, language) (`distinct_key`): the
+    evaluator's distinct view and the gate's pairing of it both come from here."""
+    seen: set[tuple[str, str, str]] = set()
+    keep = []
+    for position, (mention, code, language) in enumerate(triples):
+        key = distinct_key(mention, code, language)
+        if key not in seen:
+            seen.add(key)
+            keep.append(position)
+    return keep
 
 
 def paired_drop_p_value(candidate: np.ndarray, baseline: np.ndarray, *, samples: int = 10_000, seed: int = 13) -> float:
