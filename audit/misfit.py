@@ -139,6 +139,7 @@ class MisfitJudge:
         category = item.code[:3]
         if attestation.in_category(category):
             better = next(c for c, _ in attestation.codes if c[:3] == category)
+            entry = self.terminology.find(better)
             level, where = "sibling", f"a sibling in category {category}"
         else:
             better = attestation.codes[0][0]
@@ -150,7 +151,6 @@ class MisfitJudge:
         times, total = attestation.times(better), attestation.total
         detail = (f"clinicians coded '{item.mention}' as {self._describe(better)} ({where}; {times} of {total} "
                   f"in the reference), never as {item.code} {item.entry.title} (chapter {item.entry.chapter})")
-        entry = self.terminology.find(better)
         base, span = LEVEL_SCORE[level]
         return [Finding("consistency", level, min(1.0, base + span * times / total), detail,
                         getattr(self.config, f"{level}_severity"),

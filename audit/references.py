@@ -5,6 +5,7 @@ mentions (drift, synthetic-vs-real fingerprint). TSV with a header or JSONL, wit
 from __future__ import annotations
 
 import csv
+from collections import Counter, defaultdict
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,21 +113,18 @@ class CodedReference:
 
     by_text: dict[tuple[str, str], Attestation]
     path: str = ""
-    rows: int = 0
 
     @classmethod
     def from_mentions(cls, mentions: Iterable[Any], *, path: str = "") -> "CodedReference":
         """From anything with `mention`, `code`, `language` (LabelledMention, retrieval's EvalItem)."""
-        mentions = list(mentions)
-        counts: dict[tuple[str, str], dict[str, int]] = {}
+        counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for m in mentions:
             norm = normalize_text(m.mention)
             if norm:
-                bucket = counts.setdefault((norm, m.language), {})
-                bucket[m.code] = bucket.get(m.code, 0) + 1
+                counts[(norm, m.language)][m.code] += 1
         by_text = {key: Attestation(tuple(sorted(codes.items(), key=lambda kv: (-kv[1], kv[0]))))
                    for key, codes in counts.items()}
-        return cls(by_text, path=path, rows=len(mentions))
+        return cls(by_text, path=path)
 
     def attested(self, norm: str, language: str) -> Attestation | None:
         return self.by_text.get((norm, language))
