@@ -54,7 +54,7 @@ test: setup lint typecheck
 	$(BIN)/python -m pytest -m "not slow and not llm"
 
 # Lint everything (pyflakes, syntax, bugbear); the artifact models are also held to ruff's format.
-FORMATTED := audit/summary.py terminology/languages.py retrieval/metrics_file.py clinassay/schemas.py tests/test_schemas.py tests/conftest.py
+FORMATTED := audit/summary.py terminology/languages.py retrieval/metrics_file.py retrieval/predictions.py clinassay/schemas.py tests/test_schemas.py tests/conftest.py
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check $(FORMATTED)
@@ -62,7 +62,8 @@ lint: setup
 # mypy --strict on the typed artifacts and the chain. mypy cannot follow setuptools' package-dir mapping,
 # so it reads a tree of links laid out as installed (build/typecheck/clinassay/audit -> audit, ...).
 TYPED := clinassay/audit/summary.py clinassay/audit/gate.py clinassay/audit/manifest.py clinassay/schemas.py \
-	clinassay/terminology/languages.py clinassay/retrieval/metrics_file.py clinassay/pipeline.py
+	clinassay/terminology/languages.py clinassay/retrieval/metrics_file.py clinassay/retrieval/predictions.py \
+	clinassay/pipeline.py
 typecheck: setup
 	@rm -rf build/typecheck && mkdir -p build/typecheck/clinassay
 	@cp -rs "$(CURDIR)/clinassay/." build/typecheck/clinassay/

@@ -38,8 +38,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from clinassay.retrieval.metrics_file import MetricsFile
 
 ROOT = Path(__file__).resolve().parents[1]
 CODIESP_DEV = ROOT.parent / "shared" / "data" / "codiesp" / "dev"
@@ -232,8 +236,12 @@ def leak_ids(audit_dir: Path) -> set[str]:
 
 
 def reciprocal_ranks(eval_dir: Path) -> np.ndarray:
-    rows = [json.loads(l) for l in (eval_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines() if l.strip()]
-    ranks = np.array([r["rank_biencoder"] or 0 for r in rows])
+    from clinassay.retrieval.predictions import load_predictions
+
+    rows = load_predictions(eval_dir)
+    if rows is None:
+        raise FileNotFoundError(f"{eval_dir}: no predictions.jsonl")
+    ranks = np.array([r.rank_biencoder for r in rows])
     return np.where((ranks > 0) & (ranks <= 10), 1.0 / np.maximum(ranks, 1), 0.0)
 
 
@@ -241,7 +249,7 @@ def gap_recovery(work: Path, *, samples: int = 2000, seed: int = 13) -> dict:
     """(c - b) / (a - b) on CodiEsp dev MRR@10, with a paired bootstrap over the mentions."""
     rr = {s: reciprocal_ranks(work / "eval" / f"{s}-codiesp") for s in ("a", "b", "c")}
     for s, values in rr.items():  # the same figure metrics.json reports, from the same ranks
-        reported = _metrics(work / "eval" / f"{s}-codiesp")["stages"]["biencoder"]["overall"]["mrr@10"]
+        reported = _metrics(work / "eval" / f"{s}-codiesp").stages["biencoder"].overall.figure("mrr@10")
         assert abs(values.mean() - reported) < 1e-5, (s, values.mean(), reported)
     a, b, c = (rr[s].mean() for s in ("a", "b", "c"))
     rng = np.random.default_rng(seed)
@@ -258,8 +266,10 @@ def gap_recovery(work: Path, *, samples: int = 2000, seed: int = 13) -> dict:
     }
 
 
-def _metrics(eval_dir: Path) -> dict:
-    return json.loads((eval_dir / "metrics.json").read_text())
+def _metrics(eval_dir: Path) -> MetricsFile:
+    from clinassay.retrieval.metrics_file import load_metrics
+
+    return load_metrics(eval_dir)
 
 
 def gate_c_against_b(work: Path, config: Path) -> dict:

@@ -242,10 +242,11 @@ def main() -> int:
 
 def _cell(path: Path, stage: str, language: str, view: str = "occurrence") -> str:
     from clinassay.retrieval.metrics import view_stages
+    from clinassay.retrieval.metrics_file import load_metrics
 
     if not path.is_file():
         return "   -  /   - "
-    data = json.loads(path.read_text())
+    data = load_metrics(path)
     block = view_stages(data, view).get(stage)
     if block is None:
         return "   -  /   - "
@@ -256,6 +257,8 @@ def _cell(path: Path, stage: str, language: str, view: str = "occurrence") -> st
 
 
 def print_table(work: Path) -> None:
+    from clinassay.retrieval.metrics_file import load_metrics
+
     ev = work / "eval"
     rows = [("bm25", "bm25", "biencoder", "heldout"), ("minilm-en (zero-shot)", "minilm-en", "biencoder", "heldout"),
             ("me5-small (zero-shot)", "me5-small", "biencoder", "heldout"),
@@ -282,10 +285,9 @@ def print_table(work: Path) -> None:
         for language in missing:
             print(f"{language:<22} no evaluation data")
     gated = ev / "model-heldout-gated" / "metrics.json"
-    if gated.is_file():
-        comparison = json.loads(gated.read_text()).get("comparison", {})
-        print(f"\nheld-out gate vs me5-small zero-shot (tolerance {comparison.get('tolerance')}): "
-              f"{'PASS' if comparison.get('passed') else 'FAIL ' + ', '.join(comparison.get('regressing_languages', []))}")
+    if gated.is_file() and (comparison := load_metrics(gated).comparison) is not None:
+        print(f"\nheld-out gate vs me5-small zero-shot (tolerance {comparison.tolerance}): "
+              f"{'PASS' if comparison.passed else 'FAIL ' + ', '.join(comparison.regressing_languages)}")
     card = work / "model" / "model_card.json"
     if card.is_file():
         c = json.loads(card.read_text())

@@ -19,6 +19,7 @@ def artifacts() -> dict[str, type[BaseModel]]:
     from clinassay.audit.summary import AuditSummary
     from clinassay.generation.records import Pair, Reject
     from clinassay.retrieval.metrics_file import GateComparison, MetricsFile
+    from clinassay.retrieval.predictions import PredictionRow
 
     return {
         "pair.schema.json": Pair,  # generate -> pairs.jsonl (one per line); audit's input
@@ -28,6 +29,7 @@ def artifacts() -> dict[str, type[BaseModel]]:
         "calibration.schema.json": Calibration,  # calibrate -> calibration.json
         "retrieval-metrics.schema.json": MetricsFile,  # evaluate -> metrics.json (gate, export, report)
         "retrieval-gate.schema.json": GateComparison,  # evaluate --baseline -> metrics.json "comparison"
+        "retrieval-prediction.schema.json": PredictionRow,  # evaluate -> predictions.jsonl (one per line; paired gate)
     }
 
 

@@ -1,5 +1,6 @@
 """Per-language evaluation of a retriever on (mention, code, language) items, writing the
-`metrics.json` the gate and the reports read (`metrics_file.MetricsFile`).
+`metrics.json` the gate and the reports read (`metrics_file.MetricsFile`) and the per-item
+`predictions.jsonl` the gate's paired test reads (`predictions.PredictionRow`).
 
 Why ranks are computed here from the index's results rather than by sentence-transformers'
 `InformationRetrievalEvaluator`: a code is scored by the best of its labels (max pooling over
@@ -12,7 +13,6 @@ corpus). The evaluator would rank labels, not codes. Training's dev early stoppi
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from clinassay.retrieval.metrics_file import (
     MetricsFile,
     ModelInfo,
 )
+from clinassay.retrieval.predictions import PredictionRow, write_predictions
 
 
 def _versions() -> dict[str, str]:
@@ -68,8 +69,8 @@ def evaluate(
     rerank: bool = False,
     bootstrap_samples: int = 1000,
     seed: int = 13,
-) -> tuple[Evaluation, list[dict]]:
-    """Metrics in both views and one prediction row per item.
+) -> tuple[Evaluation, list[PredictionRow]]:
+    """Metrics in both views and one prediction row per item (`predictions.PredictionRow`).
 
     `stages` (`{"biencoder": M, "reranker": M}`) weighs every item as it occurs in the evaluation set
     (a mention written 40 times counts 40 times: what a coder meets); `distinct.stages` counts each
@@ -82,26 +83,29 @@ def evaluate(
     stages = {}
     ranks1 = [rank_of(item.code, [c for c, _ in row[:10]]) for item, row in zip(items, first)]
     stages["biencoder"] = ranking_metrics(ranks1, languages, bootstrap_samples=bootstrap_samples, seed=seed)
-    predictions = [
-        {"mention": item.mention, "code": item.code, "language": item.language, "rank_biencoder": r,
-         "top_biencoder": [c for c, _ in row[:5]]}
-        for item, row, r in zip(items, first, ranks1)
-    ]
+    ranks = {"biencoder": ranks1}
+    second = None
     if rerank:
         second = retriever.rerank(mentions, first, languages=languages)
-        ranks2 = [rank_of(item.code, [c for c, _ in row[:10]]) for item, row in zip(items, second)]
-        stages["reranker"] = ranking_metrics(ranks2, languages, bootstrap_samples=bootstrap_samples, seed=seed)
-        for prediction, row, r in zip(predictions, second, ranks2):
-            prediction["rank_reranker"] = r
-            prediction["top_reranker"] = [c for c, _ in row[:5]]
+        ranks["reranker"] = [rank_of(item.code, [c for c, _ in row[:10]]) for item, row in zip(items, second)]
+        stages["reranker"] = ranking_metrics(ranks["reranker"], languages, bootstrap_samples=bootstrap_samples, seed=seed)
+    predictions = [
+        PredictionRow(
+            mention=item.mention, code=item.code, language=item.language,
+            rank_biencoder=ranks1[i], top_biencoder=[c for c, _ in first[i][:5]],
+            rank_reranker=ranks["reranker"][i] if second is not None else None,
+            top_reranker=[c for c, _ in second[i][:5]] if second is not None else None,
+        )
+        for i, item in enumerate(items)
+    ]
     distinct = distinct_positions(items)
-    distinct_stages = {}
-    for stage, key in (("biencoder", "rank_biencoder"), ("reranker", "rank_reranker")):
-        if stage in stages:
-            distinct_stages[stage] = ranking_metrics(
-                [predictions[i][key] for i in distinct], [languages[i] for i in distinct],
-                bootstrap_samples=bootstrap_samples, seed=seed,
-            )
+    distinct_stages = {
+        stage: ranking_metrics(
+            [stage_ranks[i] for i in distinct], [languages[i] for i in distinct],
+            bootstrap_samples=bootstrap_samples, seed=seed,
+        )
+        for stage, stage_ranks in ranks.items()
+    }
     corpus_codes = set(retriever.corpus.codes)
     coverage = Coverage(
         items=len(items), distinct_items=len(distinct),
@@ -118,7 +122,7 @@ def evaluate(
 def write_metrics(
     out_dir: Path | str,
     evaluation: Evaluation,
-    predictions: list[dict],
+    predictions: list[PredictionRow],
     *,
     eval_set: EvalSetInfo,
     model: ModelInfo,
@@ -126,8 +130,8 @@ def write_metrics(
     comparison: GateComparison | None = None,
 ) -> Path:
     """`metrics.json` (a `MetricsFile`: the evaluation, eval set and model hashes, versions, seed, and
-    the gate's comparison when a baseline was given) and `predictions.jsonl` (one row per item, for
-    error analysis)."""
+    the gate's comparison when a baseline was given) and `predictions.jsonl` (a `PredictionRow` per
+    item: the gate's paired test and error analysis read it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = MetricsFile(
@@ -136,7 +140,5 @@ def write_metrics(
     )
     path = out_dir / METRICS_FILE
     path.write_text(document.to_json(), encoding="utf-8")
-    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for row in predictions:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_predictions(out_dir, predictions)
     return path

@@ -7,15 +7,14 @@ each drop gets a paired randomization test, and one with p above `significance` 
 significant instead of failing (25 items per language: one item flipping is a 0.04 drop in R@5 and
 p = 0.5). Without per-item ranks the tolerance alone decides, and the gate says so. Lifts are reported
 too; a language or a view the baseline lacks is listed, never silently skipped. Both runs are read as
-`metrics_file.Evaluation`s, and the decision is recorded in metrics.json as a `GateComparison`. No torch
-here: the reports and the pipeline read gate results without loading a model.
+`metrics_file.Evaluation`s and their per-item rows as `predictions.PredictionRow`s; the decision is
+recorded in metrics.json as a `GateComparison`. No torch here: the reports and the pipeline read gate
+results without loading a model.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -33,6 +32,8 @@ from clinassay.retrieval.metrics_file import (
     View,
     parse_metrics,
 )
+from clinassay.retrieval.predictions import PredictionRow
+from clinassay.retrieval.predictions import load_predictions as load_predictions  # evaluate --baseline reads them here
 from clinassay.terminology.errors import ClinassayInputError
 
 
@@ -98,46 +99,28 @@ class GateResult(BaseModel):
         return self.to_comparison().model_dump(mode="json", by_alias=True)
 
 
-def load_predictions(metrics_path: Path | str) -> list[dict] | None:
-    """The per-item rows `clinassay evaluate` wrote beside a metrics.json, or None when there are none."""
-    path = Path(metrics_path)
-    path = (path if path.is_dir() else path.parent) / "predictions.jsonl"
-    if not path.is_file():
-        return None
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ClinassayInputError(f"{path}:{number}: not valid JSON: {exc}") from exc
-    return rows
-
-
-def _pairing(current: list[dict] | None, baseline: list[dict] | None) -> str | None:
+def _pairing(current: Sequence[PredictionRow] | None, baseline: Sequence[PredictionRow] | None) -> str | None:
     """Why the two runs' items cannot be paired, or None when they can."""
     if current is None or baseline is None:
         return "a run has no per-item ranks (predictions.jsonl)"
     if len(current) != len(baseline):
         return f"different evaluation items ({len(current)} vs {len(baseline)})"
     for number, (a, b) in enumerate(zip(current, baseline), start=1):
-        if (a.get("mention"), a.get("code"), a.get("language")) != (b.get("mention"), b.get("code"), b.get("language")):
+        if a.item != b.item:
             return f"different evaluation items (item {number} differs)"
     return None
 
 
-def _view_rows(predictions: list[dict], view: str) -> list[dict]:
+def _view_rows(predictions: Sequence[PredictionRow], view: str) -> Sequence[PredictionRow]:
     if view == "occurrence":
         return predictions
-    keep = distinct_positions((str(r["mention"]), str(r["code"]), str(r["language"])) for r in predictions)
+    keep = distinct_positions(row.item for row in predictions)
     return [predictions[i] for i in keep]
 
 
-def _slice_values(rows: list[dict], stage: str, language: str, metric: str) -> np.ndarray | None:
-    column = f"rank_{stage}"
-    ranks = [row.get(column) for row in rows if language == "overall" or row.get("language") == language]
-    if not ranks or any(not isinstance(r, int) for r in ranks):
+def _slice_values(rows: Sequence[PredictionRow], stage: Stage, language: str, metric: str) -> np.ndarray | None:
+    ranks = [row.rank(stage) for row in rows if language == "overall" or row.language == language]
+    if not ranks or any(r is None for r in ranks):  # a stage the rows do not hold
         return None
     return per_query(np.asarray(ranks, dtype=np.int64))[metric]
 
@@ -156,8 +139,8 @@ def compare(
     metrics: Sequence[str] = ("mrr@10", "r@5"),
     baseline_name: str = "baseline",
     significance: float = 1.0,
-    current_predictions: list[dict[str, Any]] | None = None,
-    baseline_predictions: list[dict[str, Any]] | None = None,
+    current_predictions: Sequence[PredictionRow] | None = None,
+    baseline_predictions: Sequence[PredictionRow] | None = None,
 ) -> GateResult:
     """Compare the final stage of `current` with the final stage of `baseline`, slice by slice, in
     every view both hold (the occurrence view always; the distinct view when both have it).

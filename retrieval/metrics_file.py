@@ -264,7 +264,8 @@ class MetricsFile(Evaluation):
         return self.model_dump_json(by_alias=True, indent=2, exclude=exclude)
 
 
-def _one_line(exc: ValidationError) -> str:
+def one_line_error(exc: ValidationError) -> str:
+    """A validation error in one line: where the first error is, what it is, and how many more there are."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "top level"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
@@ -287,7 +288,7 @@ def parse_metrics(data: bytes | str | Mapping[str, Any], *, source: str) -> Metr
         if exc.errors()[0]["type"] == "json_invalid":
             raise ClinassayInputError(f"{source}: not valid JSON ({exc.errors()[0]['msg']})") from exc
         raise ClinassayInputError(
-            f"{source} is not a clinassay metrics.json (schema {SCHEMA_VERSION}): {_one_line(exc)}"
+            f"{source} is not a clinassay metrics.json (schema {SCHEMA_VERSION}): {one_line_error(exc)}"
         ) from exc
     except (ValueError, RecursionError) as exc:
         raise ClinassayInputError(f"{source}: not a clinassay metrics.json ({str(exc)[:200]})") from exc

@@ -80,7 +80,7 @@ def test_dense_retriever_with_fake_encoder_and_cache(term, tmp_path, monkeypatch
     metrics, predictions = evaluate(retriever, load_eval_set(DATA / "eval.tsv"), bootstrap_samples=50)
     assert metrics.stages["biencoder"].overall.n == 16
     assert metrics.stages["biencoder"].overall.r_at_10 > 0.5
-    assert len(predictions) == 16 and "rank_biencoder" in predictions[0]
+    assert len(predictions) == 16 and predictions[0].top_biencoder and predictions[0].rank_reranker is None
     assert len(list(tmp_path.glob("*.npy"))) == 1
     with pytest.raises(Exception, match="no reranker"):
         retriever.search("fiebre", rerank=True)

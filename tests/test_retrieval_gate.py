@@ -13,6 +13,7 @@ import pytest
 
 from clinassay.retrieval.gate import compare, format_gate
 from clinassay.retrieval.metrics import ranking_metrics
+from clinassay.retrieval.predictions import PredictionRow, load_predictions
 from test_retrieval_support import DATA, FakeTerminology, evaluation
 
 
@@ -94,7 +95,10 @@ def test_evaluate_cli_writes_metrics_and_gates(tmp_path, fake_terminology, capsy
     assert set(stage["overall"]) >= {"mrr@10", "r@1", "r@3", "r@5", "r@10", "ci95"}
     assert len(metrics["eval_set"]["sha256"]) == 64 and len(metrics["model"]["sha256"]) == 64
     assert "sentence-transformers" in metrics["versions"] and "seed" in metrics
-    assert (out / "predictions.jsonl").is_file()
+    rows = load_predictions(out)  # one typed row per item, the reranker's fields only with --rerank
+    assert rows is not None and len(rows) == 16 and rows[0].item == ("infección urinaria", "N39.0", "es")
+    assert all(row.rank_reranker is None for row in rows)
+    assert "rank_reranker" not in (out / "predictions.jsonl").read_text(encoding="utf-8")
     printed = capsys.readouterr().out
     assert "MRR@10" in printed and "biencoder" in printed
 
@@ -158,6 +162,70 @@ def test_a_metrics_json_with_a_wrong_key_is_refused_by_evaluate_and_report(tmp_p
         assert all("is not a clinassay metrics.json (schema 1): " + key in line for line in errors)
 
 
+def test_a_bad_predictions_row_is_refused_by_evaluate_naming_the_line_and_key(tmp_path, fake_terminology, capsys):
+    """The baseline's predictions.jsonl is read through its schema too: a row with a wrong value, a key it
+    does not know, a rank its top codes contradict, or broken JSON is exit 2 naming the file, the line
+    and the key, before any work; never a traceback, never a row silently skipped."""
+    from clinassay.cli import main
+
+    out = tmp_path / "bm25"
+    assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(out)]) == 0
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    third = json.loads(lines[2])
+    hit = next(json.loads(line) for line in lines if 1 <= json.loads(line)["rank_biencoder"] <= 5)
+    row_error = "not a clinassay predictions row: "
+    cases = [
+        ({**third, "rank_biencoder": "first"}, row_error + "rank_biencoder: Input should be a valid integer"),
+        ({**third, "score": 0.5}, row_error + "score: Extra inputs are not permitted"),
+        ({k: v for k, v in third.items() if k != "top_biencoder"}, row_error + "top_biencoder: Field required"),
+        ({**hit, "rank_biencoder": 2 if hit["rank_biencoder"] == 1 else 1},
+         row_error + "top level: Value error, rank_biencoder is"),
+        ({**third, "rank_reranker": 1, "top_reranker": [third["code"]]}, "rank_reranker: present, but not on line 1"),
+        ("{", "not valid JSON"),
+    ]
+    for row, message in cases:
+        folder = tmp_path / "odd"
+        folder.mkdir(exist_ok=True)
+        (folder / "metrics.json").write_bytes((out / "metrics.json").read_bytes())
+        bad = row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)
+        (folder / "predictions.jsonl").write_text("\n".join([*lines[:2], bad, *lines[3:]]) + "\n", encoding="utf-8")
+        capsys.readouterr()
+        assert main(["evaluate", "--model", "bm25", "--eval-set", str(DATA / "eval.tsv"), "--out", str(tmp_path / "gated"),
+                     "--baseline", str(folder / "metrics.json")]) == 2, message
+        assert not (tmp_path / "gated").exists()  # refused before any work
+        errors = capsys.readouterr().err.splitlines()
+        assert len(errors) == 1 and "Traceback" not in errors[0]
+        assert f"{folder / 'predictions.jsonl'}:3: {message}" in errors[0], (message, errors[0])
+
+
+def test_a_reranked_run_writes_both_stages_per_row_and_reads_them_back(tmp_path):
+    """With the reranker, every row holds both stages' rank and top codes; they read back as written."""
+    from types import SimpleNamespace
+
+    from clinassay.retrieval.evalset import EvalItem
+    from clinassay.retrieval.evaluator import evaluate
+    from clinassay.retrieval.predictions import write_predictions
+
+    codes = ["A00", "B00", "C00", "D00", "E00", "F00", "G00"]
+
+    class Ranker:  # stage 1 ranks the codes in order; the reranker reverses the shortlist
+        config = SimpleNamespace(reranker=SimpleNamespace(candidates_top_k=10))
+        corpus = SimpleNamespace(codes=codes, languages=("es", "en"))
+
+        def stage1(self, mentions, k):
+            return [[(code, 1.0 - i / 10) for i, code in enumerate(codes)] for _ in mentions]
+
+        def rerank(self, mentions, first, languages):
+            return [list(reversed(row)) for row in first]
+
+    items = [EvalItem(mention="m1", code="B00", language="es"), EvalItem(mention="m2", code="G00", language="en")]
+    _, rows = evaluate(Ranker(), items, rerank=True, bootstrap_samples=0)
+    assert [(row.rank_biencoder, row.rank_reranker) for row in rows] == [(2, 6), (7, 1)]
+    assert rows[1].top_reranker == ["G00", "F00", "E00", "D00", "C00"]
+    write_predictions(tmp_path, rows)
+    assert load_predictions(tmp_path) == rows
+
+
 def test_search_cli_prints_codes_titles_scores(fake_terminology, capsys):
     from clinassay.cli import main
 
@@ -171,8 +239,8 @@ def test_search_cli_prints_codes_titles_scores(fake_terminology, capsys):
     assert payload[0]["hits"][0]["code"] == "R50.9"
 
 
-def _predictions(ranks_by_language: dict[str, list[int]]) -> list[dict]:
-    return [{"mention": f"{lang} mention {i}", "code": "X00", "language": lang, "rank_biencoder": r}
+def _predictions(ranks_by_language: dict[str, list[int]]) -> list[PredictionRow]:
+    return [PredictionRow(mention=f"{lang} mention {i}", code="X00", language=lang, rank_biencoder=r, top_biencoder=[])
             for lang, ranks in ranks_by_language.items() for i, r in enumerate(ranks)]
 
 
@@ -219,7 +287,7 @@ def test_gate_without_per_item_ranks_says_the_tolerance_decided():
     assert not result.paired and not result.passed
     assert "no paired test: a run has no per-item ranks" in format_gate(result)
     other = _predictions(one_item)
-    other[3]["mention"] = "something else"
+    other[3] = other[3].model_copy(update={"mention": "something else"})
     result = compare(_metrics(one_item), _metrics(base), significance=0.05,
                      current_predictions=other, baseline_predictions=_predictions(base))
     assert not result.paired and "item 4 differs" in (result.unpaired_reason or "")

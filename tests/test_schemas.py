@@ -53,3 +53,20 @@ def test_the_metrics_schema_keeps_the_keys_metrics_json_has():
     slice_ = schema["$defs"]["SliceFigures"]
     assert slice_["additionalProperties"] is False
     assert set(slice_["properties"]) == {"n", "mrr@10", "ndcg@10", "r@1", "r@3", "r@5", "r@10", "ci95"}
+
+
+def test_the_predictions_schema_keeps_the_keys_evaluate_writes():
+    from clinassay.retrieval.predictions import PredictionRow
+
+    schema = PredictionRow.model_json_schema(mode="serialization")
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {
+        "mention",
+        "code",
+        "language",
+        "rank_biencoder",
+        "top_biencoder",
+        "rank_reranker",
+        "top_reranker",
+    }
+    assert set(schema["required"]) == {"mention", "code", "language", "rank_biencoder", "top_biencoder"}
