@@ -76,6 +76,7 @@ class FitScore:
     best_member: str | None = None  # best member node of the claimed category
     best_member_score: float | None = None
     verified: "VerifierStanding | None" = None  # the learned verifier's logits, when it was asked
+    reference: Any = None  # audit.references.ReferenceStanding: the nearest coded reference mentions
 
     @property
     def dense(self) -> bool:
@@ -112,6 +113,8 @@ class FitScore:
         }
         if self.verified is not None:
             values.update(self.verified.features())
+        if self.reference is not None:
+            values.update(self.reference.features())
         return np.asarray([values[n] for n in names], dtype=np.float64)
 
 

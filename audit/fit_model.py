@@ -6,7 +6,8 @@ another category (same or other chapter); `member` separates them from a sibling
 Each exists in a dense+lexical form per encoder and a lexical-only form (no encoder, `--no-embeddings`,
 or an encoder nobody fitted), and optionally in a form that adds a learned verifier's logits
 (`ENCODER+VERIFIER`, `[audit.fit] verifier = true`), asked only for the pairs its base variant finds
-suspicious. `bench/fit_operating_points.py` fits them on CodiEsp train (correct pairs
+suspicious, and in a form that adds the coded reference's near-match features (`ENCODER+reference`,
+`lexical+reference`: `--reference`), fitted five-fold by document so a mention never finds itself. `bench/fit_operating_points.py` fits them on CodiEsp train (correct pairs
 and seeded code swaps) and writes `fit_model.json`; thresholds are never guessed.
 """
 
@@ -25,6 +26,7 @@ from clinassay.audit.fit import FitScore
 OperatingPoint = Literal["lenient", "balanced", "strict"]
 MODEL_PATH = Path(__file__).with_name("fit_model.json")
 LEXICAL = "lexical"
+REFERENCE = "reference"
 
 
 class LogisticModel(BaseModel):
@@ -92,6 +94,10 @@ class FitModels(BaseModel):
         if encoder_name and encoder_name in self.variants:
             return encoder_name, self.variants[encoder_name]
         return LEXICAL, self.variants[LEXICAL]
+
+
+def reference_key(base_name: str) -> str:
+    return f"{base_name}+{REFERENCE}"
 
 
 def verifier_key(encoder_name: str, verifier_name: str) -> str:

@@ -48,6 +48,15 @@ def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_
     return list(dict.fromkeys(t for t in texts if t))
 
 
+def char_ngram_vectorizer(*, min_df: int = 1, max_df: float = 1.0) -> Any:
+    """The one text representation of the lexical signals (code texts here, reference mentions in
+    audit/references.py): TF-IDF of character 3-5 grams inside word boundaries, sublinear counts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=min_df, max_df=max_df,
+                           dtype=np.float32)
+
+
 _BY_OBJECT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -91,8 +100,6 @@ class LexicalIndex:
     """TF-IDF (char_wb 3-5 grams, common n-grams dropped) of every category and code text."""
 
     def __init__(self, terminology: Any) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         owners: list[str] = []
         texts: list[str] = []
         for code in terminology.codes():
@@ -105,8 +112,7 @@ class LexicalIndex:
         # texts grouped by category, so that a row's sorted columns fall in runs of one category
         order = sorted(range(len(owners)), key=lambda k: owners[k][:3])
         owners, texts = [owners[k] for k in order], [texts[k] for k in order]
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
-                                          max_df=0.05, dtype=np.float32)
+        self.vectorizer = char_ngram_vectorizer(min_df=2, max_df=0.05)
         self.matrix = self.vectorizer.fit_transform(texts).T.tocsr()  # (n-grams, texts): rows gathered per query
         self.owners = np.asarray(owners)
         self.owner_ids = {code: k for k, code in enumerate(dict.fromkeys(owners))}

@@ -8,7 +8,8 @@ names it, and is milder the closer it is. An official term of the code never get
 A mention the reference attests (clinicians wrote it, word for word after normalisation, in the
 `--reference` file) is judged by the codes they gave it instead: the claimed code, a code it refines or
 that refines it, fits; a sibling or another category is a finding that cites the reference. The models
-still score it, for the histogram.
+still score it, for the histogram. Any other mention, with a reference, is decided by the reference
+variant of the models, whose features add how its nearest reference mentions were coded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from clinassay.audit.findings import Finding
 from clinassay.audit.fit import CorpusFit, FitScore
-from clinassay.audit.fit_model import FitModels, FitVariant
+from clinassay.audit.fit_model import FitModels, FitVariant, reference_key
 
 HISTOGRAM_BINS = 10
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
@@ -46,6 +47,13 @@ class MisfitJudge:
             name, variant = models.variant(encoder_name, verifier.name)
             if variant.verifier is not None:
                 self.verified_name, self.verified = name, variant
+        # the reference variants (near-match features), when a reference is given and they were fitted
+        self.referenced: dict[str, FitVariant] = {}
+        if reference is not None:
+            for name in {self.dense_name, self.lexical_name}:
+                if reference_key(name) in models.variants:
+                    self.referenced[name] = models.variants[reference_key(name)]
+        self.near_scored = 0
         self.verifier_asked = 0
         self.verifier_seconds = 0.0
         self.checked = 0
@@ -60,6 +68,10 @@ class MisfitJudge:
         rows = [(vec if self.dense_name != self.lexical_name else None, item.norm, item.code, item.language)
                 for item, vec in zip(items, vectors)]
         scores = self.fit.score(rows)
+        if self.referenced:
+            standings = self.reference.standings([i.norm for i in items], [i.code for i in items],
+                                                 [i.language for i in items])
+            scores = [s if st is None else replace(s, reference=st) for s, st in zip(scores, standings)]
         if self.verified is not None:
             scores = self._verify(items, scores)
         return [self._findings(item, score) for item, score in zip(items, scores)]
@@ -94,6 +106,8 @@ class MisfitJudge:
             p_category, p_member = self.verified.category.probability(score), self.verified.member.probability(score)
             return p_category, p_member, max(p_category, p_member), point
         variant = self.dense if score.dense else self.lexical
+        if score.reference is not None:
+            variant = self.referenced.get(self.dense_name if score.dense else self.lexical_name, variant)
         point = variant.operating_points[self.config.operating_point]
         p_category, p_member = variant.category.probability(score), variant.member.probability(score)
         return p_category, p_member, max(p_category, p_member), point
@@ -107,6 +121,7 @@ class MisfitJudge:
         p_category, p_member, misfit, point = self._probabilities(score)
         self.histogram[item.generator][item.language][min(HISTOGRAM_BINS - 1, int(misfit * HISTOGRAM_BINS))] += 1
         attestation = self.reference.attested(item.norm, item.language) if self.reference is not None else None
+        self.near_scored += score.reference is not None
         findings: list[Finding] = []
         if attestation is not None:
             findings = self._attested(item, attestation)
@@ -174,6 +189,9 @@ class MisfitJudge:
             if better_entry is not None else "elsewhere"
         detail = (f"fits {self._describe(better)} ({where}) better; {item.code} is {item.entry.title} "
                   f"(chapter {own_chapter}); misfit probability {probability:.2f}")
+        near = score.reference
+        if near is not None and near.nearest and near.other_category > near.own_category:
+            detail += f"; clinicians coded the similar '{near.nearest}' as {self._describe(near.nearest_code)}"
         base, span = LEVEL_SCORE[level]
         candidates = [c for c, _ in score.top_categories if c != better][:2]
         return Finding("consistency", level, min(1.0, base + span * probability), detail,
@@ -219,11 +237,13 @@ class MisfitJudge:
 
     def info(self) -> dict[str, Any]:
         return {"checked": self.checked, "official_terms": self.official, "operating_point": self.config.operating_point,
-                "variant": {"dense": self.dense_name, "lexical": self.lexical_name, "verified": self.verified_name},
+                "variant": {"dense": self.dense_name, "lexical": self.lexical_name, "verified": self.verified_name,
+                            "referenced": sorted(reference_key(n) for n in self.referenced)},
                 "verifier": {"wanted": self.verifier_wanted, "used": self.verified_name is not None,
                              "asked": self.verifier_asked, "seconds": round(self.verifier_seconds, 3)},
                 "findings": dict(self.levels), "unverified": self.unverified,
-                "reference": {"path": getattr(self.reference, "path", None), "verdicts": dict(self.attested)}
+                "reference": {"path": getattr(self.reference, "path", None), "verdicts": dict(self.attested),
+                              "near_scored": self.near_scored}
                 if self.reference is not None else None,
                 "bins": [round(i / HISTOGRAM_BINS, 2) for i in range(HISTOGRAM_BINS + 1)],
                 "histogram": {g: dict(langs) for g, langs in self.histogram.items()}}

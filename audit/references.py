@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -104,15 +104,42 @@ class Attestation:
         return sum(n for c, n in self.codes if c[:3] == category)
 
 
+@dataclass(frozen=True)
+class ReferenceStanding:
+    """What the nearest reference mentions (by character n-grams, not word for word) say about a claimed
+    code: for each of the `NEAR_K` nearest, its similarity times the share of its codes that agree, kept
+    at the maximum. These are features of the fit models' reference variant (audit/fit_model.py), fitted
+    five-fold by document on CodiEsp train; a near match alone never decides ("tipo 1" is near "tipo 2")."""
+
+    similarity: float  # the nearest one's
+    own_category: float  # max over neighbours of similarity x share coded to the claimed category
+    other_category: float  # ... x share coded to another category
+    own_code: float  # ... x share coded to the claimed code, a code it refines or that refines it
+    sibling: float  # ... x share coded to another code of the claimed category
+    nearest: str = ""  # the nearest mention with other-category evidence, for the finding's words
+    nearest_code: str = ""
+
+    def features(self) -> dict[str, float]:
+        return {"ref_sim": self.similarity, "ref_own": self.own_category, "ref_other": self.other_category,
+                "ref_code": self.own_code, "ref_sibling": self.sibling}
+
+
+NEAR_K = 5
+MIN_NEAR = 0.3  # below this cosine a neighbour shares only common n-grams
+
+
 @dataclass
 class CodedReference:
-    """Real coded mentions (the `--reference` file, e.g. CodiEsp train) as evidence for the fit check: a
-    mention clinicians wrote, word for word after normalisation, is judged by the codes they gave it before
-    any model is asked. Only exact matches count: a near match is the model's job, with its fitted
-    thresholds. Per language, since "ca" in Catalan is not "ca" in Spanish."""
+    """Real coded mentions (the `--reference` file, e.g. CodiEsp train) as evidence for the fit check.
+
+    A mention clinicians wrote, word for word after normalisation, is judged by the codes they gave it
+    before any model is asked (`attested`). A mention they did not write is scored against the nearest
+    ones they did (`standings`, character n-gram TF-IDF per language), and that evidence joins the fitted
+    models' features. Per language, since "ca" in Catalan is not "ca" in Spanish."""
 
     by_text: dict[tuple[str, str], Attestation]
     path: str = ""
+    _near: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_mentions(cls, mentions: Iterable[Any], *, path: str = "") -> "CodedReference":
@@ -128,3 +155,58 @@ class CodedReference:
 
     def attested(self, norm: str, language: str) -> Attestation | None:
         return self.by_text.get((norm, language))
+
+    def __getstate__(self) -> dict[str, Any]:  # the n-gram indexes are rebuilt where needed (Ray workers)
+        return {"by_text": self.by_text, "path": self.path, "_near": {}}
+
+    def _index(self, language: str) -> Any:
+        if language not in self._near:
+            from clinassay.audit.lexical import char_ngram_vectorizer
+
+            keys = [key for key in self.by_text if key[1] == language]
+            if not keys:
+                self._near[language] = None
+            else:
+                vectorizer = char_ngram_vectorizer(min_df=1)
+                matrix = vectorizer.fit_transform([norm for norm, _ in keys])
+                self._near[language] = (vectorizer, matrix.T.tocsr(), [self.by_text[k] for k in keys],
+                                        [norm for norm, _ in keys])
+        return self._near[language]
+
+    def standings(self, norms: Sequence[str], codes: Sequence[str], languages: Sequence[str],
+                  ) -> list[ReferenceStanding | None]:
+        """The near-match evidence for each (mention, claimed code); None for a mention the reference
+        attests word for word (the attestation decides it) or in a language the reference lacks."""
+        out: list[ReferenceStanding | None] = [None] * len(norms)
+        todo: dict[str, list[int]] = defaultdict(list)
+        for i, (norm, language) in enumerate(zip(norms, languages)):
+            if (norm, language) not in self.by_text:
+                todo[language].append(i)
+        for language, rows in todo.items():
+            index = self._index(language)
+            if index is None:
+                continue
+            vectorizer, matrix, attestations, texts = index
+            sims = (vectorizer.transform([norms[i] for i in rows]) @ matrix).toarray()
+            for row, i in zip(sims, rows):
+                top = np.argsort(-row)[:NEAR_K]
+                out[i] = self._standing(codes[i], [(float(row[j]), texts[j], attestations[j]) for j in top
+                                                   if row[j] >= MIN_NEAR])
+        return out
+
+    @staticmethod
+    def _standing(code: str, near: list[tuple[float, str, Attestation]]) -> ReferenceStanding:
+        own_cat = other = own_code = sibling = 0.0
+        nearest = nearest_code = ""
+        for sim, text, att in near:
+            total = att.total
+            in_cat = att.in_category(code[:3]) / total
+            fits = att.times(code) / total
+            own_cat, own_code = max(own_cat, sim * in_cat), max(own_code, sim * fits)
+            sibling = max(sibling, sim * (in_cat - fits))
+            if sim * (1.0 - in_cat) > other:
+                other = sim * (1.0 - in_cat)
+                nearest, nearest_code = text, next(c for c, _ in att.codes if c[:3] != code[:3])
+        return ReferenceStanding(similarity=near[0][0] if near else 0.0, own_category=round(own_cat, 6),
+                                 other_category=round(other, 6), own_code=round(own_code, 6),
+                                 sibling=round(max(0.0, sibling), 6), nearest=nearest, nearest_code=nearest_code)

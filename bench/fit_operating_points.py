@@ -37,6 +37,8 @@ DENSE_CATEGORY = ["dense_gap", "dense_log_rank", "dense_own", "lex_gap", "lex_lo
 DENSE_MEMBER = ["dense_member_gap", "lex_member_gap"]
 LEX_CATEGORY = ["lex_gap", "lex_log_rank", "lex_own"]
 LEX_MEMBER = ["lex_member_gap"]
+REFERENCE_CATEGORY = ["ref_sim", "ref_own", "ref_other"]
+REFERENCE_MEMBER = ["ref_code", "ref_sibling"]
 VERIFIED_CATEGORY = DENSE_CATEGORY + ["ver_own", "ver_category_gap"]
 VERIFIED_MEMBER = DENSE_MEMBER + ["ver_own", "ver_member_gap"]
 TARGETS = {"lenient": 0.02, "balanced": 0.05, "strict": 0.10}
@@ -143,6 +145,37 @@ def verified_variant(scores: dict, base: FitVariant, base_name: str, fit: Corpus
     return variant(verified, VERIFIED_CATEGORY, VERIFIED_MEMBER, asked=asked, gate=gate)
 
 
+def referenced_scores(scores: dict, groups: dict, items_by_document: dict, folds: int, seed: int) -> dict:
+    """The scores with the coded reference's near-match features, as an audit with `--reference` CodiEsp
+    train would see them, without a mention ever finding itself: documents are split into `folds`, and
+    a pair's reference is train without its document's fold. Pairs the fold's reference attests word
+    for word are left out: the attestation decides those, not the models."""
+    import random
+    from dataclasses import replace
+
+    from clinassay.audit.references import CodedReference
+
+    documents = sorted(items_by_document)
+    random.Random(seed).shuffle(documents)
+    fold_of = {d: k % folds for k, d in enumerate(documents)}
+    references = [CodedReference.from_mentions([i for d in documents if fold_of[d] != k for i in items_by_document[d]])
+                  for k in range(folds)]
+    out: dict = {}
+    for kind, rows in groups.items():
+        by_fold: dict[int, list[int]] = {}
+        for j, row in enumerate(rows):
+            by_fold.setdefault(fold_of[row["document"]], []).append(j)
+        standings: dict[int, object] = {}
+        for k, idx in by_fold.items():
+            found = references[k].standings([normalize_text(rows[j]["mention"]) for j in idx],
+                                            [rows[j]["code"] for j in idx], [rows[j]["language"] for j in idx])
+            standings.update(zip(idx, found))
+        out[kind] = [replace(scores[kind][j], reference=standings[j]) for j in range(len(rows))
+                     if standings[j] is not None]
+        print(f"  {kind}: {len(out[kind])}/{len(rows)} pairs not attested word for word by their fold's reference")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="me5-small")
@@ -152,17 +185,22 @@ def main() -> int:
                                                          "`clinassay train-verifier`)")
     parser.add_argument("--keep-base", action="store_true", help="with --verifier: keep the base variants of "
                                                                  "fit_model.json as they are, fit only the verifier's")
+    parser.add_argument("--reference-folds", type=int, default=5,
+                        help="fit the reference variants (`--reference`) on this many folds of train documents; 0: none")
     parser.add_argument("--gate-share", type=float, default=0.3,
                         help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
     from clinassay.commands.audit import DiskCachedEncoder
-    from clinassay.retrieval.evalset import import_codiesp
+    from clinassay.retrieval.evalset import codiesp_rows
     from clinassay.retrieval.models import load_encoder
     from clinassay.terminology import load_terminology
 
     term = load_terminology()
-    items, _ = import_codiesp(CODIESP / "train", term)
-    pairs = [{"mention": i.mention, "code": i.code, "language": i.language} for i in items]
+    rows, _ = codiesp_rows(CODIESP / "train", term)
+    items_by_document: dict[str, list] = {}
+    for document, item in rows:
+        items_by_document.setdefault(document, []).append(item)
+    pairs = [{"mention": i.mention, "code": i.code, "language": i.language, "document": d} for d, i in rows]
     groups = swap_sets(pairs, CodeSwapper(term), per_kind=args.per_kind, seed=args.seed)
     print({k: len(v) for k, v in groups.items()}, "pairs per kind from CodiEsp train")
     encoder = DiskCachedEncoder(load_encoder(args.encoder), queries=True)
@@ -186,6 +224,18 @@ def main() -> int:
     else:
         variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
                     LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
+    if args.reference_folds and not args.keep_base:
+        from clinassay.audit.fit_model import reference_key
+
+        referenced = referenced_scores(scores, groups, items_by_document, args.reference_folds, args.seed)
+        lexical_referenced = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
+                                          official_sibling=s.official_sibling, official_ancestor=s.official_ancestor,
+                                          reference=s.reference) for s in v] for k, v in referenced.items()}
+        variants[reference_key(args.encoder)] = variant(referenced, DENSE_CATEGORY + REFERENCE_CATEGORY,
+                                                        DENSE_MEMBER + REFERENCE_MEMBER)
+        variants[reference_key(LEXICAL)] = variant(lexical_referenced, LEX_CATEGORY + REFERENCE_CATEGORY,
+                                                   LEX_MEMBER + REFERENCE_MEMBER)
+        command += f" --reference-folds {args.reference_folds}"
     if args.verifier:
         from clinassay.audit.fit_model import verifier_key
         from clinassay.retrieval.verifier import load_verifier

@@ -85,16 +85,17 @@ def write_eval_set(items: list[EvalItem], path: Path | str) -> None:
                 handle.write(f"{mention}\t{item.code}\t{item.language}\n")
 
 
-def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tuple[list[EvalItem], dict]:
-    """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as an evaluation set, with counts of what was
-    dropped (codes absent from ICD-10-CM, malformed codes) and why."""
+def codiesp_rows(split_dir: Path | str, term, *, language: str = "es"):
+    """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as (document id, EvalItem), with counts of what was
+    dropped (codes absent from ICD-10-CM, malformed codes) and why. The document is what a split by
+    document (leave-one-document-out fitting) needs; `import_codiesp` drops it."""
     from clinassay.terminology.codes import MalformedCodeError  # the terminology owns code parsing
 
     split_dir = Path(split_dir)
     files = sorted(split_dir.glob("*X.tsv"))
     if not files:
         raise ClinassayInputError(f"no *X.tsv file in {split_dir} (expected a CodiEsp split such as codiesp/dev)")
-    items: list[EvalItem] = []
+    rows: list[tuple[str, EvalItem]] = []
     absent: Counter = Counter()
     malformed: Counter = Counter()
     procedures = 0
@@ -115,13 +116,20 @@ def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tupl
             if found is None:
                 absent[raw_code] += 1
                 continue
-            items.append(EvalItem(mention=mention, code=found.code, language=language))
+            rows.append((parts[0].strip(), EvalItem(mention=mention, code=found.code, language=language)))
     stats = {
         "files": [f.name for f in files],
-        "kept": len(items),
+        "kept": len(rows),
         "dropped_absent_from_icd10cm": sum(absent.values()),
         "dropped_malformed": sum(malformed.values()),
         "procedures_skipped": procedures,
         "absent_codes": dict(absent.most_common(20)),
     }
-    return items, stats
+    return rows, stats
+
+
+def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tuple[list[EvalItem], dict]:
+    """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as an evaluation set, with counts of what was
+    dropped (codes absent from ICD-10-CM, malformed codes) and why."""
+    rows, stats = codiesp_rows(split_dir, term, language=language)
+    return [item for _, item in rows], stats

@@ -56,7 +56,7 @@ def test_an_abbreviation_clinicians_wrote_fits_its_code(terminology):
     assert [f.reason for f in bare.findings] == ["unverified"]
     decision, info = _audit(terminology, "HTA", "I10")
     assert decision.accepted and not decision.findings
-    assert info["reference"] == {"path": "ref.tsv", "verdicts": {"fits": 1}}
+    assert info["reference"]["path"] == "ref.tsv" and info["reference"]["verdicts"] == {"fits": 1}
 
 
 def test_a_code_clinicians_never_gave_the_mention_is_rejected_citing_the_reference(terminology):
@@ -141,3 +141,44 @@ def test_calibrate_audits_with_the_reference_it_is_given(tmp_path, terminology):
     swapped = [r for r in rows if r.get("fault") in ("other_chapter", "same_chapter") or
                r.get("kind") in ("other_chapter", "same_chapter")]
     assert swapped and all(not r["accepted"] for r in swapped), swapped
+
+
+def test_a_near_mention_carries_how_its_neighbours_were_coded():
+    """Not word for word: the nearest reference mentions' codes, weighted by similarity, become features."""
+    ref = CodedReference.from_mentions(REFERENCE)
+    mention = "diabetes mellitus tipo 2 descompensada"
+    own, sibling, other = ref.standings([mention] * 3, ["E11.9", "E11.65", "I10"], ["es"] * 3)
+    assert own.similarity > 0.5 and own.own_code == own.own_category == pytest.approx(own.similarity, abs=1e-5)
+    assert own.other_category == 0.0 and not own.nearest
+    assert sibling.own_code == 0.0 and sibling.own_category > 0.5
+    assert sibling.sibling == pytest.approx(sibling.own_category, abs=1e-5)
+    assert other.own_category == 0.0 and other.other_category > 0.5
+    assert (other.nearest, other.nearest_code) == ("diabetes mellitus tipo 2", "E11.9")
+
+
+def test_an_attested_mention_or_an_unknown_language_has_no_near_standing():
+    ref = CodedReference.from_mentions(REFERENCE)
+    assert ref.standings(["itu", "diabetes mellitus tipo 2", "diabetes"], ["N39.0", "E11.9", "E11.9"],
+                         ["es", "es", "pt"]) == [None, None, None]
+
+
+def test_the_reference_pickles_without_its_ngram_indexes():
+    """Ray ships the reference to workers: the indexes are rebuilt there, not pickled."""
+    import pickle
+
+    ref = CodedReference.from_mentions(REFERENCE)
+    before = ref.standings(["masa renal izquierda"], ["N28.89"], ["es"])
+    copy = pickle.loads(pickle.dumps(ref))
+    assert not copy._near and copy.standings(["masa renal izquierda"], ["N28.89"], ["es"]) == before
+
+
+def test_the_audit_decides_unattested_mentions_with_the_reference_variant(terminology):
+    """With a reference, a mention clinicians did not write word for word is decided by the variant fitted
+    with the near-match features, and a category finding cites the similar mention."""
+    decision, info = _audit(terminology, "diabetes mellitus tipo 2 descompensada", "I10")
+    assert "lexical+reference" in info["variant"]["referenced"] and info["reference"]["near_scored"] == 1
+    finding = next(f for f in decision.findings if f.reason in FIT_REASONS)
+    assert not decision.accepted and finding.reason == "other_chapter"
+    assert "clinicians coded the similar 'diabetes mellitus tipo 2' as E11.9" in finding.detail
+    right, _ = _audit(terminology, "diabetes mellitus tipo 2 descompensada", "E11.9")
+    assert not [f for f in right.findings if f.reason in FIT_REASONS]
