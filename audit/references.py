@@ -28,38 +28,52 @@ class LabelledMention:
     line: int
 
 
-def read_labelled(path: Path | str, *, normalize_code=None) -> list[LabelledMention]:
-    """Read a TSV (header row) or JSONL file; bad rows raise ClinassayInputError naming file and line."""
+def _rows(path: Path) -> list[tuple[int, Any]]:
+    """(line number, row) pairs of a JSONL file (by suffix, or content starting with "{") or a TSV with a
+    header; a UTF-8 BOM is not part of the first column's name."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson") or text.lstrip().startswith("{"):
+        rows: list[tuple[int, Any]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise ClinassayInputError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+        return rows
+    reader = csv.DictReader(text.splitlines(), delimiter="\t")
+    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    if missing:
+        raise ClinassayInputError(f"{path}: the header must name {', '.join(REQUIRED)}; missing "
+                                  f"{', '.join(missing)} (header: {reader.fieldnames})")
+    return [(number, row) for number, row in enumerate(reader, start=2)]
+
+
+def read_labelled(path: Path | str, *, normalize_code=None, bad_code: str = "keep") -> list[LabelledMention]:
+    """The one reader of the (mention, code, language) format: evaluation sets, `--reference` files,
+    CodiEsp imports. Values are stripped, languages lower-cased; a bad row raises ClinassayInputError
+    naming file and line. `normalize_code` canonicalises codes; a code it refuses is kept as written
+    (`bad_code="keep"`: the audit still compares texts) or refused (`"refuse"`: retrieval needs codes)."""
     path = Path(path)
     if not path.is_file():
         raise ClinassayInputError(f"file not found: {path}")
-    rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8-sig") as handle:
-        if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-            for n, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise ClinassayInputError(f"{path}:{n}: not valid JSON: {exc.msg}") from exc
-        else:
-            reader = csv.DictReader(handle, delimiter="\t")
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ClinassayInputError(f"{path}: the header lacks column(s) {missing}; found {reader.fieldnames}")
-            rows = [(n, row) for n, row in enumerate(reader, start=2)]
     out = []
-    for n, row in rows:
-        if not isinstance(row, dict) or any(not isinstance(row.get(c), str) or not row.get(c) for c in REQUIRED):
-            raise ClinassayInputError(f"{path}:{n}: needs non-empty string fields {list(REQUIRED)}")
-        code = row["code"]
+    for n, row in _rows(path):
+        if not isinstance(row, dict):
+            raise ClinassayInputError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+        values = {c: str(row.get(c) or "").strip() for c in REQUIRED}
+        empty = [c for c in REQUIRED if not values[c]]
+        if empty:
+            raise ClinassayInputError(f"{path}:{n}: empty {', '.join(empty)} (needs {', '.join(REQUIRED)})")
+        code = values["code"]
         if normalize_code is not None:
             try:
                 code = normalize_code(code)
-            except ClinassayInputError:
-                pass
-        out.append(LabelledMention(row["mention"], code, row["language"], n))
+            except ClinassayInputError as exc:
+                if bad_code == "refuse":
+                    raise ClinassayInputError(f"{path}:{n}: {exc}") from exc
+        out.append(LabelledMention(values["mention"], code, values["language"].lower(), n))
     return out
 
 

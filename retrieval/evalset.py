@@ -1,10 +1,10 @@
-"""Evaluation sets: (mention, code, language) rows from a TSV with a header or from JSONL, and the
-importer that turns a CodiEsp split into one. Codes are normalised with the terminology; rows whose
+"""Evaluation sets: (mention, code, language) rows from a TSV with a header or from JSONL (read by the
+audit's reader of the same format, so the audit's leakage check and the evaluation see the same rows),
+and the importer that turns a CodiEsp split into one. Codes are normalised with the terminology; rows whose
 code is not in ICD-10-CM are dropped and counted, never silently lost."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter
@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinassay.terminology.errors import ClinassayInputError
-
-REQUIRED = ("mention", "code", "language")
-
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -28,44 +25,16 @@ def file_sha256(path: Path | str) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _rows(path: Path) -> list[tuple[int, dict]]:
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix in (".jsonl", ".json") or text.lstrip().startswith("{"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ClinassayInputError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(record, dict):
-                raise ClinassayInputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            rows.append((number, record))
-        return rows
-    reader = csv.DictReader(text.splitlines(), delimiter="\t")
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise ClinassayInputError(
-            f"{path}: the header must name {', '.join(REQUIRED)}; missing {', '.join(missing)} "
-            f"(header: {reader.fieldnames})"
-        )
-    return [(number, row) for number, row in enumerate(reader, start=2)]
-
-
 def load_eval_set(path: Path | str, *, normalize=None) -> list[EvalItem]:
-    """Read an evaluation set; `normalize` (e.g. terminology.normalize_code) canonicalises codes."""
+    """Read an evaluation set (the audit's reader of the format: audit/references.read_labelled);
+    `normalize` (e.g. terminology.normalize_code) canonicalises codes and refuses malformed ones."""
+    from clinassay.audit.references import read_labelled
+
     path = Path(path)
     if not path.is_file():
         raise ClinassayInputError(f"evaluation set not found: {path}")
-    items = []
-    for number, row in _rows(path):
-        values = {c: str(row.get(c) or "").strip() for c in REQUIRED}
-        empty = [c for c in REQUIRED if not values[c]]
-        if empty:
-            raise ClinassayInputError(f"{path}:{number}: empty {', '.join(empty)}")
-        code = normalize(values["code"]) if normalize else values["code"]
-        items.append(EvalItem(mention=values["mention"], code=code, language=values["language"].lower()))
+    items = [EvalItem(mention=m.mention, code=m.code, language=m.language)
+             for m in read_labelled(path, normalize_code=normalize, bad_code="refuse")]
     if not items:
         raise ClinassayInputError(f"evaluation set is empty: {path}")
     return items
