@@ -11,9 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from clinassay.audit.manifest import ManifestError, audit_key, verify_audit_output
+from clinassay.audit.manifest import ManifestError, audit_key, file_sha256, verify_audit_output
 from clinassay.generation.records import Pair
-from clinassay.retrieval.evalset import file_sha256
 from clinassay.terminology.errors import ClinassayInputError
 
 

@@ -5,7 +5,6 @@ code is not in ICD-10-CM are dropped and counted, never silently lost."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -18,11 +17,6 @@ class EvalItem:
     mention: str
     code: str
     language: str
-
-
-def file_sha256(path: Path | str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def load_eval_set(path: Path | str, *, normalize=None) -> list[EvalItem]:

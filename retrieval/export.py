@@ -21,7 +21,6 @@ route encodes as MODEL_DIR's stage 1 does (cosine >= CHECK_COSINE).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinassay.audit.export import staged_folder
+from clinassay.audit.manifest import file_sha256
 from clinassay.retrieval.metrics_file import METRICS_FILE, MetricsFile, load_metrics
 from clinassay.retrieval.model_card import HubCard, render_model_card
 from clinassay.retrieval.searcher import CARD_FILE, biencoder_dir, is_model_dir
@@ -61,7 +61,7 @@ class ModelExport:
 
 def card_sha256(model_dir: Path | str) -> str:
     """What `clinassay evaluate` records as the model's sha256 (retrieval.evaluator.model_hash)."""
-    return hashlib.sha256((Path(model_dir) / CARD_FILE).read_bytes()).hexdigest()
+    return file_sha256(Path(model_dir) / CARD_FILE)
 
 
 def load_evaluation(path: Path | str, *, model_dir: Path) -> MetricsFile:

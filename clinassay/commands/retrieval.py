@@ -81,7 +81,8 @@ def evaluate(
     config_file: Path | None = typer.Option(None, "--config", help="TOML config (corpus, tolerance, gated metrics, seed)."),
 ) -> None:
     """Per-language MRR@10, NDCG@10 and R@k with bootstrap intervals; with --baseline, exit 1 on a regression."""
-    from clinassay.retrieval.evalset import file_sha256, load_eval_set
+    from clinassay.audit.manifest import file_sha256
+    from clinassay.retrieval.evalset import load_eval_set
     from clinassay.retrieval.gate import compare, format_gate, load_predictions
     from clinassay.retrieval.metrics_file import EvalSetInfo, ModelInfo, load_metrics
     from clinassay.terminology import normalize_code
