@@ -55,11 +55,9 @@ def two_nodes(tmp_path_factory):
     if ray.is_initialized():
         ray.shutdown()
     port = _free_port()
-    # a throwaway cluster on 127.0.0.1: without token authentication, so the second node and the
-    # drivers (this process, the CLI) need no token file
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # a throwaway cluster on 127.0.0.1, without token authentication (tests/conftest.py sets the mode for
+    # the whole session), so the second node and the drivers (this process, the CLI) need no token file
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     temp = tmp_path_factory.mktemp("ray")
     address = f"127.0.0.1:{port}"
     try:
@@ -71,10 +69,6 @@ def two_nodes(tmp_path_factory):
         yield address
     finally:
         _stop_nodes(str(temp), f"127.0.0.1:{port}")
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -90,7 +84,7 @@ def test_cli_audit_on_two_nodes_decides_as_the_local_engine(tmp_path, two_nodes)
     assert local.returncode in (0, 1) and "Traceback" not in local.stderr
     assert distributed.returncode == local.returncode, distributed.stderr[-2000:]
     assert audit_files(tmp_path / "ray") == audit_files(tmp_path / "local")
-    ray.init(address=two_nodes, log_to_driver=False)
+    ray.init(address=two_nodes, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     finally:
@@ -136,7 +130,10 @@ def test_a_worker_killed_mid_audit_still_gives_every_pair_one_decision(tmp_path,
                 killed.append(found[0])
             time.sleep(0.2)
 
-    ray.init(address=two_nodes, log_to_driver=False)
+    # the driver joins on loopback, like the nodes: after an earlier local ray.init in this process, Ray
+    # would reuse the address it detected then (the machine's interface), where the workers cannot reach
+    # the owner of the driver's objects (OwnerDiedError in _read_ranges, seen in CI)
+    ray.init(address=two_nodes, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
