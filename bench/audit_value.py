@@ -49,7 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CODIESP_DEV = ROOT.parent / "shared" / "data" / "codiesp" / "dev"
 PERMISSIVE = ROOT / "bench" / "permissive_audit.toml"
 CHAPTERS = ["11", "14", "18"]
-LANGUAGES = ["es", "pt", "fr", "it", "en"]
+# Italian is left out of training: the WHO Italian labels barely cover these chapters (4 pairs of 3,540
+# in the 2026-12-02 run), and the default gate's per-language reject rate refused the whole set over 2 of
+# them. Held out, it is still evaluated (it has no exact-precision label left there either).
+LANGUAGES = ["es", "pt", "fr", "en"]
 HELDOUT_LANGUAGES = ["es", "pt", "fr", "it", "en"]
 SYSTEMS = {"me5-small": "me5-small (zero-shot)", "a": "(a) clean", "b": "(b) noisy, permissive audit",
            "c": "(c) noisy, default audit"}
