@@ -20,6 +20,7 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -151,13 +152,16 @@ def sample_originals(path: Path, *, size: int, seed: int) -> tuple[list[dict[str
     return originals, {"pairs": pairs, "malformed": malformed, "distinct": len(rows)}
 
 
-def _audit(records: list[dict[str, Any]], auditor: Any) -> list[Decision]:
+def _audit(records: list[dict[str, Any]], auditor: Any, progress: Callable[[int], None] | None = None) -> list[Decision]:
     from clinassay.audit.reader import chunked
 
     out: list[Decision] = []
     parsed = [parse_record(n, r) for n, r in enumerate(records, start=1)]
     for chunk in chunked(parsed, auditor.config.chunk_size):
-        out.extend(d for d in auditor.audit_chunk(chunk) if isinstance(d, Decision))
+        decided = [d for d in auditor.audit_chunk(chunk) if isinstance(d, Decision)]
+        out.extend(decided)
+        if progress is not None:
+            progress(len(decided))
     if len(out) != len(records):
         raise RuntimeError(f"calibration: {len(records)} pairs audited into {len(out)} decisions")
     return out
@@ -192,9 +196,11 @@ def _intended(kind: str, decision: Decision) -> bool:
 
 def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, terminology: Any = None,
               encoder: Encoder | None = None, eval_path: Path | str | None = None, sample: int = 200, seed: int = 0,
-              reference_path: Path | str | None = None) -> tuple[Calibration, list[dict[str, Any]]]:
+              reference_path: Path | str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> tuple[Calibration, list[dict[str, Any]]]:
     """Plant, audit, count. Returns the calibration and every audited pair (originals and copies) with its
-    decision, as written to calibration_pairs.jsonl."""
+    decision, as written to calibration_pairs.jsonl. `progress(n, total)` is told the pairs audited, n
+    more of `total` (originals + copies, known once the faults are planted)."""
     from clinassay.audit.auditor import Auditor, _code_normalizer, _default_terminology, _shown
 
     config = config or AuditConfig()
@@ -217,16 +223,21 @@ def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, term
     def auditor() -> Auditor:
         return Auditor(config, terminology=terminology, encoder=encoder, eval_set=eval_set, reference=reference)
 
+    total = len(originals) + len(planted)
+    audited = None if progress is None else (lambda n: progress(n, total))
+    if progress is not None:
+        progress(0, total)
+
     by_kind: dict[str, list[Planted]] = {}
     for p in planted:
         by_kind.setdefault(p.kind, []).append(p)
     near = by_kind.get("near_duplicate", [])
-    first = _audit(originals + [p.record for p in near], auditor())
+    first = _audit(originals + [p.record for p in near], auditor(), audited)
     original_decisions, decisions = first[:len(originals)], {id(p): d for p, d in zip(near, first[len(originals):])}
     for kind, copies in by_kind.items():
         if kind != "near_duplicate":
             for group in _rounds(copies):
-                decisions.update((id(p), d) for p, d in zip(group, _audit([p.record for p in group], auditor())))
+                decisions.update((id(p), d) for p, d in zip(group, _audit([p.record for p in group], auditor(), audited)))
 
     rejected = [d for d in original_decisions if not d.accepted]
     kinds = [_kind_recall(kind, by_kind[kind], decisions, original_decisions) for kind in planter.kinds()
@@ -286,9 +297,11 @@ def _gate(config: AuditConfig, kinds: dict[str, KindRecall]) -> list[GateCheck]:
 
 def run_calibration(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
                     terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
-                    sample: int = 200, seed: int = 0, reference_path: Path | str | None = None) -> Calibration:
-    """`calibrate`, then write calibration.json and calibration_pairs.jsonl into `out_dir` (renamed into
-    place; nothing else there is touched, so the folder may be the audit's own and its report shows it)."""
+                    sample: int = 200, seed: int = 0, reference_path: Path | str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Calibration:
+    """`calibrate` (`progress`: pairs audited, as there), then write calibration.json and
+    calibration_pairs.jsonl into `out_dir` (renamed into place; nothing else there is touched, so the
+    folder may be the audit's own and its report shows it)."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ClinassayInputError(f"--out must be a directory: {out}")
@@ -296,7 +309,8 @@ def run_calibration(pairs_path: Path | str, out_dir: Path | str, *, config: Audi
         if (out / name).exists() and Path(pairs_path).resolve() == (out / name).resolve():
             raise ClinassayInputError(f"the pairs file {pairs_path} is {name} of {out}, which calibration replaces")
     result, rows = calibrate(pairs_path, config=config, terminology=terminology, encoder=encoder,
-                             eval_path=eval_path, sample=sample, seed=seed, reference_path=reference_path)
+                             eval_path=eval_path, sample=sample, seed=seed, reference_path=reference_path,
+                             progress=progress)
     out.mkdir(parents=True, exist_ok=True)
 
     def write_rows(tmp: Path) -> None:

@@ -20,7 +20,7 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager, redirect_stdout
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import typer
 
@@ -101,7 +101,11 @@ def show_progress() -> bool:
 class Bar:
     """One stage's progress bar on stderr (tqdm), or nothing when `show_progress()` says no.
 
-    `advance(n)` moves it; use it as a context manager (`with Bar(total, "audit", unit="pair") as bar`)."""
+    `advance(n)` moves it; use it as a context manager (`with Bar(total, "audit", unit="pair") as bar`).
+    A library call that knows the total itself gets the bar as its callback: `bar(n, total)` (the
+    `advance(n, total)` of retrieval.progress) moves it and sets the total, which may change. Without a
+    total to start with, the bar is drawn at its first move: a stage with nothing to do (texts all
+    cached) draws nothing."""
 
     def __init__(self, total: int | None, description: str, *, unit: str = "it", enabled: bool | None = None) -> None:
         self.total, self.description, self.unit = total, description, unit
@@ -109,22 +113,45 @@ class Bar:
         self._bar: Any = None
 
     def __enter__(self) -> "Bar":
-        if self.enabled:
-            from tqdm import tqdm
-
-            from clinassay.generation.progress import tqdm_style
-
-            self._bar = tqdm(total=self.total, desc=self.description, unit=self.unit, file=sys.stderr,
-                             **tqdm_style(), disable=False)
+        if self.enabled and self.total is not None:
+            self._open()
         return self
 
-    def advance(self, n: int = 1) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
+    def _open(self) -> None:
+        from tqdm import tqdm
+
+        from clinassay.generation.progress import tqdm_style
+
+        self._bar = tqdm(total=self.total, desc=self.description, unit=self.unit, file=sys.stderr,
+                         **tqdm_style(), disable=False)
+
+    def advance(self, n: int = 1, total: int | None = None) -> None:
+        if not self.enabled:
+            return
+        if total is not None:
+            self.total = total
+        if self._bar is None:
+            self._open()
+        elif total is not None and self._bar.total != total:
+            self._bar.total = total
+            self._bar.refresh()
+        self._bar.update(n)
+
+    def __call__(self, n: int, total: int | None = None) -> None:
+        self.advance(n, total)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
+
+
+def stage_bars() -> Callable[[str, str], Bar] | None:
+    """For a library call with several stages (retrieval.progress's `Stages`: `train_model`, a
+    `Retriever`): `stages(description, unit)` opens a Bar per stage. None when no bar would be drawn."""
+    if not show_progress():
+        return None
+    return lambda description, unit: Bar(None, description, unit=unit)
 
 
 # ------------------------------------------------------------------------------- libraries

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from clinassay.retrieval.progress import Advance, encode_reporting
 from clinassay.terminology.errors import ClinassayInputError
 
 
@@ -55,9 +56,11 @@ class EmbeddingCache:
         *,
         kind: str = "passage",
         batch_size: int = 64,
-        show_progress: bool = False,
+        progress: Advance | None = None,
     ) -> np.ndarray:
-        """float32 (len(texts), d) embeddings in the order of `texts`; only unseen texts are encoded."""
+        """float32 (len(texts), d) embeddings in the order of `texts`; only unseen texts are encoded.
+        `progress` (retrieval.progress): texts encoded, of the distinct texts missing; not called when
+        none is."""
         if isinstance(texts, str):
             raise ClinassayInputError("EmbeddingCache.get_or_encode takes a list of texts, not a single str.")
         texts = list(texts)
@@ -69,10 +72,11 @@ class EmbeddingCache:
             if key not in known and key not in missing:
                 missing[key] = text
         pending = list(missing.items())
+        report = None if progress is None else (lambda n, _: progress(n, len(pending)))
         for start in range(0, len(pending), self.shard_size):
             chunk = pending[start : start + self.shard_size]
-            vectors = encoder.encode(
-                [text for _, text in chunk], kind=kind, batch_size=batch_size, show_progress=show_progress
+            vectors = encode_reporting(
+                encoder, [text for _, text in chunk], kind=kind, batch_size=batch_size, progress=report
             )
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
             self._write_shard(folder, [key for key, _ in chunk], vectors)

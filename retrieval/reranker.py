@@ -17,7 +17,9 @@ from sentence_transformers.cross_encoder import losses
 
 from transformers import PrinterCallback
 
-from clinassay.retrieval.trainer import ProgressCallback, keep_logs, placement_arguments, set_threads, training_placement
+from clinassay.retrieval.progress import Advance
+from clinassay.retrieval.trainer import (ProgressCallback, StepProgress, keep_logs, placement_arguments, set_threads,
+                                         training_placement)
 
 
 def transformer_dir(model_path: str | Path) -> str:
@@ -44,7 +46,10 @@ def train_reranker(
     seed: int,
     log: Callable[[str], None] = print,
     placement: dict | None = None,
+    progress: Advance | None = None,
 ) -> dict:
+    """Train and save to `out_dir`; returns the training metrics. `progress` (retrieval.progress) is
+    told the steps trained, through `StepProgress`."""
     from datasets import Dataset
 
     set_threads()
@@ -70,9 +75,8 @@ def train_reranker(
         disable_tqdm=True,
         **placement_arguments(placement),
     )
-    trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[ProgressCallback(log, "reranker")]
-    )
+    callbacks = [ProgressCallback(log, "reranker")] + ([StepProgress(progress)] if progress is not None else [])
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
     result = trainer.train()
     model.save(str(out_dir))

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from clinassay.retrieval.config import RetrievalConfig
 from clinassay.retrieval.corpus import CodeCorpus, corpus_from_config
+from clinassay.retrieval.progress import Stages, encode_reporting, stage
 from clinassay.terminology.errors import ClinassayInputError
 
 CARD_FILE = "model_card.json"
@@ -53,11 +53,6 @@ def load_encoder_any(name_or_path: str):
     return load_encoder(name_or_path)
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 class Retriever:
     """A stage-1 index (dense or BM25) and, for trained models, an optional stage-2 reranker."""
 
@@ -68,10 +63,12 @@ class Retriever:
         corpus: CodeCorpus | None = None,
         model_dir: Path | None = None,
         config: RetrievalConfig | None = None,
+        progress: Stages | None = None,
     ) -> None:
         self.name = name
         self.model_dir = model_dir
         self.config = config or RetrievalConfig()
+        self.progress = progress
         self._corpus = corpus
         self._index = None
         self._encoder = None
@@ -79,18 +76,20 @@ class Retriever:
 
     # construction ---------------------------------------------------------------------------
     @classmethod
-    def load(cls, model: str | Path, *, config: RetrievalConfig | None = None, corpus: CodeCorpus | None = None) -> "Retriever":
+    def load(cls, model: str | Path, *, config: RetrievalConfig | None = None, corpus: CodeCorpus | None = None,
+             progress: Stages | None = None) -> "Retriever":
         """A MODEL_DIR written by `clinassay train`, or a baseline name/path evaluated zero-shot over
-        the corpus described by `config.corpus` (or the `corpus` given)."""
+        the corpus described by `config.corpus` (or the `corpus` given). `progress`
+        (retrieval.progress): a stage per encoding, texts encoded (a baseline's corpus, many mentions)."""
         if is_model_dir(model):
             model_dir = Path(model)
             card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
             saved = RetrievalConfig.model_validate(card.get("config", {}))
-            return cls(name=str(model_dir), model_dir=model_dir, config=config or saved)
+            return cls(name=str(model_dir), model_dir=model_dir, config=config or saved, progress=progress)
         model = str(model)
         if Path(model).exists() and not (Path(model) / "modules.json").is_file() and not (Path(model) / "config.json").is_file():
             raise ClinassayInputError(f"{model} is neither a clinassay model directory nor a sentence-transformers model")
-        return cls(name=model, corpus=corpus, config=config)
+        return cls(name=model, corpus=corpus, config=config, progress=progress)
 
     @property
     def is_trained(self) -> bool:
@@ -132,11 +131,11 @@ class Retriever:
             else:
                 from clinassay.retrieval.index import CodeIndex, corpus_embeddings
 
-                vectors = corpus_embeddings(
-                    self.encoder, self.corpus, cache_dir=self.config.cache_dir,
-                    batch_size=self.config.encode_batch_size, show_progress=False,
-                    engine=self.config.corpus.engine,
-                )
+                with stage(self.progress, "encode corpus", "text") as advance:
+                    vectors = corpus_embeddings(
+                        self.encoder, self.corpus, cache_dir=self.config.cache_dir,
+                        batch_size=self.config.encode_batch_size, engine=self.config.corpus.engine, progress=advance,
+                    )
                 self._index = CodeIndex.build(
                     self.corpus, vectors, kind=self.config.index,
                     hnsw_m=self.config.hnsw_m, ef_search=self.config.hnsw_ef_search,
@@ -167,9 +166,14 @@ class Retriever:
         index = self.index
         from clinassay.retrieval.index import limited_threads
 
-        with limited_threads(1) if len(mentions) <= SMALL_BATCH else _nothing():
-            vectors = self.encoder.encode(list(mentions), kind="query", batch_size=self.config.encode_batch_size)
-            return index.search(vectors, k)
+        if len(mentions) <= SMALL_BATCH:
+            with limited_threads(1):
+                vectors = self.encoder.encode(list(mentions), kind="query", batch_size=self.config.encode_batch_size)
+                return index.search(vectors, k)
+        with stage(self.progress, "encode mentions", "text") as advance:
+            vectors = encode_reporting(self.encoder, mentions, kind="query", batch_size=self.config.encode_batch_size,
+                                       progress=advance)
+        return index.search(vectors, k)
 
     def rerank(self, mentions: list[str], candidates: list[list[tuple[str, float]]], *, languages: list[str]) -> list[list[tuple[str, float]]]:
         from clinassay.retrieval.reranker import rerank_candidates

@@ -32,6 +32,7 @@ from sentence_transformers.sentence_transformer import losses
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
+from clinassay.retrieval.progress import Advance, encode_reporting
 from clinassay.terminology.errors import ClinassayInputError
 
 DEV_METRIC = "dev_cosine_mrr@10"
@@ -151,6 +152,28 @@ class ProgressCallback(TrainerCallback):
             self.log(f"[{self.stage}] step {state.global_step}/{state.max_steps} {shown}")
 
 
+class StepProgress(TrainerCallback):
+    """Optimizer steps to a progress callback (retrieval.progress's `advance(n, total)`): clinassay
+    draws one bar per trainer; the trainer's own tqdm bar stays off (`disable_tqdm=True`). When early
+    stopping ends training before `max_steps`, the total becomes the steps taken."""
+
+    def __init__(self, advance: Advance) -> None:
+        self.advance = advance
+        self.done = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.done = state.global_step
+        self.advance(0, state.max_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.advance(state.global_step - self.done, state.max_steps)
+        self.done = state.global_step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.global_step < state.max_steps:
+            self.advance(0, state.global_step)
+
+
 def dev_evaluator(
     dev_mentions: Sequence[str], dev_codes: Sequence[str], corpus_docs: dict[str, str], *, prompts: dict[str, str] | None = None
 ) -> InformationRetrievalEvaluator | None:
@@ -178,10 +201,12 @@ def train_biencoder(
     log: Callable[[str], None] = print,
     bare: bool = False,
     placement: dict | None = None,
+    progress: Advance | None = None,
 ) -> dict:
     """Train and save to `out_dir`; returns the training metrics (steps/s, dev MRR...).
     `bare=True` runs the same trainer without our callbacks, evaluator or checkpoints (benchmarks).
-    `placement` comes from `training_placement` (default: auto device, auto precision, no logging)."""
+    `placement` comes from `training_placement` (default: auto device, auto precision, no logging).
+    `progress` (retrieval.progress) is told the steps trained, through `StepProgress`."""
     from datasets import Dataset
 
     set_threads()
@@ -239,6 +264,8 @@ def train_biencoder(
         callbacks.append(ProgressCallback(log, "biencoder"))
         if use_eval and config.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    if progress is not None:
+        callbacks.append(StepProgress(progress))
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss,
         evaluator=evaluator if use_eval else None, callbacks=callbacks,
@@ -270,9 +297,11 @@ def _drop_checkpoints(out_dir: Path) -> None:
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
 
 
-def mine_with_index(encoder, mentions: Sequence[str], index, *, top_k: int, batch_size: int = 64) -> list[list[str]]:
-    """The base model's nearest codes for each mention: clinically plausible hard negatives."""
+def mine_with_index(encoder, mentions: Sequence[str], index, *, top_k: int, batch_size: int = 64,
+                    progress: Advance | None = None) -> list[list[str]]:
+    """The base model's nearest codes for each mention: clinically plausible hard negatives.
+    `progress` (retrieval.progress): mentions encoded."""
     if not mentions:
         return []
-    vectors = encoder.encode(list(mentions), kind="query", batch_size=batch_size)
+    vectors = encode_reporting(encoder, mentions, kind="query", batch_size=batch_size, progress=progress)
     return [[code for code, _ in row] for row in index.search(vectors, top_k)]

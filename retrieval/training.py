@@ -26,6 +26,7 @@ from clinassay.retrieval.audited_data import AuditedData
 from clinassay.retrieval.config import RetrievalConfig
 from clinassay.retrieval.corpus import corpus_from_config
 from clinassay.retrieval.model_card import write_model_card
+from clinassay.retrieval.progress import Stages, encode_reporting, stage
 from clinassay.retrieval.training_data import siblings_of, examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -44,8 +45,11 @@ def train_model(
     config: RetrievalConfig | None = None,
     log: Callable[[str], None] = print,
     term=None,
+    progress: Stages | None = None,
 ) -> dict:
-    """Train both stages on audited data and write MODEL_DIR; returns the model card."""
+    """Train both stages on audited data and write MODEL_DIR; returns the model card. `progress`
+    (retrieval.progress) opens one stage per step of the work: texts encoded (corpus, mentions) and
+    steps trained (each trainer)."""
     from clinassay.retrieval.index import CodeIndex, corpus_embeddings
     from clinassay.retrieval.models import load_encoder, resolve_model_path
     from clinassay.retrieval.trainer import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
@@ -74,14 +78,17 @@ def train_model(
 
     base = load_encoder(config.base_model, device=placement["device"])
     log(f"[index] base corpus embeddings ({config.base_model}, cached by model and corpus)")
-    base_vectors = corpus_embeddings(base, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size)
+    with stage(progress, "encode corpus", "text") as advance:
+        base_vectors = corpus_embeddings(base, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size,
+                                         progress=advance)
     base_index = CodeIndex.build(corpus, base_vectors, kind="exact")
 
     mined: dict[int, list[str]] = {}
     if bi.mined_negatives > 0:
         log(f"[mining] nearest codes of {len(split.train)} mentions with the base model")
-        neighbours = mine_with_index(base, [e.mention for e in split.train], base_index, top_k=bi.mining_top_k,
-                                     batch_size=config.encode_batch_size)
+        with stage(progress, "encode mentions", "text") as advance:
+            neighbours = mine_with_index(base, [e.mention for e in split.train], base_index, top_k=bi.mining_top_k,
+                                         batch_size=config.encode_batch_size, progress=advance)
         # skip the very top neighbours: with noisy labels the nearest "negative" is often a true positive
         mined = {i: row[1:] for i, row in enumerate(neighbours)}
     rows = stage1_rows(split.train, term=term, corpus_codes=corpus.codes, mined=mined,
@@ -99,15 +106,18 @@ def train_model(
 
     log(f"[biencoder] training on {len(rows)} rows from {config.base_model}")
     bi_dir = out / "biencoder"
-    bi_metrics = train_biencoder(base.sentence_transformer(), rows, out_dir=bi_dir, config=bi, seed=config.seed,
-                                 evaluator=evaluator, log=log, placement=placement)
+    with stage(progress, "train biencoder", "step") as advance:
+        bi_metrics = train_biencoder(base.sentence_transformer(), rows, out_dir=bi_dir, config=bi, seed=config.seed,
+                                     evaluator=evaluator, log=log, placement=placement, progress=advance)
 
     trained = load_encoder(str(bi_dir), device=placement["device"])
     if bi.document_side == "frozen":
         vectors = base_vectors  # the document side is the base model: its cached corpus vectors are the index
     else:
         log("[index] re-encoding the corpus with the trained model")
-        vectors = corpus_embeddings(trained, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size)
+        with stage(progress, "encode corpus", "text") as advance:
+            vectors = corpus_embeddings(trained, corpus, cache_dir=config.cache_dir,
+                                        batch_size=config.encode_batch_size, progress=advance)
     index = CodeIndex.build(corpus, vectors, kind=config.index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
     index.save(out / "index")
 
@@ -117,8 +127,10 @@ def train_model(
         from clinassay.retrieval.reranker import train_reranker
 
         log(f"[reranker] stage-1 shortlists (top {rr.candidates_top_k}) for {len(split.train)} mentions")
-        shortlist = index.search(trained.encode([e.mention for e in split.train], kind="query",
-                                                batch_size=config.encode_batch_size), rr.candidates_top_k)
+        with stage(progress, "encode mentions", "text") as advance:
+            queries = encode_reporting(trained, [e.mention for e in split.train], kind="query",
+                                       batch_size=config.encode_batch_size, progress=advance)
+        shortlist = index.search(queries, rr.candidates_top_k)
         groups = reranker_groups(split.train, [[c for c, _ in row] for row in shortlist],
                                  documents=_documents(corpus, term), negatives=rr.negatives, seed=config.seed,
                                  max_groups=rr.max_groups)
@@ -126,8 +138,9 @@ def train_model(
             raise ClinassayInputError("no reranker groups could be built: too few candidate codes for reranker.negatives")
         backbone = rr.base_model or config.base_model
         log(f"[reranker] training on {len(groups)} groups from {backbone}")
-        rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
-                                    seed=config.seed, log=log, placement=placement)
+        with stage(progress, "train reranker", "step") as advance:
+            rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
+                                        seed=config.seed, log=log, placement=placement, progress=advance)
         dev = split.dev[: bi.max_dev_queries]
         if dev:
             rr_metrics = {**(rr_metrics or {}), "fusion": fit_fusion(out, dev, trained, index, corpus=corpus,

@@ -4,6 +4,7 @@ the dataset at the gate (exit 0 pass, 1 gate failed, 2 bad input). `clinassay ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -15,9 +16,12 @@ from clinassay.terminology.errors import ClinassayInputError
 class DiskCachedEncoder:
     """Wraps an encoder so that code titles/labels ("passage" texts) are encoded once per model and kept
     on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks).
-    It carries the fit check's learned verifier when one is configured (the audit's CorpusFit asks it)."""
+    It carries the fit check's learned verifier when one is configured (the audit's CorpusFit asks it).
+    `progress` (`advance(n, total)`, an `output.Bar`): the texts the cache lacked, encoded; every call's
+    missing texts join one running total, so the command shows one bar for all of them."""
 
-    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False, verifier=None) -> None:
+    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False, verifier=None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         from clinassay.retrieval.encoder_cache import EmbeddingCache
         from clinassay.retrieval.models import default_cache_dir
 
@@ -25,7 +29,27 @@ class DiskCachedEncoder:
         self.name = encoder.name
         self.queries = queries
         self.verifier = verifier
+        self.progress = progress
+        self.missing = 0  # texts the cache lacked, over every call: the bar's total
         self.cache = EmbeddingCache(directory or default_cache_dir() / "audit-embeddings")
+
+    def __getstate__(self) -> dict:
+        """Ray ships the encoder to its actors; the bar stays with the process that draws it."""
+        return {**self.__dict__, "progress": None}
+
+    def _reporting(self) -> Callable[[int, int], None] | None:
+        """One cache call's callback: its missing texts are added to the running total once."""
+        if self.progress is None:
+            return None
+        progress, added = self.progress, False
+
+        def advance(n: int, total: int) -> None:
+            nonlocal added
+            if not added:
+                self.missing, added = self.missing + total, True
+            progress(n, self.missing)
+
+        return advance
 
     @property
     def fingerprint(self) -> str:
@@ -33,12 +57,14 @@ class DiskCachedEncoder:
 
     def encode(self, texts, *, kind="query", batch_size=64, show_progress=False):
         if kind == "passage" or self.queries:
-            return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
+            return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size,
+                                            progress=self._reporting())
         return self.encoder.encode(texts, kind=kind, batch_size=batch_size, show_progress=show_progress)
 
     def encode_cached(self, texts, *, kind="query", batch_size=64):
         """For texts that recur run after run (evaluation sets, references): kept on disk too."""
-        return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size)
+        return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size,
+                                        progress=self._reporting())
 
 
 class CountingEngine:
@@ -68,9 +94,11 @@ def _count_lines(pairs: Path) -> int | None:
         return None
 
 
-def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bool):
+def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bool,
+                encoded: output.Bar | None = None):
     """The file's config, its [audit] section with the CLI flags applied, and the encoder it names
-    (disk-cached), or None without embeddings: what `audit` and `calibrate` both run with."""
+    (disk-cached, moving `encoded` by the texts it encodes), or None without embeddings: what `audit`
+    and `calibrate` both run with."""
     from clinassay.config import load_config, with_overrides
 
     config = load_config(config_file)
@@ -84,7 +112,9 @@ def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bo
         from clinassay.retrieval.verifier import load_verifier
 
         verifier = load_verifier(audit_config.fit.verifier_name)  # not trained yet: exit 2, saying what to run
-    return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder), verifier=verifier)
+    progress = encoded if encoded is not None and encoded.enabled else None
+    return config, audit_config, DiskCachedEncoder(load_encoder(audit_config.encoder), verifier=verifier,
+                                                   progress=progress)
 
 
 
@@ -103,19 +133,20 @@ def audit(
     """Audit LLM-made pairs: per-pair decisions with reasons, dataset figures, and the gate."""
     from clinassay.audit import run_audit
 
-    config, audit_config, model = _configured(config_file, encoder, no_embeddings)
-    if engine is not None or address is not None:
-        from clinassay.config import with_overrides
+    with output.Bar(None, "encode", unit="text") as encoded:  # texts the encoder's cache lacked, drawn at the first
+        config, audit_config, model = _configured(config_file, encoder, no_embeddings, encoded)
+        if engine is not None or address is not None:
+            from clinassay.config import with_overrides
 
-        audit_config = with_overrides(audit_config, engine=engine, address=address)
-    with output.Bar(_count_lines(pairs), "audit", unit="pair") as bar:
-        engine_with_bar = None
-        if bar.enabled:
-            from clinassay.audit.engines import engine_for
+            audit_config = with_overrides(audit_config, engine=engine, address=address)
+        with output.Bar(_count_lines(pairs), "audit", unit="pair") as bar:
+            engine_with_bar = None
+            if bar.enabled:
+                from clinassay.audit.engines import engine_for
 
-            engine_with_bar = CountingEngine(engine_for(audit_config, encoder=model), bar)
-        outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                            reference_path=reference, config_path=config_file, engine=engine_with_bar)
+                engine_with_bar = CountingEngine(engine_for(audit_config, encoder=model), bar)
+            outcome = run_audit(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                                reference_path=reference, config_path=config_file, engine=engine_with_bar)
     counts = outcome.summary.counts
     typer.echo(f"{out}: {counts.input_lines} lines -> {counts.accepted} accepted "
                f"({counts.warned} with warnings), {counts.rejected} rejected, {counts.malformed} malformed")
@@ -148,9 +179,12 @@ def calibrate(
     """Plant known faults into copies of a sample of your pairs and measure what the audit catches."""
     from clinassay.audit.calibration import run_calibration
 
-    _, audit_config, model = _configured(config_file, encoder, no_embeddings)
-    result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
-                             sample=sample, seed=seed, reference_path=reference)
+    with output.Bar(None, "encode", unit="text") as encoded:  # texts the encoder's cache lacked, drawn at the first
+        _, audit_config, model = _configured(config_file, encoder, no_embeddings, encoded)
+        with output.Bar(None, "calibrate", unit="pair") as bar:  # pairs audited, drawn once the faults are planted
+            result = run_calibration(pairs, out, config=audit_config, encoder=model, eval_path=eval_set,
+                                     sample=sample, seed=seed, reference_path=reference,
+                                     progress=bar if bar.enabled else None)
     rate = result.false_rejects
     typer.echo(f"{out}: {result.originals} originals + {result.copies} planted copies audited; "
                f"false rejects {rate.k}/{rate.n} ({rate.share:.1%})")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from clinassay import output
 from clinassay.terminology.errors import ClinassayInputError
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def train(
                                                     enabled=False if no_reranker else None))
     from clinassay.retrieval.training import train_model
 
-    card = train_model(data_set, out, config=config, log=typer.echo)
+    card = train_model(data_set, out, config=config, log=typer.echo, progress=output.stage_bars())
     typer.echo(f"model written to {out} ({card['data']['pairs']} training pairs, base {card['base_model']})")
 
 
@@ -61,7 +62,7 @@ def search(
     from clinassay.retrieval.searcher import Retriever
 
     config = _retrieval_config(config_file) if config_file else None
-    retriever = Retriever.load(model, config=config)
+    retriever = Retriever.load(model, config=config, progress=output.stage_bars())
     results = retriever.search(list(text), language=language, k=k, rerank=rerank)
     if as_json:
         typer.echo(json.dumps([{"mention": m, "hits": [h.__dict__ for h in hits]} for m, hits in zip(text, results)], ensure_ascii=False, indent=2))
@@ -96,7 +97,8 @@ def evaluate(
     from clinassay.retrieval.evaluator import model_hash, write_metrics
     from clinassay.retrieval.searcher import Retriever
 
-    retriever = Retriever.load(model, config=None if Path(model).is_dir() and not config_file else config)
+    retriever = Retriever.load(model, config=None if Path(model).is_dir() and not config_file else config,
+                               progress=output.stage_bars())
     if rerank and not retriever.has_reranker:
         raise ClinassayInputError(f"--rerank: {model} has no trained reranker")
     metrics, predictions = run_evaluation(
