@@ -182,3 +182,18 @@ def test_the_audit_decides_unattested_mentions_with_the_reference_variant(termin
     assert "clinicians coded the similar 'diabetes mellitus tipo 2' as E11.9" in finding.detail
     right, _ = _audit(terminology, "diabetes mellitus tipo 2 descompensada", "E11.9")
     assert not [f for f in right.findings if f.reason in FIT_REASONS]
+
+
+def test_a_word_clinicians_wrote_in_the_reference_is_a_word(terminology):
+    """'yugal' is in no hunspell dictionary: flagged without a reference, known with one that has it in
+    another mention (the mention itself is not attested word for word)."""
+    reference = CodedReference.from_mentions([LabelledMention("ulcera yugal derecha", "K12.39", "es", 2)])
+    for ref in (None, reference):
+        auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology, reference=ref)
+        decision = auditor.audit_chunk([parse_record(1, {"mention": "lesión mucosa yugal", "code": "K13.70",
+                                                         "language": "es", "model": "gen"})])[0]
+        spelling = [f for f in decision.findings if f.check == "spelling"]
+        assert bool(spelling) == (ref is None), decision.findings
+        if ref is not None:
+            info = next(c for c in auditor.checks if c.name == "spelling").info()
+            assert info["known_from_reference"] == 1 and info["skipped_attested_in_reference"] == 0

@@ -3,7 +3,8 @@ and teach it words no clinician writes. A word is flagged when the pair's langua
 (hunspell dictionary forms + the terminology's own words, audit/spelling.py) yet it is one edit (two
 for long words) from a word that is known. A token far from every word (a drug name, an acronym, a
 number) says nothing about spelling and is left alone; so are acronyms and capitalised names inside
-the mention (eponyms, brands)."""
+the mention (eponyms, brands). With a coded reference (`--reference`), the words clinicians wrote there are
+known words too, and a mention they wrote word for word is not checked at all."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 class SpellingCheck(Check):
     name = "spelling"
     summary_meaning = "share of checked pairs with a misspelt word (a non-word one or two edits from a known word)"
-    merged = ("words_checked", "unknown_far", "skipped_pairs", "attested_pairs", "flagged_words")
+    merged = ("words_checked", "unknown_far", "skipped_pairs", "attested_pairs", "reference_words_used",
+              "flagged_words")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -31,6 +33,8 @@ class SpellingCheck(Check):
         self.unknown_far = 0  # not a word, and not near one either: left alone
         self.skipped_pairs = 0
         self.attested_pairs = 0  # mentions the coded reference has, word for word: clinicians wrote them
+        self.reference_words_used = 0  # words no lexicon has that clinicians wrote in the reference
+        self._reference_words: dict[str, frozenset[str]] = {}
         self.flagged_words: Counter = Counter()
         self._merged_lexicons: dict[str, dict[str, Any]] = {}  # lexicons other partitions' checks loaded
 
@@ -46,6 +50,17 @@ class SpellingCheck(Check):
                             "known, so far fewer misspellings are found (install %s)", ", ".join(lexicon.missing),
                             LANGUAGE_NAMES[language], ", ".join(cfg.dictionary_dirs), DEBIAN_PACKAGES[language])
         return lexicon
+
+    def reference_words(self, language: str) -> frozenset[str]:
+        """The words clinicians wrote in the coded reference (`--reference`), in this language: usage, not
+        typos to flag ("yugal", "anexectomía", "narinas" are in no hunspell dictionary). A clinician's
+        one-off typo becomes a known word too; an LLM making the very same typo is a pair worth keeping."""
+        words = self._reference_words.get(language)
+        if words is None:
+            reference = self.resources.reference
+            texts = [norm for norm, lang in reference.by_text if lang == language] if reference is not None else []
+            words = self._reference_words[language] = frozenset(w for text in texts for _, w in spelling_tokens(text))
+        return words
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         cfg = self.config.spelling
@@ -76,6 +91,9 @@ class SpellingCheck(Check):
                 continue
             self.words_checked += 1
             if norm in lexicon:
+                continue
+            if norm in self.reference_words(item.language):
+                self.reference_words_used += 1
                 continue
             found = self._misspelt(lexicon, norm)
             if found is None:
@@ -131,6 +149,7 @@ class SpellingCheck(Check):
             "unknown_far_from_any_word": self.unknown_far,
             "skipped_other_language": self.skipped_pairs,
             "skipped_attested_in_reference": self.attested_pairs,
+            "known_from_reference": self.reference_words_used,
             "lexicons": lexicons,
             "most_flagged": dict(most_flagged),
         }
