@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from clinassay.audit.embedding import encode_fixed
-from clinassay.audit.text import normalize_text
+from clinassay.audit.text import normalize_text, words
 from clinassay.terminology.errors import ClinassayInputError
 
 REQUIRED = ("mention", "code", "language")
@@ -153,7 +153,7 @@ class CodedReference:
 
     by_text: dict[tuple[str, str], Attestation]
     path: str = ""
-    _near: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _near: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # built on first use
 
     @classmethod
     def from_mentions(cls, mentions: Iterable[Any], *, path: str = "") -> "CodedReference":
@@ -169,6 +169,14 @@ class CodedReference:
 
     def attested(self, norm: str, language: str) -> Attestation | None:
         return self.by_text.get((norm, language))
+
+    def words(self, language: str) -> frozenset[str]:
+        """Every word clinicians wrote in this language (casefolded, accents removed): real usage, which the
+        spelling and language checks take as known words of the language."""
+        key = f"words:{language}"
+        if key not in self._near:
+            self._near[key] = frozenset(w for norm, lang in self.by_text if lang == language for w in words(norm))
+        return self._near[key]
 
     def __getstate__(self) -> dict[str, Any]:  # the n-gram indexes are rebuilt where needed (Ray workers)
         return {"by_text": self.by_text, "path": self.path, "_near": {}}

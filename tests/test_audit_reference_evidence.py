@@ -197,3 +197,27 @@ def test_a_word_clinicians_wrote_in_the_reference_is_a_word(terminology):
         if ref is not None:
             info = next(c for c in auditor.checks if c.name == "spelling").info()
             assert info["known_from_reference"] == 1 and info["skipped_attested_in_reference"] == 0
+
+
+def test_a_mention_in_words_clinicians_wrote_is_not_called_another_language(terminology):
+    """The detector reads "parestesias en ambas extremidades inferiores" as Portuguese; every word of it
+    is in the reference's Spanish, so the language check keeps it (and says so in its info)."""
+    reference = CodedReference.from_mentions([
+        LabelledMention("parestesias en manos", "R20.2", "es", 2),
+        LabelledMention("edema en ambas extremidades inferiores", "R60.0", "es", 3)])
+    for ref in (None, reference):
+        auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology, reference=ref)
+        decision = auditor.audit_chunk([parse_record(1, {"mention": "parestesias en ambas extremidades inferiores",
+                                                         "code": "R20.2", "language": "es", "model": "gen"})])[0]
+        language = [f for f in decision.findings if f.check == "language"]
+        assert bool(language) == (ref is None), decision.findings
+    info = next(c for c in auditor.checks if c.name == "language").info()
+    assert info["kept_by_reference_vocabulary"] == 1
+
+
+def test_a_portuguese_mention_is_still_portuguese_beside_a_spanish_reference(terminology):
+    reference = CodedReference.from_mentions([LabelledMention("infeccion del tracto urinario", "N39.0", "es", 2)])
+    auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology, reference=reference)
+    decision = auditor.audit_chunk([parse_record(1, {"mention": "infecção do trato urinário de repetição",
+                                                     "code": "N39.0", "language": "es", "model": "gen"})])[0]
+    assert [f.reason for f in decision.findings if f.check == "language"] == ["wrong_language"]

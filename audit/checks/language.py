@@ -16,7 +16,7 @@ from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
 from clinassay.audit.lexicon import NAME_SHAPE, Vocabulary, label_vocabulary, vocabulary_words
-from clinassay.audit.text import normalize_text, words
+from clinassay.audit.text import normalize_text, strip_accents, words
 
 _LINGUA_NAMES = {"es": "SPANISH", "ca": "CATALAN", "pt": "PORTUGUESE", "fr": "FRENCH", "it": "ITALIAN", "en": "ENGLISH"}
 
@@ -106,7 +106,7 @@ def vocabulary_supports(tokens: list[str], requested: str, detected: str, vocabu
 class LanguageCheck(Check):
     name = "language"
     summary_meaning = "share of pairs written in another language than requested (or mixing languages)"
-    merged = ("confusion", "conf_sum", "conf_n", "too_short", "undetermined", "vetoed")
+    merged = ("confusion", "conf_sum", "conf_n", "too_short", "undetermined", "vetoed", "vetoed_by_reference")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -116,6 +116,7 @@ class LanguageCheck(Check):
         self.too_short = 0
         self.undetermined = 0
         self.vetoed = 0
+        self.vetoed_by_reference = 0
         self._backend: str | None = None  # the detector that ran (known without loading it again)
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
@@ -157,6 +158,9 @@ class LanguageCheck(Check):
                 if cfg.vocabulary_vote and vocabulary_supports(tokens, item.language, detected, vocabulary):
                     self.vetoed += 1
                     continue
+                if cfg.vocabulary_vote and self._clinicians_words(tokens, item.language):
+                    self.vetoed_by_reference += 1
+                    continue
                 out[i].append(Finding(
                     self.name, "wrong_language", float(conf[detected]),
                     f"written in {detected} (confidence {conf[detected]:.2f}), not in {item.language} "
@@ -172,6 +176,16 @@ class LanguageCheck(Check):
                         f"mixes {item.language} with {', '.join(sorted(others))}", cfg.mixed_severity,
                         {"segments": [{"language": l, "words": n} for l, n in spans]}))
         return out
+
+    def _clinicians_words(self, tokens: list[str], language: str) -> bool:
+        """Every word is one clinicians wrote in this language in the coded reference (`--reference`): a
+        detector's guess on a short string does not outweigh real usage ("parestesias en ambas extremidades
+        inferiores" reads as Portuguese to it; every word of it is in CodiEsp train's Spanish)."""
+        reference = self.resources.reference
+        if reference is None or not tokens:
+            return False
+        known = reference.words(language)
+        return all(strip_accents(t) in known for t in tokens)
 
     def summary_value(self) -> float:
         return self.stats.flagged / self.seen if self.seen else 0.0
@@ -189,6 +203,7 @@ class LanguageCheck(Check):
             "too_short_to_tell": self.too_short,
             "undetermined": self.undetermined,
             "kept_by_label_vocabulary": self.vetoed,
+            "kept_by_reference_vocabulary": self.vetoed_by_reference,
             "mean_confidence_requested": {l: round(self.conf_sum[l] / self.conf_n[l], 4) for l in self.conf_n},
             "requested_to_detected": dict(self.confusion.most_common()),
         }

@@ -34,7 +34,6 @@ class SpellingCheck(Check):
         self.skipped_pairs = 0
         self.attested_pairs = 0  # mentions the coded reference has, word for word: clinicians wrote them
         self.reference_words_used = 0  # words no lexicon has that clinicians wrote in the reference
-        self._reference_words: dict[str, frozenset[str]] = {}
         self.flagged_words: Counter = Counter()
         self._merged_lexicons: dict[str, dict[str, Any]] = {}  # lexicons other partitions' checks loaded
 
@@ -50,17 +49,6 @@ class SpellingCheck(Check):
                             "known, so far fewer misspellings are found (install %s)", ", ".join(lexicon.missing),
                             LANGUAGE_NAMES[language], ", ".join(cfg.dictionary_dirs), DEBIAN_PACKAGES[language])
         return lexicon
-
-    def reference_words(self, language: str) -> frozenset[str]:
-        """The words clinicians wrote in the coded reference (`--reference`), in this language: usage, not
-        typos to flag ("yugal", "anexectomía", "narinas" are in no hunspell dictionary). A clinician's
-        one-off typo becomes a known word too; an LLM making the very same typo is a pair worth keeping."""
-        words = self._reference_words.get(language)
-        if words is None:
-            reference = self.resources.reference
-            texts = [norm for norm, lang in reference.by_text if lang == language] if reference is not None else []
-            words = self._reference_words[language] = frozenset(w for text in texts for _, w in spelling_tokens(text))
-        return words
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
         cfg = self.config.spelling
@@ -92,7 +80,10 @@ class SpellingCheck(Check):
             self.words_checked += 1
             if norm in lexicon:
                 continue
-            if norm in self.reference_words(item.language):
+            reference = self.resources.reference
+            if reference is not None and norm in reference.words(item.language):
+                # "yugal", "anexectomía", "narinas" are in no hunspell dictionary; clinicians write them. A
+                # clinician's one-off typo becomes a word too: an LLM making the very same one is rare
                 self.reference_words_used += 1
                 continue
             found = self._misspelt(lexicon, norm)
