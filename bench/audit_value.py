@@ -278,14 +278,19 @@ def _metrics(eval_dir: Path) -> MetricsFile:
 def gate_c_against_b(work: Path, config: Path) -> dict:
     """The product's per-language gate: (c)'s metrics against (b)'s as the baseline, on both sets."""
     from clinassay.retrieval.gate import compare
+    from clinassay.retrieval.predictions import load_predictions
 
     from clinassay.config import load_config
 
     retrieval = load_config(config).retrieval
     out = {}
     for name in ("codiesp", "heldout"):
-        gate = compare(_metrics(work / "eval" / f"c-{name}"), _metrics(work / "eval" / f"b-{name}"),
-                       tolerance=retrieval.tolerance, metrics=retrieval.gate_metrics, baseline_name="(b)")
+        # the gate `clinassay evaluate --baseline` runs: a drop beyond the tolerance fails only when the
+        # paired test over both runs' per-item ranks says it is not chance ([retrieval] significance)
+        current, baseline = work / "eval" / f"c-{name}", work / "eval" / f"b-{name}"
+        gate = compare(_metrics(current), _metrics(baseline), tolerance=retrieval.tolerance,
+                       metrics=retrieval.gate_metrics, baseline_name="(b)", significance=retrieval.significance,
+                       current_predictions=load_predictions(current), baseline_predictions=load_predictions(baseline))
         out[name] = gate.to_dict()
     return out
 
@@ -399,9 +404,9 @@ def main() -> int:
 def _cell(path: Path, language: str | None) -> str:
     if not path.is_file():
         return "-"
-    block = _metrics(path.parent)["stages"]["biencoder"]
-    s = block["overall"] if language is None else block["languages"].get(language)
-    return f"{s['mrr@10']:.3f} / {s['r@5']:.3f}" if s else "-"
+    block = _metrics(path.parent).stages["biencoder"]
+    s = block.overall if language is None else block.languages.get(language)
+    return f"{s.figure('mrr@10'):.3f} / {s.figure('r@5'):.3f}" if s else "-"
 
 
 def print_tables(work: Path, summary: dict) -> None:
@@ -435,9 +440,14 @@ def print_tables(work: Path, summary: dict) -> None:
               + (f"{r['recovery']:.2f} (95% CI {r['recovery_ci95'][0]:.2f}..{r['recovery_ci95'][1]:.2f}); target >= 0.80"
                  if r["recovery"] is not None else "undefined (no gap)"))
         for name, gate in summary["gate_c_vs_b"].items():
-            drops = [f"{x['language']} {x['metric']} {x['delta']:+.4f}" for x in gate["regressions"]]
-            print(f"gate (c) vs (b) on {name}, tolerance {gate['tolerance']}: "
-                  f"{'PASS' if gate['passed'] else 'FAIL: ' + ', '.join(drops)}")
+            drops = [f"{x['view']} {x['language']} {x['metric']} {x['delta']:+.4f}" for x in gate["regressions"]]
+            noise = [f"{x['view']} {x['language']} {x['metric']} {x['delta']:+.4f} (p={x['p_value']:.3f})"
+                     for x in gate["rows"] if x.get("status") == "not_significant"]
+            how = (f"paired test at p <= {gate['significance']}" if gate["paired"]
+                   else f"tolerance only: {gate['unpaired_reason']}")
+            print(f"gate (c) vs (b) on {name}, tolerance {gate['tolerance']}, {how}: "
+                  f"{'PASS' if gate['passed'] else 'FAIL: ' + ', '.join(drops)}"
+                  + (f"; drops within noise: {', '.join(noise)}" if noise else ""))
     for name, t in summary.get("training", {}).items():
         print(f"model ({name}): {t['pairs']} audited pairs, {t['steps']} steps, {t['seconds']} s")
     print(f"bench time: {summary['seconds']} s")
