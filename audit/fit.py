@@ -23,12 +23,15 @@ false-reject rate and cost 12 minutes of encoding: not worth it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
 from clinassay.audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
 from clinassay.audit.text import normalize_text
+
+if TYPE_CHECKING:
+    from clinassay.audit.references import ReferenceStanding
 
 MIN_LEXICAL_NAME = 0.3  # a lexical best below this is too weak to name as "the code that fits"
 
@@ -76,7 +79,7 @@ class FitScore:
     best_member: str | None = None  # best member node of the claimed category
     best_member_score: float | None = None
     verified: "VerifierStanding | None" = None  # the learned verifier's logits, when it was asked
-    reference: Any = None  # audit.references.ReferenceStanding: the nearest coded reference mentions
+    reference: "ReferenceStanding | None" = None  # how the nearest coded reference mentions were coded
 
     @property
     def dense(self) -> bool:
