@@ -36,7 +36,7 @@ RULE_KINDS = {"wrong_language", "negation", "laterality", "sex", "phi", "exact_d
 def _encoder(name: str | None, verifier: str | None = None):
     if name is None:
         return None
-    from clinassay.commands.audit import DiskCachedEncoder
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
     from clinassay.retrieval.models import load_encoder
 
     model = None

@@ -105,7 +105,7 @@ def main() -> int:
             n = make_pairs(path, args.pairs)
             measure("rules only", path, n, work, AuditConfig(embeddings=False), lambda: None, args.workers)
         if args.embedding_pairs:
-            from clinassay.commands.audit import DiskCachedEncoder
+            from clinassay.retrieval.encoder_cache import DiskCachedEncoder
             from clinassay.retrieval.models import load_encoder
 
             path = work / "pairs-embeddings.jsonl"

@@ -87,7 +87,7 @@ def bench_rules(n: int) -> dict:
 
 def bench_full(n: int, encoder_name: str) -> dict:
     from clinassay.audit import AuditConfig, Auditor, audit_pairs
-    from clinassay.commands.audit import DiskCachedEncoder
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
     from clinassay.retrieval.models import load_encoder
 
     pairs = synthetic_pairs(n, seed=1)

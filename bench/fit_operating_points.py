@@ -190,7 +190,7 @@ def main() -> int:
     parser.add_argument("--gate-share", type=float, default=0.3,
                         help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
-    from clinassay.commands.audit import DiskCachedEncoder
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
     from clinassay.retrieval.evalset import codiesp_rows
     from clinassay.retrieval.models import load_encoder
     from clinassay.terminology import load_terminology

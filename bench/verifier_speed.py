@@ -32,7 +32,7 @@ def main() -> int:
     from audit_speed import synthetic_pairs
 
     from clinassay.audit import AuditConfig, Auditor, audit_pairs
-    from clinassay.commands.audit import DiskCachedEncoder
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
     from clinassay.retrieval.models import load_encoder
     from clinassay.retrieval.verifier import load_verifier
 

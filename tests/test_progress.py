@@ -98,7 +98,7 @@ def test_the_encoder_cache_reports_the_texts_it_lacked(tmp_path):
 
 
 def test_the_audits_cached_encoder_keeps_one_running_total_and_leaves_its_bar_behind_when_shipped(tmp_path):
-    from clinassay.commands.audit import DiskCachedEncoder
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
 
     progress = Recorder()
     encoder = DiskCachedEncoder(FakeEncoder(), tmp_path, progress=progress)

@@ -4,67 +4,12 @@ the dataset at the gate (exit 0 pass, 1 gate failed, 2 bad input). `clinassay ca
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from clinassay import output
 from clinassay.terminology.errors import ClinassayInputError
-
-
-class DiskCachedEncoder:
-    """Wraps an encoder so that code titles/labels ("passage" texts) are encoded once per model and kept
-    on disk (retrieval's EmbeddingCache); mentions can be cached too (`queries=True`, for fixed benchmarks).
-    It carries the fit check's learned verifier when one is configured (the audit's CorpusFit asks it).
-    `progress` (`advance(n, total)`, an `output.Bar`): the texts the cache lacked, encoded; every call's
-    missing texts join one running total, so the command shows one bar for all of them."""
-
-    def __init__(self, encoder, directory: Path | None = None, *, queries: bool = False, verifier=None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
-        from clinassay.retrieval.encoder_cache import EmbeddingCache
-        from clinassay.retrieval.models import default_cache_dir
-
-        self.encoder = encoder
-        self.name = encoder.name
-        self.queries = queries
-        self.verifier = verifier
-        self.progress = progress
-        self.missing = 0  # texts the cache lacked, over every call: the bar's total
-        self.cache = EmbeddingCache(directory or default_cache_dir() / "audit-embeddings")
-
-    def __getstate__(self) -> dict:
-        """Ray ships the encoder to its actors; the bar stays with the process that draws it."""
-        return {**self.__dict__, "progress": None}
-
-    def _reporting(self) -> Callable[[int, int], None] | None:
-        """One cache call's callback: its missing texts are added to the running total once."""
-        if self.progress is None:
-            return None
-        progress, added = self.progress, False
-
-        def advance(n: int, total: int) -> None:
-            nonlocal added
-            if not added:
-                self.missing, added = self.missing + total, True
-            progress(n, self.missing)
-
-        return advance
-
-    @property
-    def fingerprint(self) -> str:
-        return self.encoder.fingerprint
-
-    def encode(self, texts, *, kind="query", batch_size=64, show_progress=False):
-        if kind == "passage" or self.queries:
-            return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size,
-                                            progress=self._reporting())
-        return self.encoder.encode(texts, kind=kind, batch_size=batch_size, show_progress=show_progress)
-
-    def encode_cached(self, texts, *, kind="query", batch_size=64):
-        """For texts that recur run after run (evaluation sets, references): kept on disk too."""
-        return self.cache.get_or_encode(self.encoder, list(texts), kind=kind, batch_size=batch_size,
-                                        progress=self._reporting())
 
 
 class CountingEngine:
@@ -105,6 +50,7 @@ def _configured(config_file: Path | None, encoder: str | None, no_embeddings: bo
     audit_config = with_overrides(config.audit, encoder=encoder, embeddings=False if no_embeddings else None)
     if not audit_config.embeddings:
         return config, audit_config, None
+    from clinassay.retrieval.encoder_cache import DiskCachedEncoder
     from clinassay.retrieval.models import load_encoder
 
     verifier = None
