@@ -153,7 +153,9 @@ class CodedReference:
 
     by_text: dict[tuple[str, str], Attestation]
     path: str = ""
-    _near: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # built on first use
+    # built on first use, per language, and never pickled: the n-gram indexes and the word sets
+    _indexes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _words: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_mentions(cls, mentions: Iterable[Any], *, path: str = "") -> "CodedReference":
@@ -173,27 +175,26 @@ class CodedReference:
     def words(self, language: str) -> frozenset[str]:
         """Every word clinicians wrote in this language (casefolded, accents removed): real usage, which the
         spelling and language checks take as known words of the language."""
-        key = f"words:{language}"
-        if key not in self._near:
-            self._near[key] = frozenset(w for norm, lang in self.by_text if lang == language for w in words(norm))
-        return self._near[key]
+        if language not in self._words:
+            self._words[language] = frozenset(w for norm, lang in self.by_text if lang == language for w in words(norm))
+        return self._words[language]
 
     def __getstate__(self) -> dict[str, Any]:  # the n-gram indexes are rebuilt where needed (Ray workers)
-        return {"by_text": self.by_text, "path": self.path, "_near": {}}
+        return {"by_text": self.by_text, "path": self.path, "_indexes": {}, "_words": {}}
 
     def _index(self, language: str) -> Any:
-        if language not in self._near:
+        if language not in self._indexes:
             from clinassay.audit.lexical import char_ngram_vectorizer
 
             keys = [key for key in self.by_text if key[1] == language]
             if not keys:
-                self._near[language] = None
+                self._indexes[language] = None
             else:
                 vectorizer = char_ngram_vectorizer(min_df=1)
                 matrix = vectorizer.fit_transform([norm for norm, _ in keys])
-                self._near[language] = (vectorizer, matrix.T.tocsr(), [self.by_text[k] for k in keys],
+                self._indexes[language] = (vectorizer, matrix.T.tocsr(), [self.by_text[k] for k in keys],
                                         [norm for norm, _ in keys])
-        return self._near[language]
+        return self._indexes[language]
 
     def standings(self, norms: Sequence[str], codes: Sequence[str], languages: Sequence[str],
                   ) -> list[ReferenceStanding | None]:

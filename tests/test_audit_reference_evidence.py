@@ -169,7 +169,7 @@ def test_the_reference_pickles_without_its_ngram_indexes():
     ref = CodedReference.from_mentions(REFERENCE)
     before = ref.standings(["masa renal izquierda"], ["N28.89"], ["es"])
     copy = pickle.loads(pickle.dumps(ref))
-    assert not copy._near and copy.standings(["masa renal izquierda"], ["N28.89"], ["es"]) == before
+    assert not copy._indexes and not copy._words and copy.standings(["masa renal izquierda"], ["N28.89"], ["es"]) == before
 
 
 def test_the_audit_decides_unattested_mentions_with_the_reference_variant(terminology):
