@@ -6,6 +6,10 @@ audit/fit_model.json. Measure on CodiEsp dev with bench/audit_quality.py: never 
     python bench/fit_operating_points.py --per-kind 500 --encoder me5-small
     python bench/fit_operating_points.py --verifier me5-small-verifier-v1   # + the learned verifier's variant
 
+The reference variants (`ENCODER+reference`, `lexical+reference`: what the audit uses with `--reference`)
+are fitted too, `--reference-folds 5` by default: train documents in five folds, each pair scored
+against the near matches of train without its document's fold (0 skips them).
+
 With `--verifier`, a third variant `ENCODER+VERIFIER` is fitted: the verifier (retrieval/verifier.py,
 trained on the terminology by `clinassay train-verifier`) is asked only about the pairs whose base
 probabilities reach the gate — the share `--gate-share` of correct train pairs that look most
