@@ -49,12 +49,10 @@ def percentile(values: list[float], q: float) -> float:
 def stage1_index(encoder, corpus):
     import numpy as np
 
-    from clinassay.retrieval.index import CodeIndex, default_cache_dir
+    from clinassay.retrieval.index import CodeIndex, cached_corpus_embeddings
 
-    path = default_cache_dir() / f"{''.join(ch if ch.isalnum() or ch in '-_.' else '_' for ch in encoder.fingerprint)[:80]}-{corpus.fingerprint}.npy"
-    if path.is_file():
-        vectors, source = np.load(path), "cached me5-small vectors"
-    else:
+    vectors, source = cached_corpus_embeddings(encoder, corpus), "cached me5-small vectors"
+    if vectors is None:
         rng = np.random.default_rng(0)
         vectors = rng.standard_normal((len(corpus.texts), encoder.dimension)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

