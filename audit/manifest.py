@@ -32,7 +32,7 @@ from clinassay.audit.summary import (  # the file entries are shared with summar
     SummaryOutputs,
     Exact,
 )
-from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError, invalid_artifact
 
 SCHEMA_VERSION = 1
 KEY_ENV = "CLINASSAY_AUDIT_KEY"
@@ -107,18 +107,11 @@ def manifest_bytes(manifest: Manifest) -> bytes:
     return (json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _one_line(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "top level"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"[:300]
-
-
 def read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise ManifestError(f"{path} is not a clinassay audit manifest (schema {SCHEMA_VERSION}): {_one_line(exc)}") from exc
+        raise invalid_artifact(exc, str(path), f"a clinassay audit manifest (schema {SCHEMA_VERSION})", ManifestError) from exc
     except OSError as exc:
         raise ManifestError(f"{path} cannot be read ({exc.strerror})") from exc
 
@@ -127,9 +120,10 @@ def read_summary(path: Path) -> AuditSummary:
     """summary.json, validated against its schema; one line saying what is wrong otherwise."""
     try:
         return AuditSummary.model_validate_json(path.read_bytes())
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
-        detail = _one_line(exc) if isinstance(exc, ValidationError) else str(exc)[:200]
-        raise ManifestError(f"{path} is not an audit summary (schema {SCHEMA_VERSION}): {detail}") from exc
+    except ValidationError as exc:
+        raise invalid_artifact(exc, str(path), f"an audit summary (schema {SCHEMA_VERSION})", ManifestError) from exc
+    except (ValueError, RecursionError) as exc:
+        raise ManifestError(f"{path} is not an audit summary (schema {SCHEMA_VERSION}): {str(exc)[:200]}") from exc
     except OSError as exc:
         raise ManifestError(f"{path} cannot be read ({exc.strerror})") from exc
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from clinassay.retrieval.config import Metric
-from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.errors import ClinassayInputError, invalid_artifact
 
 SCHEMA_VERSION: Literal[1] = 1
 METRICS_FILE = "metrics.json"
@@ -264,14 +264,6 @@ class MetricsFile(Evaluation):
         return self.model_dump_json(by_alias=True, indent=2, exclude=exclude)
 
 
-def one_line_error(exc: ValidationError) -> str:
-    """A validation error in one line: where the first error is, what it is, and how many more there are."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "top level"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"[:300]
-
-
 def metrics_path(path: Path | str) -> Path:
     """A metrics.json, or the evaluation output folder that holds one."""
     path = Path(path)
@@ -285,11 +277,7 @@ def parse_metrics(data: bytes | str | Mapping[str, Any], *, source: str) -> Metr
             return MetricsFile.model_validate(data)
         return MetricsFile.model_validate_json(data)
     except ValidationError as exc:
-        if exc.errors()[0]["type"] == "json_invalid":
-            raise ClinassayInputError(f"{source}: not valid JSON ({exc.errors()[0]['msg']})") from exc
-        raise ClinassayInputError(
-            f"{source} is not a clinassay metrics.json (schema {SCHEMA_VERSION}): {one_line_error(exc)}"
-        ) from exc
+        raise invalid_artifact(exc, source, f"a clinassay metrics.json (schema {SCHEMA_VERSION})") from exc
     except (ValueError, RecursionError) as exc:
         raise ClinassayInputError(f"{source}: not a clinassay metrics.json ({str(exc)[:200]})") from exc
 

@@ -17,8 +17,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from clinassay.retrieval.metrics_file import Stage, one_line_error
-from clinassay.terminology.errors import ClinassayInputError
+from clinassay.retrieval.metrics_file import Stage
+from clinassay.terminology.errors import ClinassayInputError, invalid_artifact
 
 PREDICTIONS_FILE = "predictions.jsonl"
 
@@ -108,11 +108,7 @@ def load_predictions(metrics_path: Path | str) -> list[PredictionRow] | None:
         try:
             rows.append(PredictionRow.model_validate_json(line))
         except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                raise ClinassayInputError(f"{path}:{number}: not valid JSON ({exc.errors()[0]['msg']})") from exc
-            raise ClinassayInputError(
-                f"{path}:{number}: not a clinassay predictions row: {one_line_error(exc)}"
-            ) from exc
+            raise invalid_artifact(exc, f"{path}:{number}", "a clinassay predictions row") from exc
         first_line = first_line or number
         if (rows[-1].rank_reranker is None) != (rows[0].rank_reranker is None):
             reranked = "absent" if rows[-1].rank_reranker is None else "present"

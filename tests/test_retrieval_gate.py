@@ -173,15 +173,15 @@ def test_a_bad_predictions_row_is_refused_by_evaluate_naming_the_line_and_key(tm
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     third = json.loads(lines[2])
     hit = next(json.loads(line) for line in lines if 1 <= json.loads(line)["rank_biencoder"] <= 5)
-    row_error = "not a clinassay predictions row: "
+    row_error = " is not a clinassay predictions row: "
     cases = [
         ({**third, "rank_biencoder": "first"}, row_error + "rank_biencoder: Input should be a valid integer"),
         ({**third, "score": 0.5}, row_error + "score: Extra inputs are not permitted"),
         ({k: v for k, v in third.items() if k != "top_biencoder"}, row_error + "top_biencoder: Field required"),
         ({**hit, "rank_biencoder": 2 if hit["rank_biencoder"] == 1 else 1},
          row_error + "top level: Value error, rank_biencoder is"),
-        ({**third, "rank_reranker": 1, "top_reranker": [third["code"]]}, "rank_reranker: present, but not on line 1"),
-        ("{", "not valid JSON"),
+        ({**third, "rank_reranker": 1, "top_reranker": [third["code"]]}, ": rank_reranker: present, but not on line 1"),
+        ("{", row_error + "not valid JSON"),
     ]
     for row, message in cases:
         folder = tmp_path / "odd"
@@ -195,7 +195,7 @@ def test_a_bad_predictions_row_is_refused_by_evaluate_naming_the_line_and_key(tm
         assert not (tmp_path / "gated").exists()  # refused before any work
         errors = capsys.readouterr().err.splitlines()
         assert len(errors) == 1 and "Traceback" not in errors[0]
-        assert f"{folder / 'predictions.jsonl'}:3: {message}" in errors[0], (message, errors[0])
+        assert f"{folder / 'predictions.jsonl'}:3{message}" in errors[0], (message, errors[0])
 
 
 def test_a_reranked_run_writes_both_stages_per_row_and_reads_them_back(tmp_path):
