@@ -120,7 +120,7 @@ def bench_training(args) -> None:
 
     from clinassay.retrieval.config import BiEncoderConfig
     from clinassay.retrieval.models import load_encoder
-    from clinassay.retrieval.trainer import freeze_token_embeddings, train_biencoder
+    from clinassay.retrieval.biencoder import freeze_token_embeddings, train_biencoder
     from clinassay.retrieval.training_data import Example, stage1_rows
     from clinassay.terminology import load_terminology
 

@@ -18,8 +18,8 @@ from sentence_transformers.cross_encoder import losses
 from transformers import PrinterCallback
 
 from clinassay.retrieval.progress import Advance
-from clinassay.retrieval.trainer import (ProgressCallback, StepProgress, keep_logs, placement_arguments, set_threads,
-                                         training_placement)
+from clinassay.retrieval.biencoder import (ProgressCallback, StepProgress, keep_logs, placement_arguments, set_threads,
+                                           training_placement)
 
 
 def transformer_dir(model_path: str | Path) -> str:

@@ -211,7 +211,7 @@ def train_verifier(term: Any, *, spec: VerifierSpec | None = None, out_dir: Path
 
     from clinassay.retrieval.models import model_identity, resolve_model_path
     from clinassay.retrieval.reranker import transformer_dir
-    from clinassay.retrieval.trainer import ProgressCallback, set_threads, training_placement, placement_arguments
+    from clinassay.retrieval.biencoder import ProgressCallback, set_threads, training_placement, placement_arguments
 
     spec = spec or VerifierSpec()
     out_dir = Path(out_dir) if out_dir is not None else verifier_dir(spec.name, cache_dir=cache_dir)
@@ -304,7 +304,7 @@ class CrossEncoderVerifier:
             import torch
             from sentence_transformers.cross_encoder import CrossEncoder
 
-            from clinassay.retrieval.trainer import set_threads
+            from clinassay.retrieval.biencoder import set_threads
 
             set_threads()
             self._model = CrossEncoder(str(self.path), device="cpu", activation_fn=torch.nn.Identity())

@@ -54,7 +54,7 @@ def fake_gpu(monkeypatch):
 
 
 def test_auto_trains_on_a_gpu_in_its_best_precision(fake_gpu):
-    from clinassay.retrieval.trainer import training_placement
+    from clinassay.retrieval.biencoder import training_placement
 
     fake_gpu(bf16=True)
     assert training_placement() == {"device": "cuda", "use_cpu": False, "bf16": True, "fp16": False, "report_to": "none"}
@@ -67,7 +67,7 @@ def test_auto_trains_on_a_gpu_in_its_best_precision(fake_gpu):
 def test_auto_falls_back_to_cpu_and_a_missing_gpu_is_bad_input(monkeypatch):
     import torch
 
-    from clinassay.retrieval.trainer import training_placement
+    from clinassay.retrieval.biencoder import training_placement
     from clinassay.terminology.errors import ClinassayInputError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -82,7 +82,7 @@ def test_auto_falls_back_to_cpu_and_a_missing_gpu_is_bad_input(monkeypatch):
 def test_report_to_is_passed_through_and_checked_before_training(monkeypatch):
     from transformers.integrations import integration_utils
 
-    from clinassay.retrieval.trainer import training_placement
+    from clinassay.retrieval.biencoder import training_placement
     from clinassay.terminology.errors import ClinassayInputError
 
     monkeypatch.setattr(integration_utils, "get_available_reporting_integrations", lambda: ["tensorboard", "mlflow"])
@@ -99,7 +99,7 @@ def test_resolved_arguments_build_both_trainers_arguments_on_this_machine(tmp_pa
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-    from clinassay.retrieval.trainer import placement_arguments, training_placement
+    from clinassay.retrieval.biencoder import placement_arguments, training_placement
 
     placement = training_placement()
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,7 +113,7 @@ def test_resolved_arguments_build_both_trainers_arguments_on_this_machine(tmp_pa
 
 
 def test_tensorboard_logs_are_kept_beside_the_model(tmp_path):
-    from clinassay.retrieval.trainer import keep_logs
+    from clinassay.retrieval.biencoder import keep_logs
 
     events = tmp_path / "checkpoints" / "runs" / "Dec01_12-00-00" / "events.out.tfevents.1"
     events.parent.mkdir(parents=True)
@@ -376,7 +376,7 @@ def test_both_trainers_run_on_the_resolved_placement(tmp_path):
     from clinassay.retrieval.config import BiEncoderConfig, RerankerConfig
     from clinassay.retrieval.models import load_encoder, resolve_model_path
     from clinassay.retrieval.reranker import train_reranker
-    from clinassay.retrieval.trainer import train_biencoder, training_placement
+    from clinassay.retrieval.biencoder import train_biencoder, training_placement
 
     placement = training_placement()
     mentions = ["dolor de cabeza", "fractura de fémur", "infección urinaria", "tos seca"]

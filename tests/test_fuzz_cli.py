@@ -74,13 +74,13 @@ def _isolated():
     """Crash logs into a temporary state folder, not the user's; no model is ever trained."""
     with tempfile.TemporaryDirectory() as state, pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_STATE_HOME", state)
-        training = types.ModuleType("clinassay.retrieval.training")
+        training = types.ModuleType("clinassay.retrieval.train")
 
         def train_model(*args, **kwargs):
             raise AssertionError("train accepted a fake audit folder and started training")
 
         training.train_model = train_model
-        mp.setitem(sys.modules, "clinassay.retrieval.training", training)
+        mp.setitem(sys.modules, "clinassay.retrieval.train", training)
         yield
 
 

@@ -146,7 +146,7 @@ def test_both_trainers_report_their_steps_and_keep_their_own_bar_off(tmp_path, m
     from clinassay.retrieval.config import BiEncoderConfig, RerankerConfig
     from clinassay.retrieval.models import load_encoder, resolve_model_path
     from clinassay.retrieval.reranker import train_reranker
-    from clinassay.retrieval.trainer import train_biencoder, training_placement
+    from clinassay.retrieval.biencoder import train_biencoder, training_placement
 
     started = []
     monkeypatch.setattr(ProgressCallback, "on_train_begin", lambda self, *a, **k: started.append(self))
@@ -176,7 +176,7 @@ def _audited(tmp_path: Path) -> Path:
 
 def test_train_passes_its_stages_a_bar_each_with_v_and_none_with_q(tmp_path, monkeypatch, capsys):
     """The command's wiring (training itself is the slow suite's): `train_model` gets `stage_bars`."""
-    from clinassay.retrieval import training
+    from clinassay.retrieval import train as training
 
     def fake_train_model(data, out, *, config, log, progress):
         seen.append(progress)

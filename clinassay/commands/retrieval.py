@@ -43,7 +43,7 @@ def train(
     config = with_overrides(config, biencoder=with_overrides(config.biencoder, max_steps=max_steps),
                             reranker=with_overrides(config.reranker, max_steps=max_steps,
                                                     enabled=False if no_reranker else None))
-    from clinassay.retrieval.training import train_model
+    from clinassay.retrieval.train import train_model
 
     card = train_model(data_set, out, config=config, log=typer.echo, progress=output.stage_bars())
     typer.echo(f"model written to {out} ({card['data']['pairs']} training pairs, base {card['base_model']})")

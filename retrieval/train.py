@@ -52,7 +52,7 @@ def train_model(
     steps trained (each trainer)."""
     from clinassay.retrieval.index import CodeIndex, corpus_embeddings
     from clinassay.retrieval.models import load_encoder, resolve_model_path
-    from clinassay.retrieval.trainer import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
+    from clinassay.retrieval.biencoder import describe_placement, dev_evaluator, mine_with_index, train_biencoder, training_placement
 
     config = config or RetrievalConfig()
     out = Path(out)
