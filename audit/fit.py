@@ -85,6 +85,12 @@ class FitScore:
     def dense(self) -> bool:
         return self.own_category is not None
 
+    def lexical_only(self) -> "FitScore":
+        """The same standing without the encoder's evidence (and the verifier's): what a lexical-only fit sees."""
+        return FitScore(lexical=self.lexical, official=self.official, official_elsewhere=self.official_elsewhere,
+                        official_sibling=self.official_sibling, official_ancestor=self.official_ancestor,
+                        reference=self.reference)
+
     @property
     def better_category(self) -> str:
         """The category named as fitting better: the lexical best when it is a real match, else the dense one."""

@@ -212,7 +212,7 @@ class CodedReference:
             vectorizer, matrix, attestations, texts = index
             sims = (vectorizer.transform([norms[i] for i in rows]) @ matrix).toarray()
             for row, i in zip(sims, rows):
-                top = np.argsort(-row)[:NEAR_K]
+                top = _nearest(row, NEAR_K)
                 out[i] = self._standing(codes[i], [(float(row[j]), texts[j], attestations[j]) for j in top
                                                    if row[j] >= MIN_NEAR])
         return out
@@ -233,3 +233,14 @@ class CodedReference:
         return ReferenceStanding(similarity=near[0][0] if near else 0.0, own_category=round(own_cat, 6),
                                  other_category=round(other, 6), own_code=round(own_code, 6),
                                  sibling=round(max(0.0, sibling), 6), nearest=nearest, nearest_code=nearest_code)
+
+
+def _nearest(similarities: np.ndarray, k: int) -> np.ndarray:
+    """The indexes of the k highest similarities, best first (ties by index): a partition, not a sort of
+    the whole row, since a reference holds thousands of texts and only k are wanted."""
+    k = min(k, len(similarities))
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    top = np.argpartition(-similarities, k - 1)[:k]
+    return top[np.lexsort((top, -similarities[top]))]
+

@@ -215,9 +215,7 @@ def main() -> int:
         vectors = encoder.encode([r["mention"] for r in rows], kind="query", batch_size=256)
         scores[kind] = fit.score([(v, normalize_text(r["mention"]), r["code"], r["language"]) for v, r in zip(vectors, rows)])
         print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
-    lexical_only = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
-                                official_sibling=s.official_sibling, official_ancestor=s.official_ancestor)
-                        for s in v] for k, v in scores.items()}
+    lexical_only = {k: [s.lexical_only() for s in v] for k, v in scores.items()}
     command = f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}"
     if args.verifier and args.keep_base:
         from clinassay.audit.fit_model import load_fit_models
@@ -232,9 +230,7 @@ def main() -> int:
         from clinassay.audit.fit_model import reference_key
 
         referenced = referenced_scores(scores, groups, items_by_document, args.reference_folds, args.seed)
-        lexical_referenced = {k: [type(s)(lexical=s.lexical, official=s.official, official_elsewhere=s.official_elsewhere,
-                                          official_sibling=s.official_sibling, official_ancestor=s.official_ancestor,
-                                          reference=s.reference) for s in v] for k, v in referenced.items()}
+        lexical_referenced = {k: [s.lexical_only() for s in v] for k, v in referenced.items()}
         variants[reference_key(args.encoder)] = variant(referenced, DENSE_CATEGORY + REFERENCE_CATEGORY,
                                                         DENSE_MEMBER + REFERENCE_MEMBER)
         variants[reference_key(LEXICAL)] = variant(lexical_referenced, LEX_CATEGORY + REFERENCE_CATEGORY,
