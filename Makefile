@@ -62,7 +62,7 @@ lint: setup
 # mypy --strict on the typed artifacts and the chain. mypy cannot follow setuptools' package-dir mapping,
 # so it reads a tree of links laid out as installed (build/typecheck/clinassay/audit -> audit, ...).
 TYPED := clinassay/audit/summary.py clinassay/audit/gate.py clinassay/audit/manifest.py clinassay/schemas.py \
-	clinassay/terminology/languages.py clinassay/retrieval/metrics_file.py clinassay/retrieval/predictions.py \
+	clinassay/terminology/languages.py clinassay/terminology/protocol.py clinassay/retrieval/metrics_file.py clinassay/retrieval/predictions.py \
 	clinassay/pipeline.py
 typecheck: setup
 	@rm -rf build/typecheck && mkdir -p build/typecheck/clinassay

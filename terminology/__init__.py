@@ -7,6 +7,7 @@
 
 from clinassay.terminology.codes import MalformedCodeError, UnknownCodeError, normalize_code
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 from clinassay.terminology.records import LANGUAGES, Code, Label
 from clinassay.terminology.terminology import Terminology, load_terminology
 
@@ -17,6 +18,7 @@ __all__ = [
     "Label",
     "MalformedCodeError",
     "Terminology",
+    "TerminologyLike",
     "UnknownCodeError",
     "load_terminology",
     "normalize_code",
