@@ -36,6 +36,7 @@ from clinassay.audit.reader import Parsed, file_sha256, parse_record, read_lines
 from clinassay.audit.references import CodedReference, EvalSet, read_labelled
 from clinassay.audit.text import normalize_text
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 CALIBRATION = "calibration.json"
 CALIBRATION_PAIRS = "calibration_pairs.jsonl"
@@ -194,7 +195,7 @@ def _intended(kind: str, decision: Decision) -> bool:
                for f in decision.findings)
 
 
-def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, terminology: Any = None,
+def calibrate(pairs_path: Path | str, *, config: AuditConfig | None = None, terminology: TerminologyLike | None = None,
               encoder: Encoder | None = None, eval_path: Path | str | None = None, sample: int = 200, seed: int = 0,
               reference_path: Path | str | None = None,
               progress: Callable[[int, int], None] | None = None) -> tuple[Calibration, list[dict[str, Any]]]:
@@ -296,7 +297,7 @@ def _gate(config: AuditConfig, kinds: dict[str, KindRecall]) -> list[GateCheck]:
 
 
 def run_calibration(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
-                    terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
+                    terminology: TerminologyLike | None = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
                     sample: int = 200, seed: int = 0, reference_path: Path | str | None = None,
                     progress: Callable[[int, int], None] | None = None) -> Calibration:
     """`calibrate` (`progress`: pairs audited, as there), then write calibration.json and

@@ -39,6 +39,7 @@ from clinassay.audit.references import EvalSet
 from clinassay.audit.source import ByteRange, PairsSource
 from clinassay.terminology.codes import MalformedCodeError, normalize_code
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 STATE_LINE = 0  # the line a partition's state row sorts under: before every decision (lines start at 1)
 RAY_EXTRA = "pip install 'clinassay[ray]'"
@@ -91,7 +92,7 @@ class PartitionAuditor:
     partition, shipping each partition's decisions and state."""
 
     def __init__(self, config: AuditConfig, *, encoder: Any = None, eval_set: EvalSet | None = None,
-                 repeated_ids: dict[str, int] | None = None, terminology: Any = None, reference: Any = None) -> None:
+                 repeated_ids: dict[str, int] | None = None, terminology: TerminologyLike | None = None, reference: Any = None) -> None:
         self.config = config
         self.encoder = encoder
         self.eval_set = eval_set

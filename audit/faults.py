@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any, Literal
 
+from clinassay.terminology.protocol import TerminologyLike
+
 SwapKind = Literal["other_chapter", "same_chapter", "sibling"]
 SWAP_KINDS: tuple[SwapKind, ...] = ("other_chapter", "same_chapter", "sibling")
 
@@ -19,7 +21,7 @@ SWAP_KINDS: tuple[SwapKind, ...] = ("other_chapter", "same_chapter", "sibling")
 class CodeSwapper:
     """Draws a wrong code of a given hierarchy distance for a right one (billable codes only)."""
 
-    def __init__(self, terminology: Any) -> None:
+    def __init__(self, terminology: TerminologyLike) -> None:
         self.terminology = terminology
         self._by_category: dict[str, list[str]] = {}
         self._by_chapter: dict[str, list[str]] = {}

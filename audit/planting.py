@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from clinassay.audit.text import normalize_text
+from clinassay.terminology.protocol import TerminologyLike
 
 FaultKind = Literal["other_chapter", "same_chapter", "sibling", "negation", "laterality", "sex", "wrong_language",
                     "near_duplicate", "eval_leak", "identifier", "misspelling", "nonsense"]
@@ -289,7 +290,7 @@ def inflected(mention: str, rng: random.Random) -> str | None:
 class Planter:
     """Plants every kind into copies of the sampled originals; constructing it loads nothing."""
 
-    def __init__(self, terminology: Any, *, languages: Sequence[str], eval_items: Sequence[Any] = ()) -> None:
+    def __init__(self, terminology: TerminologyLike, *, languages: Sequence[str], eval_items: Sequence[Any] = ()) -> None:
         self.terminology = terminology
         self.languages = list(languages)
         self.eval_items = list(eval_items)

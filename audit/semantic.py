@@ -3,10 +3,10 @@ The sibling-terms rule compares their distinguishing words ("type 1", "with hema
 
 from __future__ import annotations
 
-from typing import Any
+from clinassay.terminology.protocol import TerminologyLike
 
 
-def candidate_codes(terminology: Any, code: str, *, limit: int) -> list[str]:
+def candidate_codes(terminology: TerminologyLike, code: str, *, limit: int) -> list[str]:
     """Sibling codes first, then billable codes under the parent's siblings; never the code itself."""
     seen: dict[str, None] = {}
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from clinassay.audit.items import Item
 from clinassay.audit.state import merge_value, plain
+from clinassay.terminology.protocol import TerminologyLike
 
 MAX_PROVENANCE_VALUES = 50  # distinct LiteLLM models / prompt ids / prompt hashes kept per generator
 
@@ -97,7 +98,7 @@ class Reservoir:
 
 
 class DatasetTally:
-    def __init__(self, terminology: Any, *, sample_size: int) -> None:
+    def __init__(self, terminology: TerminologyLike, *, sample_size: int) -> None:
         self.terminology = terminology
         self.cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
         self.coverage: dict[str, dict[str, Counter]] = defaultdict(lambda: {"planned": Counter(), "accepted": Counter()})

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class CodeCorpus:
 
 
 def select_codes(
-    term,
+    term: TerminologyLike,
     *,
     billable_only: bool = True,
     codes: Iterable[str] | None = None,
@@ -117,7 +118,7 @@ def select_codes(
     return selected
 
 
-def _all_codes(term) -> list[str]:
+def _all_codes(term: TerminologyLike) -> list[str]:
     if hasattr(term, "all_codes"):
         return list(term.all_codes())
     seen: list[str] = []
@@ -135,7 +136,7 @@ def _all_codes(term) -> list[str]:
 
 
 def build_corpus(
-    term,
+    term: TerminologyLike,
     *,
     languages: Sequence[str] = ("en", "es", "pt", "fr", "it", "ca"),
     billable_only: bool = True,
@@ -143,7 +144,7 @@ def build_corpus(
     codes: Iterable[str] | None = None,
     chapters: Iterable[str] | None = None,
 ) -> CodeCorpus:
-    """Build the corpus from a terminology (anything with the `Terminology` interface)."""
+    """Build the corpus from a terminology (the real one or any other `TerminologyLike`)."""
     selected = select_codes(term, billable_only=billable_only, codes=codes, chapters=chapters)
     titles: list[str] = []
     text_index: dict[str, int] = {}
@@ -200,7 +201,7 @@ def build_corpus(
     )
 
 
-def corpus_from_config(term, corpus_config) -> CodeCorpus:
+def corpus_from_config(term: TerminologyLike, corpus_config) -> CodeCorpus:
     return build_corpus(
         term,
         languages=corpus_config.languages,

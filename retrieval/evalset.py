@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -48,7 +49,7 @@ def write_eval_set(items: list[EvalItem], path: Path | str) -> None:
                 handle.write(f"{mention}\t{item.code}\t{item.language}\n")
 
 
-def codiesp_rows(split_dir: Path | str, term, *, language: str = "es"):
+def codiesp_rows(split_dir: Path | str, term: TerminologyLike, *, language: str = "es"):
     """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as (document id, EvalItem), with counts of what was
     dropped (codes absent from ICD-10-CM, malformed codes) and why. The document is what a split by
     document (leave-one-document-out fitting) needs; `import_codiesp` drops it."""
@@ -91,7 +92,7 @@ def codiesp_rows(split_dir: Path | str, term, *, language: str = "es"):
     return rows, stats
 
 
-def import_codiesp(split_dir: Path | str, term, *, language: str = "es") -> tuple[list[EvalItem], dict]:
+def import_codiesp(split_dir: Path | str, term: TerminologyLike, *, language: str = "es") -> tuple[list[EvalItem], dict]:
     """DIAGNOSTICO rows of a CodiEsp split's `*X.tsv` as an evaluation set, with counts of what was
     dropped (codes absent from ICD-10-CM, malformed codes) and why."""
     rows, stats = codiesp_rows(split_dir, term, language=language)

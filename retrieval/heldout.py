@@ -12,10 +12,11 @@ import random
 from collections.abc import Iterable, Sequence
 
 from clinassay.retrieval.evalset import EvalItem
+from clinassay.terminology.protocol import TerminologyLike
 
 
 def heldout_label_items(
-    term,
+    term: TerminologyLike,
     *,
     codes: Iterable[str],
     languages: Sequence[str],
@@ -40,7 +41,7 @@ def heldout_label_items(
     return items
 
 
-def _query_text(term, code: str, language: str) -> str | None:
+def _query_text(term: TerminologyLike, code: str, language: str) -> str | None:
     if language == "en":
         node = term.get(code)
         title = node.title.casefold()
@@ -114,14 +115,14 @@ def _casefold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _has_corpus_siblings(term, code: str, corpus: set[str]) -> bool:
+def _has_corpus_siblings(term: TerminologyLike, code: str, corpus: set[str]) -> bool:
     try:
         return any(sibling in corpus for sibling in term.siblings(code))
     except (KeyError, ValueError):
         return False
 
 
-def _candidates(term, code: str, language: str, datasus: dict[str, str]) -> list[tuple[str, str]]:
+def _candidates(term: TerminologyLike, code: str, language: str, datasus: dict[str, str]) -> list[tuple[str, str]]:
     """(kind, text) queries for one held-out code in one language, most clinician-like first. A text
     equal to one of the code's corpus labels is left out (it would be a lookup, not a query)."""
     from clinassay.generation.short_forms import short_form
@@ -167,7 +168,7 @@ def _candidates(term, code: str, language: str, datasus: dict[str, str]) -> list
 
 
 def clinician_heldout_items(
-    term,
+    term: TerminologyLike,
     *,
     codes: Iterable[str],
     languages: Sequence[str],

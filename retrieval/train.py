@@ -29,9 +29,10 @@ from clinassay.retrieval.model_card import write_model_card
 from clinassay.retrieval.progress import Stages, encode_reporting, stage
 from clinassay.retrieval.training_data import siblings_of, examples_from_pairs, reranker_groups, split_by_code, stage1_rows, title_of
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 
-def _documents(corpus, term):
+def _documents(corpus, term: TerminologyLike):
     def document(code: str, language: str) -> str:
         return corpus.document(code, language) if corpus.position(code) is not None else title_of(term, code)
 
@@ -44,7 +45,7 @@ def train_model(
     *,
     config: RetrievalConfig | None = None,
     log: Callable[[str], None] = print,
-    term=None,
+    term: TerminologyLike | None = None,
     progress: Stages | None = None,
 ) -> dict:
     """Train both stages on audited data and write MODEL_DIR; returns the model card. `progress`

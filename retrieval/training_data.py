@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from clinassay.generation.records import Pair
+from clinassay.terminology.protocol import TerminologyLike
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def split_by_code(examples: Sequence[Example], *, dev_fraction: float, seed: int
     return split
 
 
-def title_of(term, code: str) -> str:
+def title_of(term: TerminologyLike, code: str) -> str:
     node = term.find(code)
     return node.title if node is not None else code
 
@@ -115,7 +116,7 @@ def stage1_rows(
     return rows
 
 
-def siblings_of(term, code: str) -> list[str]:
+def siblings_of(term: TerminologyLike, code: str) -> list[str]:
     try:
         return [c for c in term.siblings(code) if c != code]
     except Exception:  # noqa: BLE001 - a code without a parent has no siblings

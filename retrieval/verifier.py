@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +67,7 @@ def verifier_dir(name: str = VERIFIER_NAME, *, cache_dir: str | Path | None = No
 
 # ---- training data ---------------------------------------------------------------------------------
 
-def _mention_forms(term: Any, code: str) -> list[tuple[str, str]]:
+def _mention_forms(term: TerminologyLike, code: str) -> list[tuple[str, str]]:
     """(language, text) a clinician or an LLM could write for this code, from the terminology alone:
     title, inclusion terms, exact labels, and the short forms of title and labels."""
     from clinassay.generation.short_forms import short_form
@@ -88,7 +89,7 @@ def _mention_forms(term: Any, code: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(forms))
 
 
-def _siblings(term: Any, code: str) -> list[str]:
+def _siblings(term: TerminologyLike, code: str) -> list[str]:
     try:
         return [c for c in term.siblings(code) if c != code]
     except Exception:  # noqa: BLE001 - a code without a parent has no siblings
@@ -100,7 +101,7 @@ class _Negatives:
     chapter (easy, but the miscodes that matter most), a node of another category in the same chapter; never the node's ancestor or descendant, never a node the mention is
     an official term of."""
 
-    def __init__(self, term: Any, rng: random.Random) -> None:
+    def __init__(self, term: TerminologyLike, rng: random.Random) -> None:
         from clinassay.audit.fit import OfficialTerms, member_node
         from clinassay.audit.lexical import LexicalIndex
 
@@ -157,7 +158,7 @@ class _Negatives:
         return picked[:count]
 
 
-def training_rows(term: Any, spec: VerifierSpec) -> list[dict]:
+def training_rows(term: TerminologyLike, spec: VerifierSpec) -> list[dict]:
     """Rows {mention, text, label} from the terminology. Per group: a category (so that the injury
     chapter's thousands of 7th-character codes do not crowd out the rest), one of its code nodes,
     one mention form of it, and either the code's text (70 %) or its category's text (30 %: a mention
@@ -199,7 +200,7 @@ def training_rows(term: Any, spec: VerifierSpec) -> list[dict]:
 
 # ---- training --------------------------------------------------------------------------------------
 
-def train_verifier(term: Any, *, spec: VerifierSpec | None = None, out_dir: Path | None = None,
+def train_verifier(term: TerminologyLike, *, spec: VerifierSpec | None = None, out_dir: Path | None = None,
                    cache_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Train the verifier into `out_dir` (default: the user cache) and return what happened."""
     import numpy as np

@@ -14,13 +14,14 @@ from clinassay.audit.config import AuditConfig
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
 from clinassay.audit.state import empty_like, merge_value, plain
+from clinassay.terminology.protocol import TerminologyLike
 
 
 @dataclass
 class AuditResources:
     """What checks may use besides the pairs; built once by the auditor, never loaded in a constructor."""
 
-    terminology: Any
+    terminology: TerminologyLike
     encoder: Any = None
     fit: Any = None  # audit.fit.CorpusFit: the whole classification, lexical and dense
     eval_set: Any = None  # audit.references.EvalSet
