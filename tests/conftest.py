@@ -1,5 +1,6 @@
 """Shared test setup: every test starts with no configured terminology (load_config() configures the
-process-wide [terminology] section; a test's config must not leak into the next test)."""
+process-wide [terminology] section; a test's config must not leak into the next test), and the fake
+terminologies (tests/terminology_fixtures.py) are fixtures here."""
 
 from __future__ import annotations
 
@@ -21,3 +22,28 @@ def _no_configured_terminology():
     terminology._CONFIGURED.clear()
     yield
     terminology._CONFIGURED[:] = saved
+
+
+@pytest.fixture(scope="session")
+def tree_terminology():
+    """Two chapters with their hierarchy, inclusion terms, excludes and a few native labels (read-only)."""
+    from terminology_fixtures import make_tree_terminology
+
+    return make_tree_terminology()
+
+
+@pytest.fixture(scope="session")
+def labelled_terminology():
+    """16 billable codes of 5 chapters, each labelled in es, fr and pt (read-only)."""
+    from terminology_fixtures import make_labelled_terminology
+
+    return make_labelled_terminology()
+
+
+@pytest.fixture
+def fake_terminology(labelled_terminology, monkeypatch):
+    """`labelled_terminology`, also what `load_terminology()` returns during the test."""
+    from clinassay import terminology
+
+    monkeypatch.setattr(terminology, "load_terminology", lambda *a, **k: labelled_terminology)
+    return labelled_terminology

@@ -16,7 +16,6 @@ from clinassay.cli import EXIT_BAD_INPUT, EXIT_GENERATION_FAILED, EXIT_INTERNAL,
 from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.runner import generate
 from clinassay.generation.store import PairStore, rejects_path_for
-from generation_fixtures import FakeTerminology
 from generation_stub import StubServer, _error
 
 pytestmark = pytest.mark.timeout(180)
@@ -249,46 +248,46 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
-def test_a_reply_without_choices_is_a_final_reject_with_its_raw_text(stub, tmp_path):
+def test_a_reply_without_choices_is_a_final_reject_with_its_raw_text(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
-    summary = generate(_config(stub, "stub-nochoices"), out=out, terminology=FakeTerminology())
+    summary = generate(_config(stub, "stub-nochoices"), out=out, terminology=tree_terminology)
     rejects = _lines(rejects_path_for(out))
     assert summary.pairs == 0 and [r["reason"] for r in rejects] == ["empty", "empty"]
     assert all('"choices":[]' in r["raw"].replace(" ", "") and "no choices" in r["detail"] for r in rejects)
     assert summary.failed_models() and "2 with an unreadable reply" in summary.failed_models()["m"]
     before = stub.calls["stub-nochoices"]
-    again = generate(_config(stub, "stub-nochoices"), out=out, terminology=FakeTerminology(), resume=True)
+    again = generate(_config(stub, "stub-nochoices"), out=out, terminology=tree_terminology, resume=True)
     assert again.requests == 0 and stub.calls["stub-nochoices"] == before  # resume does not ask again
 
 
-def test_a_lone_surrogate_rejects_that_mention_and_the_run_goes_on(stub, tmp_path):
+def test_a_lone_surrogate_rejects_that_mention_and_the_run_goes_on(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
-    summary = generate(_config(stub, "stub-surrogate"), out=out, terminology=FakeTerminology())
+    summary = generate(_config(stub, "stub-surrogate"), out=out, terminology=tree_terminology)
     pairs, rejects = _lines(out), _lines(rejects_path_for(out))
     assert summary.pairs == 2 and {p["mention"] for p in pairs} == {"infección urinaria"}
     assert [(r["reason"], r["raw"]) for r in rejects] == [("invalid_item", "bad \\ud800 one")] * 2
-    again = generate(_config(stub, "stub-surrogate"), out=out, terminology=FakeTerminology(), resume=True)
+    again = generate(_config(stub, "stub-surrogate"), out=out, terminology=tree_terminology, resume=True)
     assert again.requests == 0 and again.already_done == 2
 
 
-def test_mentions_per_reply_are_capped(stub, tmp_path):
+def test_mentions_per_reply_are_capped(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
-    summary = generate(_config(stub, "stub-runaway", sample=1), out=out, terminology=FakeTerminology())
+    summary = generate(_config(stub, "stub-runaway", sample=1), out=out, terminology=tree_terminology)
     rejects = _lines(rejects_path_for(out))
     assert summary.pairs == 50 and len(_lines(out)) == 50
     assert len(rejects) == 1 and "20,000 mentions" in rejects[0]["detail"] and len(rejects[0]["raw"]) < 25_000
     generate(_config(stub, "stub-runaway", sample=1, max_mentions_per_reply=7), out=tmp_path / "b.jsonl",
-             terminology=FakeTerminology())
+             terminology=tree_terminology)
     assert len(_lines(tmp_path / "b.jsonl")) == 7
     with pytest.raises(ValueError, match="max_mentions_per_reply"):
         _config(stub, "stub-runaway", mentions_per_code=10, max_mentions_per_reply=5)
 
 
-def test_a_key_echoed_by_the_server_is_scrubbed(stub, tmp_path, monkeypatch):
+def test_a_key_echoed_by_the_server_is_scrubbed(stub, tmp_path, monkeypatch, tree_terminology):
     monkeypatch.setenv("CLINASSAY_ECHO_KEY", "sk-echo-secret-777")
     out = tmp_path / "pairs.jsonl"
     summary = generate(_config(stub, "stub-echo", model={"api_key_env": "CLINASSAY_ECHO_KEY"}), out=out,
-                       terminology=FakeTerminology())
+                       terminology=tree_terminology)
     assert summary.pairs > 0
     assert any("***" in p["mention"] for p in _lines(out))
     for path in tmp_path.iterdir():

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from audit_fixtures import write_audit_folder
-from test_retrieval_support import DATA, FakeTerminology
+from test_retrieval_support import DATA
 
 QUERIES = ["Calculus of kidney", "infección urinaria"]
 REPORT_DATA = DATA.parent / "reports"
@@ -53,11 +53,11 @@ def _plain_stage1(model, corpus, k: int) -> list[list[tuple[str, float]]]:
 
 # a tiny trained model ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, labelled_terminology):
     from clinassay import terminology
     from clinassay.cli import main
 
-    term = FakeTerminology()
+    term = labelled_terminology
     original = terminology.load_terminology
     terminology.load_terminology = lambda *a, **k: term
     tmp = tmp_path_factory.mktemp("export")

@@ -11,7 +11,6 @@ from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.embedded import EmbeddedServer, cache_dir, ensure_gguf
 from clinassay.generation.runner import generate
 from clinassay.generation.store import rejects_path_for
-from generation_fixtures import FakeTerminology
 
 pytestmark = [
     pytest.mark.llm,
@@ -25,7 +24,7 @@ def test_cache_dir_honours_the_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path
 
 
-def test_embedded_gemma_generates_pairs_with_provenance(tmp_path):
+def test_embedded_gemma_generates_pairs_with_provenance(tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = GenerationConfig(
         languages=["es", "en"], mentions_per_code=3, progress=False,
@@ -33,7 +32,7 @@ def test_embedded_gemma_generates_pairs_with_provenance(tmp_path):
     )
     from clinassay.generation.plan import build_plan
 
-    plan = build_plan(FakeTerminology(), config, codes=["N39.0", "A00.0"])
+    plan = build_plan(tree_terminology, config, codes=["N39.0", "A00.0"])
     summary = generate(config, out=out, plan=plan)
     pairs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
     rejects = rejects_path_for(out)

@@ -5,14 +5,13 @@ import pytest
 from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.plan import build_plan, read_codes_file, stratified_sample
 from clinassay.generation.prompts import render_prompt
-from clinassay.generation.plan import prompt_context
-from generation_fixtures import FakeTerminology
+from clinassay.generation.requests import prompt_context
 from clinassay.terminology.errors import ClinassayInputError
 
 
 @pytest.fixture
-def term():
-    return FakeTerminology()
+def term(tree_terminology):
+    return tree_terminology
 
 
 def _config(**kw):

@@ -18,7 +18,6 @@ from clinassay.generation.llm import LLMClient, resolve_api_key
 from clinassay.generation.plan import build_plan
 from clinassay.generation.runner import generate
 from clinassay.terminology.errors import ClinassayInputError
-from generation_fixtures import FakeTerminology
 from generation_stub import StubServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,13 +86,13 @@ num_retries = 0
 
 
 @pytest.mark.parametrize("strategy", ["simple-shuffle", "least-busy"])
-def test_two_deployments_of_one_group_share_the_load(stub, tmp_path, strategy):
+def test_two_deployments_of_one_group_share_the_load(stub, tmp_path, strategy, tree_terminology):
     config = load_config(_write(tmp_path, GROUP.format(api_base=stub.api_base, strategy=strategy))).generation
-    plan = build_plan(FakeTerminology(), config)
+    plan = build_plan(tree_terminology, config)
     assert len(plan.requests) == 3 * 2 * 4  # the group is asked once per request, not once per deployment
     before = dict(stub.calls)
     out = tmp_path / "pairs.jsonl"
-    summary = generate(config, out=out, terminology=FakeTerminology(), plan=plan)
+    summary = generate(config, out=out, terminology=tree_terminology, plan=plan)
     calls = {m: stub.calls[m] - before.get(m, 0) for m in ("stub-ok-a", "stub-ok-b")}
     assert calls["stub-ok-a"] > 0 and calls["stub-ok-b"] > 0, calls  # both deployments served
     assert sum(calls.values()) == summary.requests == summary.done == 24 and summary.failed == 0
@@ -122,7 +121,7 @@ def test_routing_strategy_rpm_tpm_and_litellm_params_reach_the_router(stub, tmp_
     assert client._pacers["stub-group"].interval == pytest.approx(60 / 12000)  # paced at the group's total rpm
 
 
-def test_azure_api_version_passes_through_to_the_server(stub, tmp_path, monkeypatch):
+def test_azure_api_version_passes_through_to_the_server(stub, tmp_path, monkeypatch, tree_terminology):
     monkeypatch.setenv("STUB_AZURE_KEY", "azure-key-not-real")
     config = load_config(_write(tmp_path, f"""
 [generation]
@@ -141,7 +140,7 @@ litellm_params = {{ api_version = "2024-10-21", api_key = "os.environ/STUB_AZURE
 """)).generation
     out = tmp_path / "pairs.jsonl"
     before = len(stub.api_versions)
-    summary = generate(config, out=out, terminology=FakeTerminology())
+    summary = generate(config, out=out, terminology=tree_terminology)
     assert summary.failed == 0 and summary.pairs == 4
     assert stub.api_versions[before:] == ["2024-10-21", "2024-10-21"]
     assert {p["litellm_model"] for p in _read(out)} == {"azure/stub-ok-azure"}
@@ -211,13 +210,13 @@ def test_group_and_passthrough_mistakes_are_named(models, expected):
         GenerationConfig(models=[ModelConfig(**m) for m in models])
 
 
-def test_a_group_is_one_row_of_the_dry_run_priced_at_its_dearest_deployment():
+def test_a_group_is_one_row_of_the_dry_run_priced_at_its_dearest_deployment(tree_terminology):
     from clinassay.generation.estimate import estimate_plan
 
     config = GenerationConfig(languages=["es"], sample=2, models=[
         ModelConfig(name="g", model="openai/a", input_cost_per_token=1e-6, output_cost_per_token=1e-6),
         ModelConfig(name="g", model="openai/b", input_cost_per_token=3e-6, output_cost_per_token=3e-6)])
-    rows = estimate_plan(build_plan(FakeTerminology(), config))
+    rows = estimate_plan(build_plan(tree_terminology, config))
     assert [r.model for r in rows] == ["g"] and rows[0].requests == 2
     assert rows[0].cost_usd == pytest.approx(3e-6 * (rows[0].input_tokens + rows[0].output_tokens))
 

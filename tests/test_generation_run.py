@@ -17,7 +17,6 @@ from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.errors import GenerationInputError
 from clinassay.generation.runner import generate
 from clinassay.generation.store import PairStore, rejects_path_for
-from generation_fixtures import FakeTerminology
 from generation_stub import StubServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,13 +50,13 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def test_two_models_in_one_run_with_correct_provenance(stub, tmp_path):
+def test_two_models_in_one_run_with_correct_provenance(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = _config([_model(stub, "alpha", "stub-ok-a", temperature=0.3),
                       _model(stub, "beta", "stub-ok-b", temperature=0.9, input_cost_per_token=1e-6,
                              output_cost_per_token=2e-6)],
                      tasks=["positive", "hard_negative"])
-    summary = generate(config, out=out, terminology=FakeTerminology())
+    summary = generate(config, out=out, terminology=tree_terminology)
     pairs = _read(out)
     assert summary.pairs == len(pairs) > 0 and summary.failed == 0
     assert not rejects_path_for(out).exists()
@@ -77,99 +76,99 @@ def test_two_models_in_one_run_with_correct_provenance(stub, tmp_path):
     assert summary.cost_usd == pytest.approx(sum(p["cost_usd"] or 0 for p in pairs))
 
 
-def test_rate_limits_and_server_errors_are_retried(stub, tmp_path):
+def test_rate_limits_and_server_errors_are_retried(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = _config([_model(stub, "flaky", "stub-flaky-r", num_retries=3)], languages=["es"], sample=2)
     before = stub.calls["stub-flaky-r"]
-    summary = generate(config, out=out, terminology=FakeTerminology())
+    summary = generate(config, out=out, terminology=tree_terminology)
     assert summary.failed == 0 and summary.pairs == 2 * 3
     assert stub.calls["stub-flaky-r"] - before == 2 * 3  # a 429, a 500, then the answer, per request
 
 
-def test_unparseable_replies_are_kept_with_their_raw_text(stub, tmp_path):
+def test_unparseable_replies_are_kept_with_their_raw_text(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     summary = generate(_config([_model(stub, "junk", "stub-garbage")], languages=["fr"], sample=2),
-                       out=out, terminology=FakeTerminology())
+                       out=out, terminology=tree_terminology)
     rejects = _read(rejects_path_for(out))
     assert summary.pairs == 0 and len(rejects) == 2
     assert {r["reason"] for r in rejects} == {"unparseable"}
     assert all("talk about the weather" in r["raw"] and r["model"] == "junk" for r in rejects)
     # final rejects close their request: a resume has nothing left to do
     again = generate(_config([_model(stub, "junk", "stub-garbage")], languages=["fr"], sample=2),
-                     out=out, terminology=FakeTerminology(), resume=True)
+                     out=out, terminology=tree_terminology, resume=True)
     assert again.requests == 0 and again.already_done == 2
 
 
-def test_failed_requests_are_recorded_and_retried_on_resume(stub, tmp_path):
+def test_failed_requests_are_recorded_and_retried_on_resume(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     down = _config([_model(stub, "m", "stub-down")], languages=["es"], sample=2)
-    summary = generate(down, out=out, terminology=FakeTerminology())
+    summary = generate(down, out=out, terminology=tree_terminology)
     rejects = _read(rejects_path_for(out))
     assert summary.failed == 2 and [r["reason"] for r in rejects] == ["request_failed"] * 2
     assert all("InternalServerError" in r["detail"] for r in rejects)
     # unlike unparseable replies, failed requests are not final: a resume tries them again
-    again = generate(down, out=out, terminology=FakeTerminology(), resume=True)
+    again = generate(down, out=out, terminology=tree_terminology, resume=True)
     assert again.already_done == 0 and again.requests == 2
     assert len(_read(rejects_path_for(out))) == 4
 
 
-def test_timeouts_become_failed_requests(stub, tmp_path):
+def test_timeouts_become_failed_requests(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     summary = generate(_config([_model(stub, "s", "stub-slow", timeout_s=0.5)], languages=["es"], sample=1),
-                       out=out, terminology=FakeTerminology())
+                       out=out, terminology=tree_terminology)
     assert summary.failed == 1
     assert "Timeout" in _read(rejects_path_for(out))[0]["detail"]
 
 
-def test_fallback_serves_and_provenance_names_it(stub, tmp_path):
+def test_fallback_serves_and_provenance_names_it(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = _config([_model(stub, "primary", "stub-down", fallbacks=["backup"]), _model(stub, "backup", "stub-ok-fb")],
                      languages=["es"], sample=1)
-    generate(config, out=out, terminology=FakeTerminology())
+    generate(config, out=out, terminology=tree_terminology)
     pairs = _read(out)
     primary_keys = {p["request_key"] for p in pairs if p["mention"].startswith("stub-ok-fb")}
     assert pairs and all(p["model"] == "backup" and p["litellm_model"] == "openai/stub-ok-fb" for p in pairs)
     assert len(primary_keys) == 2  # primary's request (served by backup) and backup's own
 
 
-def test_budget_max_requests_stops_cleanly_and_resume_finishes(stub, tmp_path):
+def test_budget_max_requests_stops_cleanly_and_resume_finishes(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = _config([_model(stub, "ok", "stub-ok-budget", max_concurrency=4)], sample=4, max_requests=3)
-    first = generate(config, out=out, terminology=FakeTerminology())
+    first = generate(config, out=out, terminology=tree_terminology)
     assert first.stopped == "max_requests" and first.requests == 3 and len(_read(out)) == 9
     # the budget counts the whole output: resuming with the same budget does nothing more
-    assert generate(config, out=out, terminology=FakeTerminology(), resume=True).requests == 0
-    rest = generate(config.model_copy(update={"max_requests": None}), out=out, terminology=FakeTerminology(),
+    assert generate(config, out=out, terminology=tree_terminology, resume=True).requests == 0
+    rest = generate(config.model_copy(update={"max_requests": None}), out=out, terminology=tree_terminology,
                     resume=True)
     assert rest.requests == 8 - 3 and rest.stopped is None
     pairs = _read(out)
     assert len(pairs) == 8 * 3 and len({p["id"] for p in pairs}) == len(pairs)
 
 
-def test_budget_max_cost_stops_cleanly(stub, tmp_path):
+def test_budget_max_cost_stops_cleanly(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     priced = _model(stub, "ok", "stub-ok-cost", max_concurrency=1, input_cost_per_token=1e-3, output_cost_per_token=1e-3)
-    summary = generate(_config([priced], sample=4, max_cost_usd=0.5), out=out, terminology=FakeTerminology())
+    summary = generate(_config([priced], sample=4, max_cost_usd=0.5), out=out, terminology=tree_terminology)
     assert summary.stopped == "max_cost_usd"
     assert 0 < summary.requests < 8
     # one request may finish past the line, never more with one worker
     assert summary.total_cost_usd - summary.cost_usd == 0 and summary.cost_usd < 0.5 + summary.cost_usd / summary.requests
 
 
-def test_existing_output_is_not_overwritten_without_resume(stub, tmp_path):
+def test_existing_output_is_not_overwritten_without_resume(stub, tmp_path, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     out.write_text('{"mention": "x", "code": "N39.0", "language": "es"}\n', encoding="utf-8")
     with pytest.raises(GenerationInputError, match="--resume"):
-        generate(_config([_model(stub, "ok", "stub-ok")]), out=out, terminology=FakeTerminology())
+        generate(_config([_model(stub, "ok", "stub-ok")]), out=out, terminology=tree_terminology)
 
 
-def test_api_key_comes_from_the_named_variable_and_is_never_written(stub, tmp_path, monkeypatch):
+def test_api_key_comes_from_the_named_variable_and_is_never_written(stub, tmp_path, monkeypatch, tree_terminology):
     out = tmp_path / "pairs.jsonl"
     config = _config([_model(stub, "k", "stub-down", api_key_env="CLINASSAY_TEST_KEY")], languages=["es"], sample=1)
     with pytest.raises(GenerationInputError, match="CLINASSAY_TEST_KEY"):
-        generate(config, out=out, terminology=FakeTerminology())
+        generate(config, out=out, terminology=tree_terminology)
     monkeypatch.setenv("CLINASSAY_TEST_KEY", "sk-very-secret-4242")
-    generate(config, out=out, terminology=FakeTerminology())
+    generate(config, out=out, terminology=tree_terminology)
     for path in tmp_path.iterdir():
         assert "sk-very-secret-4242" not in path.read_text(encoding="utf-8")
 
@@ -192,15 +191,15 @@ import sys
 sys.path.insert(0, {tests!r})
 from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.runner import generate
-from generation_fixtures import FakeTerminology
+from terminology_fixtures import make_tree_terminology
 if __name__ == "__main__":  # worker processes are spawned: they re-import this script
     config = GenerationConfig.model_validate_json({config!r})
-    generate(config, out={out!r}, terminology=FakeTerminology(), resume=True)
+    generate(config, out={out!r}, terminology=make_tree_terminology(), resume=True)
 """
 
 
 @pytest.mark.parametrize("processes", [1, 2])
-def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path, processes):
+def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path, processes, tree_terminology):
     port = free_port()
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("generation_stub.py")),
                                "--latency", "0.15", "--port", str(port)], stdout=subprocess.PIPE, text=True)
@@ -227,7 +226,7 @@ def test_resume_after_kill_minus_9_loses_nothing_and_repeats_nothing(tmp_path, p
         before = _read_tolerant(out)
         assert 0 < len(before) < total * 4, "the kill should land mid-run"
         # resume in this process: finishes the plan
-        summary = generate(config, out=out, terminology=FakeTerminology(), resume=True)
+        summary = generate(config, out=out, terminology=tree_terminology, resume=True)
         pairs = _read(out)
         keys = {p["request_key"] for p in pairs}
         assert len(keys) == total
@@ -251,14 +250,14 @@ def _read_tolerant(path: Path) -> list[dict]:
     return out
 
 
-def test_worker_processes_give_the_same_pairs_and_share_the_budget(stub, tmp_path):
+def test_worker_processes_give_the_same_pairs_and_share_the_budget(stub, tmp_path, tree_terminology):
     models = [_model(stub, "alpha", "stub-ok-pa", max_concurrency=4), _model(stub, "beta", "stub-ok-pb"),
               ModelConfig(name="terminology", model="terminology")]
     single, sharded = tmp_path / "single.jsonl", tmp_path / "sharded.jsonl"
-    generate(_config(models, sample=4), out=single, terminology=FakeTerminology())
+    generate(_config(models, sample=4), out=single, terminology=tree_terminology)
     # two worker processes, with a request budget they split and that still stops the run cleanly
     summary = generate(_config(models, sample=4, processes=2, max_requests=5), out=sharded,
-                       terminology=FakeTerminology())
+                       terminology=tree_terminology)
     a, b = _read(single), _read(sharded)
     assert summary.requests == 5 and summary.stopped == "max_requests" and summary.pairs == len(b)
     assert len({p["request_key"] for p in b if p["model"] in ("alpha", "beta")}) == 5
@@ -266,9 +265,9 @@ def test_worker_processes_give_the_same_pairs_and_share_the_budget(stub, tmp_pat
     assert {p["model"] for p in b} >= {"alpha", "beta", "terminology:icd10cm"}
 
 
-def test_progress_bar_shows_requests_pairs_tokens_and_cost(stub, tmp_path, capsys):
+def test_progress_bar_shows_requests_pairs_tokens_and_cost(stub, tmp_path, capsys, tree_terminology):
     priced = _model(stub, "ok", "stub-ok-bar", input_cost_per_token=1e-6, output_cost_per_token=1e-6)
-    generate(_config([priced], languages=["es"], sample=2), out=tmp_path / "p.jsonl", terminology=FakeTerminology(),
+    generate(_config([priced], languages=["es"], sample=2), out=tmp_path / "p.jsonl", terminology=tree_terminology,
              progress=True)
     err = capsys.readouterr().err
     assert "2/2" in err and "req/s" in err

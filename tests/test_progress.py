@@ -17,7 +17,7 @@ import pytest
 
 from clinassay import output
 from clinassay.cli import main
-from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
+from test_retrieval_support import DATA, FakeEncoder
 
 pytestmark = pytest.mark.timeout(300)
 ANSI = re.compile(r"\x1b\[")
@@ -69,11 +69,11 @@ def test_a_bar_without_a_total_is_drawn_at_its_first_move_with_the_total_it_is_g
 
 
 # ------------------------------------------------------------------------------ texts encoded
-def test_corpus_encoding_reports_every_text_once_and_nothing_when_cached(tmp_path):
+def test_corpus_encoding_reports_every_text_once_and_nothing_when_cached(tmp_path, labelled_terminology):
     from clinassay.retrieval.corpus import build_corpus
     from clinassay.retrieval.index import corpus_embeddings
 
-    corpus = build_corpus(FakeTerminology(), languages=("en", "es", "fr"))
+    corpus = build_corpus(labelled_terminology, languages=("en", "es", "fr"))
     encoder, progress = FakeEncoder(), Recorder()
     vectors = corpus_embeddings(encoder, corpus, cache_dir=tmp_path, batch_size=1, progress=progress)
     assert len(progress.calls) > 1 and progress.adds_up()  # chunks of 16 texts at batch 1

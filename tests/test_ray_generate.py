@@ -13,7 +13,6 @@ import pytest
 from clinassay.generation.config import GenerationConfig, ModelConfig
 from clinassay.generation.distributed import _budget_share, shard_path, shards_dir_for, split_plan
 from clinassay.generation.plan import build_plan
-from generation_fixtures import FakeTerminology
 from generation_stub import StubServer
 
 
@@ -39,8 +38,8 @@ def _pairs(path: Path) -> list[tuple[str, str]]:
     return sorted((p["request_key"], p["mention"]) for p in _read(path))
 
 
-def test_the_plan_splits_into_disjoint_slices_by_request_key(stub) -> None:
-    plan = build_plan(FakeTerminology(), _config(stub))
+def test_the_plan_splits_into_disjoint_slices_by_request_key(stub, tree_terminology) -> None:
+    plan = build_plan(tree_terminology, _config(stub))
     parts = split_plan(plan, 3)
     keys = [[r.key for r in part.requests] for part in parts]
     assert sorted(k for part in keys for k in part) == sorted(r.key for r in plan.requests)
@@ -54,13 +53,13 @@ def test_the_plan_splits_into_disjoint_slices_by_request_key(stub) -> None:
 
 
 @pytest.mark.slow
-def test_generate_on_ray_makes_the_local_pairs_and_resumes_per_shard(stub, tmp_path) -> None:
+def test_generate_on_ray_makes_the_local_pairs_and_resumes_per_shard(stub, tmp_path, tree_terminology) -> None:
     ray = pytest.importorskip("ray")
     from clinassay.generation.distributed import generate_on_ray
     from clinassay.generation.runner import generate
 
     config = _config(stub)
-    plan = build_plan(FakeTerminology(), config)
+    plan = build_plan(tree_terminology, config)
     local = generate(config, out=tmp_path / "local.jsonl", plan=plan)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:

@@ -12,12 +12,12 @@ from clinassay.retrieval.corpus import build_corpus
 from clinassay.retrieval.evalset import import_codiesp, load_eval_set
 from clinassay.retrieval.metrics import rank_of, ranking_metrics, slice_metrics
 from clinassay.terminology.errors import ClinassayInputError
-from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
+from test_retrieval_support import DATA, FakeEncoder
 
 
 @pytest.fixture(scope="module")
-def term():
-    return FakeTerminology()
+def term(labelled_terminology):
+    return labelled_terminology
 
 
 def test_corpus_has_one_document_per_code_and_shares_label_texts(term):

@@ -8,12 +8,12 @@ import pytest
 
 from clinassay.generation.records import Pair
 from clinassay.retrieval.training_data import examples_from_pairs, reranker_groups, split_by_code, stage1_rows
-from test_retrieval_support import DATA, FakeEncoder, FakeTerminology
+from test_retrieval_support import DATA, FakeEncoder
 
 
 @pytest.fixture(scope="module")
-def term():
-    return FakeTerminology()
+def term(labelled_terminology):
+    return labelled_terminology
 
 
 def _pairs():

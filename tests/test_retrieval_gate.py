@@ -14,7 +14,7 @@ import pytest
 from clinassay.retrieval.gate import compare, format_gate
 from clinassay.retrieval.metrics import ranking_metrics
 from clinassay.retrieval.predictions import PredictionRow, load_predictions
-from test_retrieval_support import DATA, FakeTerminology, evaluation
+from test_retrieval_support import DATA, evaluation
 
 
 def _stages(ranks_by_language: dict[str, list[int]]) -> dict:
@@ -74,14 +74,6 @@ def test_gate_compares_final_stages():
 def test_gate_module_does_not_import_torch():
     code = "import sys, clinassay.retrieval.gate, clinassay.retrieval.metrics, clinassay.retrieval.metrics_file, clinassay.retrieval.corpus, clinassay.retrieval.evalset; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-
-
-@pytest.fixture()
-def fake_terminology(monkeypatch):
-    from clinassay import terminology
-    fake = FakeTerminology()
-    monkeypatch.setattr(terminology, "load_terminology", lambda *a, **k: fake)
-    return fake
 
 
 def test_evaluate_cli_writes_metrics_and_gates(tmp_path, fake_terminology, capsys):

@@ -1,93 +1,15 @@
-"""Shared fakes for the retrieval tests (no tests here): a 16-code terminology with the
-`Terminology` interface, and a deterministic character-trigram encoder with the `Encoder` interface,
-so most retrieval tests run in milliseconds without torch."""
+"""Shared fakes for the retrieval tests (no tests here): a deterministic character-trigram encoder with the
+`Encoder` interface, so most retrieval tests run in milliseconds without torch (their 16-code terminology
+is conftest's `labelled_terminology`)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 DATA = Path(__file__).parent / "data" / "retrieval"
-
-
-@dataclass(frozen=True)
-class FakeLabel:
-    text: str
-    language: str
-    precision: str = "exact"
-    source: str = "who"
-    matched_code: str = ""
-
-
-@dataclass(frozen=True)
-class FakeCode:
-    code: str
-    title: str
-    chapter: str
-    parent: str
-    kind: str = "code"
-    billable: bool = True
-    children: tuple = ()
-    inclusion_terms: tuple = ()
-    excludes1: tuple = ()
-    excludes2: tuple = ()
-
-
-@dataclass
-class FakeTerminology:
-    path: Path = DATA / "terminology.json"
-    _codes: dict = field(default_factory=dict)
-    _labels: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        raw = json.loads(self.path.read_text(encoding="utf-8"))
-        for code, entry in raw.items():
-            self._codes[code] = FakeCode(code=code, title=entry["title"], chapter=entry["chapter"], parent=entry["parent"])
-            self._labels[code] = {lang: FakeLabel(text, lang, matched_code=code) for lang, text in entry["labels"].items()}
-
-    def _key(self, code: str) -> str:
-        from clinassay.terminology import normalize_code
-
-        return normalize_code(code)
-
-    def find(self, code: str):
-        return self._codes.get(self._key(code))
-
-    def get(self, code: str):
-        from clinassay.terminology.codes import UnknownCodeError
-
-        found = self.find(code)
-        if found is None:
-            raise UnknownCodeError(f"unknown code {code}")
-        return found
-
-    def __contains__(self, code: str) -> bool:
-        return self.find(code) is not None
-
-    def label(self, code: str, language: str):
-        code = self._key(code)
-        if language == "en":
-            return FakeLabel(self._codes[code].title, "en", source="icd10cm", matched_code=code)
-        return self._labels.get(code, {}).get(language)
-
-    def labels(self, code: str) -> dict:
-        code = self._key(code)
-        return {"en": self.label(code, "en"), **self._labels.get(code, {})}
-
-    def siblings(self, code: str) -> list[str]:
-        code = self._key(code)
-        parent = self._codes[code].parent
-        return [c for c, node in self._codes.items() if node.parent == parent and c != code]
-
-    def billable_codes(self) -> list[str]:
-        return list(self._codes)
-
-    def chapter_of(self, code: str) -> str:
-        return self._codes[self._key(code)].chapter
 
 
 class FakeEncoder:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from test_retrieval_support import DATA, FakeTerminology
+from test_retrieval_support import DATA
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,9 @@ def _audited(tmp_path, term):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, labelled_terminology):
     from clinassay import terminology
-    term = FakeTerminology()
+    term = labelled_terminology
     original = terminology.load_terminology
     terminology.load_terminology = lambda *a, **k: term
     tmp = tmp_path_factory.mktemp("train")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from clinassay.retrieval.evalset import EvalItem
 from clinassay.retrieval.evaluator import distinct_positions
 from clinassay.retrieval.gate import compare, format_gate
 from clinassay.retrieval.metrics import format_metrics_table, ranking_metrics
-from test_retrieval_support import DATA, FakeTerminology, evaluation
+from test_retrieval_support import DATA, evaluation
 
 
 def _block(ranks_by_language: dict[str, list[int]]) -> dict:
@@ -63,15 +61,6 @@ def test_table_shows_both_views_with_intervals_and_languages_without_data():
     assert any(line.split()[:4] == ["distinct", "biencoder", "overall", "2"] for line in lines)
     assert any(line.split()[:4] == ["distinct", "biencoder", "es", "2"] and "-" in line.split()[5] for line in lines)
     assert "ca: no evaluation data" in table
-
-
-@pytest.fixture()
-def fake_terminology(monkeypatch):
-    from clinassay import terminology
-
-    fake = FakeTerminology()
-    monkeypatch.setattr(terminology, "load_terminology", lambda *a, **k: fake)
-    return fake
 
 
 def test_evaluate_writes_both_views_and_the_report_shows_them(tmp_path, fake_terminology, capsys):

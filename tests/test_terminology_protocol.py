@@ -1,0 +1,34 @@
+"""The terminology protocol the other packages are typed with: the real classification and the tests' fakes
+both offer it, with its parameters (`make typecheck` also holds the real one to it under mypy --strict)."""
+
+import inspect
+
+import pytest
+
+from clinassay.terminology import TerminologyLike
+
+MEMBERS = sorted(name for name in vars(TerminologyLike) if not name.startswith("_"))
+
+
+def _positional(function) -> list[str]:
+    return [p.name for p in inspect.signature(function).parameters.values() if p.kind is not p.KEYWORD_ONLY]
+
+
+def test_the_protocol_is_the_lookups_the_packages_call():
+    assert MEMBERS == ["billable_codes", "chapter_of", "chapters", "codes", "find", "get", "label", "labels",
+                       "languages", "siblings"]
+
+
+@pytest.fixture(scope="module")
+def real_terminology():
+    from clinassay.terminology import load_terminology
+
+    return load_terminology()
+
+
+@pytest.mark.parametrize("fixture", ["real_terminology", "tree_terminology", "labelled_terminology"])
+def test_a_terminology_offers_the_protocol(fixture, request):
+    term = request.getfixturevalue(fixture)
+    assert isinstance(term, TerminologyLike)
+    for name in MEMBERS:
+        assert _positional(getattr(type(term), name)) == _positional(getattr(TerminologyLike, name)), name
