@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, SerializeAsAny, field_validator, model_validator
 
 from clinassay.generation.records import LANGUAGES, Language, Task
 
@@ -72,25 +73,54 @@ def env_references(params: Any) -> list[str]:
     return [name] if name else []
 
 
+GeneratorKind = Literal["litellm", "embedded", "terminology"]
+
+
 class ModelConfig(BaseModel):
-    """One `[[generation.models]]` table: a generator, its limits and its price."""
+    """One `[[generation.models]]` table. Its `model` string selects the kind of generator, and the table
+    validates as that kind's class (LiteLLMModel, EmbeddedModel, TerminologyModel), which holds only the
+    keys that kind uses; `ModelConfig(**table)` returns that class too. (Not pydantic's tagged union: its
+    tag would enter every error's location, 'generation.models.0.litellm.rpm', a table users never wrote.)"""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # an input may hold a key
+
+    kind: ClassVar[GeneratorKind]
+    described: ClassVar[str]
+    """The kind in words, for error messages."""
 
     name: str = Field(default="gemma-270m", min_length=1)
     """The label used in provenance and reports."""
     model: str = Field(default=EMBEDDED_MODEL, min_length=1)
     """Any LiteLLM model string (`openai/gpt-4o-mini`, `gemini/gemini-2.5-flash`, `hosted_vllm/...`),
     `embedded/gemma-3-270m` for the bundled offline model, or `terminology` for real labels."""
-    api_base: str | None = None
-    api_key_env: str | None = None
-    """The NAME of the environment variable holding the key (`OPENAI_API_KEY`, or LiteLLM's
-    `os.environ/OPENAI_API_KEY`); a key itself is never accepted."""
-    litellm_params: dict[str, Any] = Field(default_factory=dict)
-    """Passed as they are to this deployment's `litellm_params` in the LiteLLM Router (`api_version`
-    for Azure, `aws_region_name`, `extra_headers`, ...). Credentials (api_key, aws_secret_access_key,
-    ...) only as `"os.environ/NAME"`; keys the table has itself (model, api_base, rpm, tpm, timeout,
-    temperature, max_tokens, prices) are set there, once."""
+    max_codes: int | None = Field(default=None, ge=1)
+    """Generate for only the first N codes of the plan (the sample is round-robin across chapters, so
+    its head stays balanced): lets a slow or costly model cover fewer codes than a cheap one."""
+
+    def __new__(cls, /, **data: Any) -> "ModelConfig":
+        return super().__new__(_class_for(data.get("model", EMBEDDED_MODEL)) if cls is ModelConfig else cls)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_its_kind(cls, data: Any, handler: ModelWrapValidatorHandler["ModelConfig"]) -> "ModelConfig":
+        if not isinstance(data, dict):
+            return handler(data)  # an instance already is of its kind
+        kind = _class_for(data.get("model", EMBEDDED_MODEL))
+        _check_keys(kind, data)
+        if cls is ModelConfig:
+            return kind.model_validate(data)
+        if kind is not cls:
+            raise ValueError(f"model {data.get('model')!r} is not one of {cls.described}")
+        return handler(data)
+
+    def share(self, n: int) -> "ModelConfig":
+        """This table with its limits divided among `n` workers that run its requests side by side."""
+        return self
+
+
+class LLMModel(ModelConfig):
+    """What the two LLM kinds share: limits, sampling, retries and prices (LiteLLM answers both)."""
+
     rpm: int | None = Field(default=None, ge=1)
     """Requests per minute of this deployment: clinassay paces its requests to it (a model group: to
     the sum of its deployments'), and the Router weighs or limits deployments by it."""
@@ -111,27 +141,27 @@ class ModelConfig(BaseModel):
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     """Prices for models LiteLLM does not know (USD per token); they override LiteLLM's price."""
-    max_codes: int | None = Field(default=None, ge=1)
-    """Generate for only the first N codes of the plan (the sample is round-robin across chapters, so
-    its head stays balanced): lets a slow or costly model cover fewer codes than a cheap one."""
-    sources: list[Literal["icd10cm", "who", "datasus", "import"]] = Field(
-        default_factory=lambda: ["icd10cm", "who", "datasus", "import"]
-    )
-    """Terminology generator only: which label sources may become pairs."""
-    short_forms: bool = False
-    """Terminology generator only: also write each label's clinician-style short form ("hematuria" for
-    "Hematuria, unspecified"), which teaches the default code of a bare concept (generation/short_forms.py)."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _point_litellm_keys_to_passthrough(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = [k for k in data if isinstance(k, str) and k not in cls.model_fields]
-            if unknown:
-                raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
-                                 f"LiteLLM's own parameters go in the model's litellm_params table "
-                                 f"(litellm_params = {{ {unknown[0]} = ... }})")
-        return data
+    def share(self, n: int) -> "LLMModel":
+        return self.model_copy(update={"max_concurrency": max(1, math.ceil(self.max_concurrency / n)),
+                                       "rpm": max(1, math.ceil(self.rpm / n)) if self.rpm else None})
+
+
+class LiteLLMModel(LLMModel):
+    """A model reached through LiteLLM: a provider, or a server of your own (vLLM, Ollama)."""
+
+    kind = "litellm"
+    described = "LiteLLM models"
+
+    api_base: str | None = None
+    api_key_env: str | None = None
+    """The NAME of the environment variable holding the key (`OPENAI_API_KEY`, or LiteLLM's
+    `os.environ/OPENAI_API_KEY`); a key itself is never accepted."""
+    litellm_params: dict[str, Any] = Field(default_factory=dict)
+    """Passed as they are to this deployment's `litellm_params` in the LiteLLM Router (`api_version`
+    for Azure, `aws_region_name`, `extra_headers`, ...). Credentials (api_key, aws_secret_access_key,
+    ...) only as `"os.environ/NAME"`; keys the table has itself (model, api_base, rpm, tpm, timeout,
+    temperature, max_tokens, prices) are set there, once."""
 
     @field_validator("api_key_env")
     @classmethod
@@ -162,11 +192,9 @@ class ModelConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_key(self) -> "ModelConfig":
+    def _one_key(self) -> "LiteLLMModel":
         if self.api_key_env and "api_key" in self.litellm_params:
             raise ValueError(f"model '{self.name}': api_key_env and litellm_params.api_key both name a key; keep one")
-        if self.kind != "litellm" and self.litellm_params:
-            raise ValueError(f"model '{self.name}': litellm_params apply to LiteLLM models only, not to {self.model}")
         return self
 
     @property
@@ -177,13 +205,54 @@ class ModelConfig(BaseModel):
         key = self.litellm_params.get("api_key")
         return env_name(key) if isinstance(key, str) else None
 
-    @property
-    def kind(self) -> Literal["embedded", "terminology", "litellm"]:
-        if self.model == TERMINOLOGY_MODEL or self.model.startswith(TERMINOLOGY_MODEL + ":"):
-            return "terminology"
-        if self.model.startswith("embedded/"):
-            return "embedded"
-        return "litellm"
+
+class EmbeddedModel(LLMModel):
+    """The bundled offline Gemma 3 270M, served by a llama.cpp server the run starts (generation/embedded.py)."""
+
+    kind = "embedded"
+    described = "the embedded model"
+
+
+class TerminologyModel(ModelConfig):
+    """The non-LLM generator: real terminology labels become pairs (no requests, no cost)."""
+
+    kind = "terminology"
+    described = "the terminology generator"
+
+    sources: list[Literal["icd10cm", "who", "datasus", "import"]] = Field(
+        default_factory=lambda: ["icd10cm", "who", "datasus", "import"]
+    )
+    """Which label sources may become pairs."""
+    short_forms: bool = False
+    """Also write each label's clinician-style short form ("hematuria" for "Hematuria, unspecified"), which
+    teaches the default code of a bare concept (generation/short_forms.py)."""
+
+
+KINDS: tuple[type[ModelConfig], ...] = (LiteLLMModel, EmbeddedModel, TerminologyModel)
+
+
+def _class_for(model: Any) -> type[ModelConfig]:
+    """The kind a `model` string selects (anything that is not a string validates as LiteLLM's, and fails there)."""
+    if isinstance(model, str):
+        if model == TERMINOLOGY_MODEL or model.startswith(TERMINOLOGY_MODEL + ":"):
+            return TerminologyModel
+        if model.startswith("embedded/"):
+            return EmbeddedModel
+    return LiteLLMModel
+
+
+def _check_keys(kind: type[ModelConfig], data: dict[Any, Any]) -> None:
+    """A key of another kind is named with the kinds it applies to; a key of none points to litellm_params."""
+    for key in data:
+        if isinstance(key, str) and key not in kind.model_fields:
+            owners = [k.described for k in KINDS if key in k.model_fields]
+            if owners:
+                raise ValueError(f"'{key}' applies to {' and '.join(owners)} only, not to {kind.described}")
+    unknown = [k for k in data if isinstance(k, str) and k not in kind.model_fields]
+    if unknown:
+        raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                         f"LiteLLM's own parameters go in the model's litellm_params table "
+                         f"(litellm_params = {{ {unknown[0]} = ... }})")
 
 
 class GenerationConfig(BaseModel):
@@ -208,7 +277,7 @@ class GenerationConfig(BaseModel):
     billable_only: bool = True
     chapters: list[str] | None = None
     """Restrict the stratified sample to these ICD-10 chapters (e.g. ["10", "14"]); all when unset."""
-    models: list[ModelConfig] = Field(default_factory=lambda: [ModelConfig()], min_length=1)
+    models: list[SerializeAsAny[ModelConfig]] = Field(default_factory=lambda: [ModelConfig()], min_length=1)
     """The generators. Tables with the same `name` are deployments of one model group (LiteLLM's
     `model_name`): the plan asks the group, and the Router spreads its requests over the deployments
     by `routing_strategy` (several keys, regions or endpoints serving one model)."""
@@ -236,7 +305,7 @@ class GenerationConfig(BaseModel):
         names = [m.name for m in self.models]
         for name in sorted({n for n in names if names.count(n) > 1}):
             group = self.deployments(name)
-            if any(m.kind != "litellm" for m in group):
+            if any(not isinstance(m, LiteLLMModel) for m in group):
                 raise ValueError(f"model '{name}' is configured {len(group)} times: only LiteLLM models can have "
                                  "several deployments under one name (a model group); give the others their own names")
             for f in GROUP_FIELDS:
@@ -246,6 +315,8 @@ class GenerationConfig(BaseModel):
                                      f"({', '.join(map(repr, values))}); {', '.join(GROUP_FIELDS[1:])} must be the "
                                      "same on every deployment of a group")
         for m in self.models:
+            if not isinstance(m, LLMModel):
+                continue
             unknown = [f for f in m.fallbacks if f not in names or f == m.name]
             if unknown:
                 raise ValueError(f"model '{m.name}': fallbacks {unknown} are not other configured model names")

@@ -28,6 +28,7 @@ from typing import Any
 
 from clinassay.generation.config import GenerationConfig
 from clinassay.generation.errors import GenerationInputError
+from clinassay.generation.generators import generators
 from clinassay.generation.plan import Plan, Request
 from clinassay.generation.runner import RunSummary
 from clinassay.generation.shards import _divided
@@ -45,19 +46,20 @@ def shard_path(folder: Path, index: int, slices: int) -> Path:
     return folder / f"shard-{index:05d}-of-{slices:05d}.jsonl"
 
 
-def slice_of(request: Request, slices: int) -> int:
-    """The slice a request belongs to, from its key (stable across runs); the embedded model's requests
-    all go to slice 0 (its llama.cpp server answers one request at a time)."""
-    if request.kind == "embedded":
+def slice_of(request: Request, slices: int, *, serial: bool = False) -> int:
+    """The slice a request belongs to, from its key (stable across runs); a `serial` generator's requests
+    (the embedded model's: its llama.cpp server answers one request at a time) all go to slice 0."""
+    if serial:
         return 0
     return int(hashlib.blake2b(request.key.encode(), digest_size=8).hexdigest(), 16) % slices
 
 
 def split_plan(plan: Plan, slices: int) -> list[Plan]:
     """`slices` disjoint plans whose requests together are the plan's (each keeps the plan's order)."""
+    serial = {name for name, g in generators(plan.config).items() if g.local_server}
     parts: list[list[Request]] = [[] for _ in range(slices)]
     for r in plan.requests:
-        parts[slice_of(r, slices)].append(r)
+        parts[slice_of(r, slices, serial=r.model in serial)].append(r)
     return [replace(plan, requests=part) for part in parts]
 
 

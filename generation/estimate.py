@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clinassay.generation.llm import estimate_cost
+from clinassay.generation.generators import generators
 from clinassay.generation.plan import Plan
 
 CHARS_PER_TOKEN = 4.0
@@ -26,11 +26,12 @@ class ModelEstimate:
 
 def estimate_plan(plan: Plan, *, done: set[str] | frozenset[str] = frozenset()) -> list[ModelEstimate]:
     """Per configured model; `pending`, tokens and cost count only requests not in `done`."""
-    rows = {m.name: ModelEstimate(m.name, m.model) for m in plan.config.generators()}
+    by_name = generators(plan.config)
+    rows = {name: ModelEstimate(name, g.config.model) for name, g in by_name.items()}
     for r in plan.requests:
         row = rows[r.model]
         row.requests += 1
-        row.expected_pairs += len(r.static_mentions) if r.kind == "terminology" else r.n
+        row.expected_pairs += r.n
         if r.key in done:
             continue
         row.pending += 1
@@ -38,9 +39,7 @@ def estimate_plan(plan: Plan, *, done: set[str] | frozenset[str] = frozenset()) 
             row.input_tokens += int(len(r.prompt.text) / CHARS_PER_TOKEN) + 1
             row.output_tokens += r.n * TOKENS_PER_MENTION + REPLY_OVERHEAD_TOKENS
     for name, row in rows.items():
-        # a model group: priced at its dearest deployment (an upper bound for the budget); unknown if one is
-        costs = [estimate_cost(m, row.input_tokens, row.output_tokens) for m in plan.config.deployments(name)]
-        row.cost_usd = (None if None in costs else max(costs)) if row.pending else 0.0
+        row.cost_usd = by_name[name].estimate_cost(row.input_tokens, row.output_tokens) if row.pending else 0.0
     return list(rows.values())
 
 

@@ -1,4 +1,5 @@
-"""A thin LLM client over a LiteLLM Router: one Router deployment per `[[generation.models]]` table.
+"""A thin LLM client over a LiteLLM Router: one Router deployment per LiteLLM model table (the embedded
+model comes as one too: a free local endpoint, see generation/generators.py).
 
 Tables sharing a `name` are the deployments of one model group (LiteLLM's `model_name`); requests
 go to the group and the Router picks a deployment by the configured `routing_strategy`, retries
@@ -22,15 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from clinassay.generation.config import ModelConfig, RoutingStrategy, env_name, env_references, is_secret_param
+from clinassay.generation.config import LiteLLMModel, RoutingStrategy, env_name, env_references, is_secret_param
 from clinassay.generation.errors import GenerationError, GenerationInputError, LLMAuthError, LLMRequestError, RateLimitedError
 from clinassay.generation.parser import MentionList, printable
 from clinassay.generation.prompts import Prompt
 
-EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
-"""How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""
-
-EMBEDDED_MAX_TOKENS = 160
 _LOCAL_KEY = "sk-local-no-key"  # placeholder for local servers that need none (OpenAI clients insist on one)
 
 
@@ -80,23 +77,23 @@ class RatePacer:
             await asyncio.sleep(slot - now)
 
 
-def resolve_api_key(model: ModelConfig) -> str | None:
+def resolve_api_key(model: LiteLLMModel) -> str | None:
     """The key from the environment variable the config names; None lets LiteLLM use its own defaults."""
     if model.key_env is None:
         # local servers (vLLM, Ollama, llama.cpp) want no key but OpenAI clients insist on one; anything
         # else keeps LiteLLM's own defaults (OPENAI_API_KEY, GEMINI_API_KEY, ...)
-        return _LOCAL_KEY if model.kind == "embedded" or _is_local(model.api_base) else None
+        return _LOCAL_KEY if _is_local(model.api_base) else None
     return _from_environment(model, model.key_env, "api_key_env" if model.api_key_env else "litellm_params.api_key")
 
 
-def _from_environment(model: ModelConfig, name: str, where: str) -> str:
+def _from_environment(model: LiteLLMModel, name: str, where: str) -> str:
     value = os.environ.get(name)
     if not value:
         raise GenerationInputError(f"model '{model.name}': environment variable {name} ({where}) is not set or empty")
     return value
 
 
-def resolve_params(model: ModelConfig) -> dict[str, Any]:
+def resolve_params(model: LiteLLMModel) -> dict[str, Any]:
     """The deployment's `litellm_params` with every `os.environ/NAME` value read from the environment
     (a missing variable fails here, before any request, naming it), the key left to `resolve_api_key`."""
 
@@ -133,17 +130,14 @@ def _is_local(api_base: str | None) -> bool:
 class LLMClient:
     """Calls configured models (groups) by name. Builds its Router lazily, on the first call."""
 
-    def __init__(self, models: list[ModelConfig], *, api_bases: dict[str, str] | None = None,
-                 routing_strategy: RoutingStrategy = "simple-shuffle") -> None:
-        self.groups: dict[str, list[ModelConfig]] = {}
+    def __init__(self, models: list[LiteLLMModel], *, routing_strategy: RoutingStrategy = "simple-shuffle") -> None:
+        self.groups: dict[str, list[LiteLLMModel]] = {}
         for m in models:
-            if m.kind != "terminology":
-                self.groups.setdefault(m.name, []).append(m)
+            self.groups.setdefault(m.name, []).append(m)
         self.models = {name: group[0] for name, group in self.groups.items()}
         """Each group's settings (its first deployment: the group settings agree, see GenerationConfig)."""
         self.deployment_ids = {id(m): f"{name}/{i}" for name, group in self.groups.items() for i, m in enumerate(group)}
         self._by_id = {self.deployment_ids[id(m)]: m for group in self.groups.values() for m in group}
-        self.api_bases = dict(api_bases or {})
         self.routing_strategy = routing_strategy
         self._router: Any = None
         self._pacers = {name: RatePacer(_group_rpm(group)) for name, group in self.groups.items()}
@@ -159,22 +153,20 @@ class LLMClient:
                 resolve_params(m)
 
     def litellm_model(self, name: str) -> str:
-        m = self.models[name]
-        return EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model
+        return self.models[name].model
 
-    def _deployment(self, m: ModelConfig) -> dict[str, Any]:
+    def _deployment(self, m: LiteLLMModel) -> dict[str, Any]:
         """One Router deployment: the table's `litellm_params` (resolved), then what clinassay sets itself."""
         params: dict[str, Any] = resolve_params(m)
         params.update({
-            "model": EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model,
+            "model": m.model,
             "timeout": m.timeout_s,
             # a group's requests run `sum(max_concurrency)` at a time and the Router, not clinassay, picks
             # the deployment: a deployment held to its own share would refuse what it is handed
             "max_parallel_requests": sum(d.max_concurrency for d in self.groups[m.name]),
         })
-        api_base = self.api_bases.get(m.name, m.api_base)
-        if api_base:
-            params["api_base"] = api_base
+        if m.api_base:
+            params["api_base"] = m.api_base
         key = resolve_api_key(m)
         if key is not None:
             params["api_key"] = key
@@ -197,8 +189,8 @@ class LLMClient:
         or LiteLLM's table knows it."""
         return all(self._deployment_priced(m) for m in self.groups[name])
 
-    def _deployment_priced(self, m: ModelConfig) -> bool:
-        if m.kind == "embedded" or m.input_cost_per_token is not None or m.output_cost_per_token is not None:
+    def _deployment_priced(self, m: LiteLLMModel) -> bool:
+        if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
             return True
         if m.model not in self._priced:
             litellm = _litellm()
@@ -242,8 +234,9 @@ class LLMClient:
             if isinstance(obj, aiohttp.ClientSession) and not obj.closed and getattr(obj, "_loop", loop) is loop:
                 await obj.close()
 
-    async def complete(self, name: str, prompt: Prompt, *, temperature: float | None, seed: int | None) -> Completion:
-        """One reply for `prompt` from model `name`, after the Router's retries and fallbacks."""
+    async def complete(self, name: str, prompt: Prompt, *, temperature: float | None, seed: int | None,
+                       stop: list[str] | None = None) -> Completion:
+        """One reply for `prompt` from model `name`, after the Router's retries and fallbacks; `stop` ends it."""
         litellm = _litellm()
 
         m = self.models[name]
@@ -259,11 +252,9 @@ class LLMClient:
             kwargs["temperature"] = temperature
         if seed is not None:
             kwargs["seed"] = seed
-        if m.kind == "embedded":
-            # the few-shot prompt ends inside a list: its end (or the line's) ends the answer
-            kwargs["stop"] = ["\n", "]"]
-            kwargs["max_tokens"] = min(m.max_tokens, EMBEDDED_MAX_TOKENS)
-        elif m.structured_output:
+        if stop is not None:
+            kwargs["stop"] = stop
+        if m.structured_output:
             kwargs["response_format"] = _response_format(m.model)
         try:
             response = await self.router().acompletion(**kwargs)
@@ -320,7 +311,7 @@ class LLMClient:
         return Completion(
             text=self.scrub(text or ""),
             served_by=m.name,
-            litellm_model=EMBEDDED_LITELLM_MODEL if m.kind == "embedded" else m.model,
+            litellm_model=m.model,
             input_tokens=tin,
             output_tokens=tout,
             cost_usd=_cost(m, response, hidden, tin, tout) if self._deployment_priced(m) else None,
@@ -336,7 +327,7 @@ class LLMClient:
         return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _group_rpm(group: list[ModelConfig]) -> int | None:
+def _group_rpm(group: list[LiteLLMModel]) -> int | None:
     """A group's pace: the sum of its deployments' rpm; unpaced when one of them sets none."""
     return sum(m.rpm for m in group) if all(m.rpm for m in group) else None  # type: ignore[misc]
 
@@ -364,10 +355,8 @@ def _price_unknown_errors(litellm: Any) -> tuple[type[Exception], ...]:
     return (ValueError, KeyError, TypeError, *extra)
 
 
-def _cost(m: ModelConfig, response: Any, hidden: dict, tin: int, tout: int) -> float | None:
+def _cost(m: LiteLLMModel, response: Any, hidden: dict, tin: int, tout: int) -> float | None:
     """Configured prices win; else LiteLLM's price table; None when nobody knows the price."""
-    if m.kind == "embedded":
-        return 0.0
     if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
         return tin * (m.input_cost_per_token or 0.0) + tout * (m.output_cost_per_token or 0.0)
     cost = hidden.get("response_cost")
@@ -380,10 +369,8 @@ def _cost(m: ModelConfig, response: Any, hidden: dict, tin: int, tout: int) -> f
         return None
 
 
-def estimate_cost(m: ModelConfig, input_tokens: int, output_tokens: int) -> float | None:
+def estimate_cost(m: LiteLLMModel, input_tokens: int, output_tokens: int) -> float | None:
     """Price of a planned request, for the dry run; None when the model is not priced."""
-    if m.kind in ("embedded", "terminology"):
-        return 0.0
     if m.input_cost_per_token is not None or m.output_cost_per_token is not None:
         return input_tokens * (m.input_cost_per_token or 0.0) + output_tokens * (m.output_cost_per_token or 0.0)
     litellm = _litellm()

@@ -1,69 +1,22 @@
-"""The sampling plan: codes x languages x models x tasks x samples, each a request with a stable key.
-
-The key (model, prompt hash, code, language, sample index, seed, task) is what resume matches on:
-the same config over the same terminology always yields the same keys, and any change to a prompt
-changes its hash and so its key.
+"""The sampling plan: codes x languages x models x tasks x samples, each a request with a stable key
+(generation/requests.py); each generator makes its own requests (generation/generators.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from clinassay.generation.config import GenerationConfig, ModelConfig
-from clinassay.generation.prompts import Prompt, Style, render_prompt
-from clinassay.generation.records import Task
-from clinassay.generation.short_forms import short_form
+from clinassay.generation.config import GenerationConfig
+from clinassay.generation.generators import generators, terminology_mentions
+from clinassay.generation.requests import Request, prompt_context
 from clinassay.terminology.errors import ClinassayInputError
 
-MAX_SIBLINGS_IN_PROMPT = 8
-MAX_EXCLUDES_IN_PROMPT = 8
-
-
-@dataclass(frozen=True)
-class Request:
-    """One call to one generator. For a hard negative, `code` is the sibling the mentions belong to
-    and `negative_of` the code they must not be confused with."""
-
-    model: str
-    litellm_model: str | None
-    kind: str
-    task: Task
-    code: str
-    language: str
-    sample_index: int
-    seed: int
-    temperature: float | None
-    n: int
-    prompt: Prompt | None = None
-    negative_of: str | None = None
-    static_mentions: tuple[tuple[str, str], ...] = ()
-    """Terminology generator only: (text, label source) pairs taken from the terminology."""
-    key: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", request_key(self))
-
-    @property
-    def prompt_hash(self) -> str:
-        """The rendered prompt's hash; for the terminology generator, a hash of the labels used."""
-        if self.prompt is not None:
-            return self.prompt.prompt_hash
-        return hashlib.sha256(repr(self.static_mentions).encode("utf-8")).hexdigest()[:16]
-
-
-def request_key(r: Request) -> str:
-    h = hashlib.sha256()
-    for part in (r.model, r.litellm_model or "", r.prompt_hash, r.code, r.language, str(r.sample_index),
-                 str(r.seed), r.task, r.negative_of or ""):
-        h.update(part.encode("utf-8"))
-        h.update(b"\x1f")
-    return h.hexdigest()[:24]
+__all__ = ["Plan", "Request", "build_plan", "prompt_context", "read_codes_file", "select_codes", "stratified_sample",
+           "terminology_mentions"]  # Request, prompt_context, terminology_mentions: where they lived before
 
 
 # ----------------------------------------------------------------------------------------- codes
@@ -136,38 +89,6 @@ def _chapter_order(chapter: str) -> tuple[int, str]:
     return (int(chapter), chapter) if str(chapter).isdigit() else (10_000, str(chapter))
 
 
-# --------------------------------------------------------------------------------------- prompts
-def prompt_context(term: Any, code: str, language: str, *, n: int = 5, other: str | None = None) -> dict[str, Any]:
-    """Everything a template may show about a code: titles, parent, siblings, inclusions, excludes."""
-    c = term.get(code)
-    parent = term.find(c.parent) if getattr(c, "parent", None) else None
-    siblings = [term.get(s) for s in term.siblings(code) if s != c.code][:MAX_SIBLINGS_IN_PROMPT]
-    excludes = list(c.excludes1) + list(c.excludes2)
-    ctx: dict[str, Any] = {
-        "code": c,
-        "language": language,
-        "n": n,
-        "target_label": _native_label(term, c.code, language),
-        "parent": parent,
-        "siblings": siblings,
-        "excludes": excludes[:MAX_EXCLUDES_IN_PROMPT],
-    }
-    if other is not None:
-        o = term.get(other)
-        ctx["other"] = o
-        ctx["other_label"] = _native_label(term, o.code, language)
-    return ctx
-
-
-def _native_label(term: Any, code: str, language: str) -> str | None:
-    if language == "en":
-        return None  # the English title is shown already
-    label = term.label(code, language)
-    if label is None or label.precision != "exact":
-        return None
-    return label.text
-
-
 # ------------------------------------------------------------------------------------------ plan
 @dataclass
 class Plan:
@@ -181,7 +102,7 @@ class Plan:
     def expected_pairs(self) -> dict[str, int]:
         out: Counter[str] = Counter()
         for r in self.requests:
-            out[r.model] += len(r.static_mentions) if r.kind == "terminology" else r.n
+            out[r.model] += r.n
         return dict(out)
 
 
@@ -189,81 +110,9 @@ def build_plan(term: Any, config: GenerationConfig, *, codes: list[str] | None =
     """All requests of a run, in a stable order (model, code, language, task, sample)."""
     codes = codes if codes is not None else select_codes(term, config)
     requests: list[Request] = []
-    for model in config.generators():  # a model group is asked once; its Router picks the deployment
-        for code in codes[: model.max_codes]:
+    for generator in generators(config).values():  # a model group is one generator; its Router picks the deployment
+        for code in codes[: generator.config.max_codes]:
             for language in config.languages:
                 for task in config.tasks:
-                    requests.extend(_requests_for(term, config, model, code, language, task))
+                    requests.extend(generator.requests(term, config, code, language, task))
     return Plan(requests=requests, codes=codes, config=config)
-
-
-def _requests_for(term: Any, config: GenerationConfig, model: ModelConfig, code: str, language: str,
-                  task: Task) -> Iterable[Request]:
-    if model.kind == "terminology":
-        yield from _terminology_requests(term, config, model, code, language, task)
-        return
-    style: Style = "fewshot" if model.kind == "embedded" else "instruct"
-    for sample_index in range(config.samples_per_code):
-        other = None
-        if task == "hard_negative":
-            other = pick_sibling(term, code, seed=config.seed, sample_index=sample_index)
-            if other is None:
-                continue  # a code without siblings has no hard negatives
-        prompt = render_prompt(task, prompt_context(term, code, language, n=config.mentions_per_code, other=other), style=style)
-        yield Request(
-            model=model.name, litellm_model=model.model, kind=model.kind, task=task,
-            code=other or code, negative_of=code if other else None, language=language,
-            sample_index=sample_index, seed=config.seed, temperature=model.temperature,
-            n=config.mentions_per_code, prompt=prompt,
-        )
-
-
-def pick_sibling(term: Any, code: str, *, seed: int, sample_index: int) -> str | None:
-    siblings = sorted(s for s in term.siblings(code) if s != code)
-    if not siblings:
-        return None
-    return random.Random(f"{seed}:{code}:{sample_index}").choice(siblings)
-
-
-def _terminology_requests(term: Any, config: GenerationConfig, model: ModelConfig, code: str,
-                          language: str, task: Task) -> Iterable[Request]:
-    """Real labels as pairs: ICD-10-CM title and inclusion terms in English, exact native labels else."""
-    other = None
-    if task == "hard_negative":
-        other = pick_sibling(term, code, seed=config.seed, sample_index=0)
-        if other is None:
-            return
-    target = other or code
-    items = terminology_mentions(term, target, language, sources=model.sources, short_forms=model.short_forms)
-    if items:
-        yield Request(
-            model=model.name, litellm_model=None, kind="terminology", task=task, code=target,
-            negative_of=code if other else None, language=language, sample_index=0, seed=config.seed,
-            temperature=None, n=len(items), static_mentions=tuple(items),
-        )
-
-
-def terminology_mentions(term: Any, code: str, language: str, *, sources: list[str],
-                         short_forms: bool = False) -> list[tuple[str, str]]:
-    """(text, source) pairs; with `short_forms`, each label's short form follows it as `SOURCE:short`."""
-    c = term.get(code)
-    items: list[tuple[str, str]] = []
-    if language == "en":
-        if "icd10cm" in sources:
-            items = [(c.title, "icd10cm")] + [(t, "icd10cm") for t in c.inclusion_terms]
-    else:
-        label = term.label(code, language)
-        if label is not None and label.precision == "exact":
-            family = label.source.split(":", 1)[0]
-            if family in sources:
-                items = [(label.text, label.source)]
-    if short_forms:
-        items = [x for text, source in items
-                 for x in ((text, source), (short_form(text, language), f"{source}:short")) if x[0]]
-    seen: set[str] = set()
-    unique = []
-    for text, source in items:
-        if text.casefold() not in seen:
-            seen.add(text.casefold())
-            unique.append((text, source))
-    return unique

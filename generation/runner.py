@@ -1,7 +1,8 @@
 """Run a plan: requests run concurrently per model, replies become pairs or rejects, on disk at once.
 
-Each model gets `max_concurrency` workers (its asyncio concurrency), paced by its `rpm`; the LLM
-client's Router retries and falls back. Finished requests are flushed to disk in small batches
+Each generator gets as many workers as its concurrency (generation/generators.py: a model group's
+`max_concurrency`, one for the embedded model), paced by its `rpm`; the LLM client's Router retries
+and falls back. Finished requests are flushed to disk in small batches
 (fsync'ed), so an interrupted run resumes where it stopped (see `generation.store`).
 """
 
@@ -11,32 +12,22 @@ import asyncio
 import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from clinassay.generation.budget import Budget
 from clinassay.generation.config import GenerationConfig
 from clinassay.generation.errors import GenerationInputError, LLMAuthError, LLMRequestError
+from clinassay.generation.generators import Generator, generators, llm_deployments
 from clinassay.generation.llm import BadReplyError, Completion, LLMClient, quiet_litellm
-from clinassay.generation.parser import has_lone_surrogate, parse_mentions, printable
 from clinassay.generation.plan import Plan, Request, build_plan
 from clinassay.generation.progress import Progress
 from clinassay.generation.records import Pair, Reject
+from clinassay.generation.replies import (bad_reply_reject, clinassay_version, failed_reject, reply_to_pairs,
+                                          terminology_pairs)
 from clinassay.generation.store import PairStore, ResumeState
 
-TERMINOLOGY_PROMPT_ID = "terminology/v1"
-
-
-@lru_cache(maxsize=1)
-def clinassay_version() -> str:
-    try:
-        return version("clinassay")
-    except PackageNotFoundError:
-        return "0.0.0+local"
-
+__all__ = ["RunSummary", "clinassay_version", "generate", "reply_to_pairs", "run_requests", "terminology_pairs"]
 
 @dataclass
 class RunSummary:
@@ -105,17 +96,17 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
     budget = Budget(max_cost_usd=config.max_cost_usd, max_requests=config.max_requests,
                     cost_usd=state.cost_usd, requests=state.requests)
     show = config.progress if progress is None else progress
-    llm_models = {r.model for r in pending if r.kind != "terminology"}
+    by_name = generators(config)
+    llm_models = {r.model for r in pending if by_name[r.model].calls_llm}
     with contextlib.ExitStack() as stack:
         api_bases = {}
-        embedded = [m for m in config.models if m.kind == "embedded" and m.name in llm_models]
-        if embedded:
+        local = [name for name in llm_models if by_name[name].local_server]
+        if local:
             from clinassay.generation.embedded import EmbeddedServer
 
             server = stack.enter_context(EmbeddedServer())
-            api_bases = {m.name: server.api_base for m in embedded}
-        client = LLMClient([m for m in config.models if m.name in llm_models or m.kind != "terminology"],
-                           api_bases=api_bases, routing_strategy=config.routing_strategy)
+            api_bases = {name: server.api_base for name in local}
+        client = LLMClient(llm_deployments(config, api_bases), routing_strategy=config.routing_strategy)
         if llm_models:
             client.check_credentials()
         stack.enter_context(quiet_litellm())
@@ -123,10 +114,9 @@ def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = No
         if config.processes > 1 and llm_models:
             from clinassay.generation.shards import run_sharded
 
-            local = [r for r in pending if r.kind == "terminology"]
-            asyncio.run(run_requests(local, config=config, store=store, client=client, budget=budget,
-                                     summary=summary, progress=show, bar=bar))
-            run_sharded([r for r in pending if r.kind != "terminology"], config=config, store=store,
+            asyncio.run(run_requests([r for r in pending if r.model not in llm_models], config=config, store=store,
+                                     client=client, budget=budget, summary=summary, progress=show, bar=bar))
+            run_sharded([r for r in pending if r.model in llm_models], config=config, store=store,
                         budget=budget, summary=summary, bar=bar, api_bases=api_bases, processes=config.processes)
         else:
             asyncio.run(run_requests(pending, config=config, store=store, client=client, budget=budget,
@@ -144,10 +134,7 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
     queues: dict[str, deque[Request]] = {}
     for r in requests:
         queues.setdefault(r.model, deque()).append(r)
-    # llama.cpp answers one request at a time: more workers would only queue (and time out) there
-    concurrency: Counter[str] = Counter()  # a model group: the sum of its deployments' concurrency
-    for m in config.models:
-        concurrency[m.name] += 1 if m.kind in ("embedded", "terminology") else m.max_concurrency
+    by_name = generators(config)
     stopped_models: set[str] = set()
 
     with contextlib.ExitStack() as stack:
@@ -173,21 +160,17 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
             bar.update(pairs=len(pairs), rejects=len(rejects), tokens=tokens,
                        cost_usd=completion.cost_usd if completion else 0.0)
 
-        async def worker(model: str, queue: deque[Request]) -> None:
+        async def worker(model: str, generator: Generator, queue: deque[Request]) -> None:
             while queue and model not in stopped_models:
                 r = queue[0]
-                if r.kind == "terminology":
-                    queue.popleft()
-                    record(r, terminology_pairs(r), [], None)
-                    continue
-                if not budget.allows_another():
+                if generator.calls_llm and not budget.allows_another():
                     return
                 queue.popleft()
-                budget.start()
-                summary.requests += 1
-                seed = int(r.key[:8], 16) % (2**31)
+                if generator.calls_llm:
+                    budget.start()
+                    summary.requests += 1
                 try:
-                    completion = await client.complete(r.model, r.prompt, temperature=r.temperature, seed=seed)
+                    answer = await generator.answer(r, client, max_mentions=config.max_mentions_per_reply)
                 except LLMAuthError as exc:
                     stopped_models.add(model)
                     summary.notes.append(f"model '{model}' stopped: {exc}")
@@ -205,11 +188,11 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
                     summary.count(r.model, "bad_replies")
                     record(r, [], [bad_reply_reject(r, client, exc)], None)
                     continue
-                budget.spend(completion.cost_usd)
-                pairs, rejects = reply_to_pairs(r, completion, max_mentions=config.max_mentions_per_reply)
-                if not pairs:
-                    summary.count(r.model, "bad_replies")
-                record(r, pairs, rejects, completion)
+                if answer.completion is not None:
+                    budget.spend(answer.completion.cost_usd)
+                    if not answer.pairs:
+                        summary.count(r.model, "bad_replies")
+                record(r, answer.pairs, answer.rejects, answer.completion)
 
         async def flusher() -> None:
             while True:
@@ -218,7 +201,7 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
 
         flush_task = asyncio.create_task(flusher())
         try:
-            workers = [worker(name, q) for name, q in queues.items() for _ in range(concurrency.get(name, 1))]
+            workers = [worker(name, by_name[name], q) for name, q in queues.items() for _ in range(by_name[name].concurrency)]
             await asyncio.gather(*workers)
         finally:
             flush_task.cancel()
@@ -228,87 +211,3 @@ async def run_requests(requests: list[Request], *, config: GenerationConfig, sto
             await client.aclose()
     summary.remaining = sum(len(q) for q in queues.values())
     return summary
-
-
-# ------------------------------------------------------------------------------- reply -> records
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def reply_to_pairs(r: Request, c: Completion, *, max_mentions: int = 50) -> tuple[list[Pair], list[Reject]]:
-    """The pairs a reply makes (at most `max_mentions`), and rejects for what it did not (kept with the
-    raw text and why). Never raises on what a server sent: a bad reply must not stop the run."""
-    assert r.prompt is not None
-    common = dict(code=r.code, language=r.language, litellm_model=c.litellm_model, task=r.task,
-                  sample_index=r.sample_index, prompt_id=r.prompt.prompt_id, prompt_hash=r.prompt.prompt_hash,
-                  created_at=_now(), clinassay_version=clinassay_version(), request_key=r.key)
-    mentions = parse_mentions(c.text, prefill=r.prompt.prefill)
-    rejects = []
-    kept = []
-    for m in mentions:
-        if has_lone_surrogate(m):
-            rejects.append(Reject(reason="invalid_item", detail="the mention holds a lone surrogate (not text)",
-                                  raw=printable(m), model=c.served_by, cost_usd=0.0, **common))
-        elif m.replace(".", "").casefold() == r.code.replace(".", "").casefold():
-            rejects.append(Reject(reason="invalid_item", detail="the mention is the code itself", raw=m,
-                                  model=c.served_by, cost_usd=0.0, **common))
-        else:
-            kept.append(m)
-    if len(kept) > max_mentions:
-        dropped = kept[max_mentions:]
-        kept = kept[:max_mentions]
-        rejects.append(Reject(reason="invalid_item", model=c.served_by, cost_usd=0.0,
-                              detail=f"the reply held {len(kept) + len(dropped):,} mentions; only the first "
-                                     f"{max_mentions} are kept (max_mentions_per_reply)",
-                              raw=_capped("\n".join(dropped)), **common))
-    usage = dict(input_tokens=c.input_tokens, output_tokens=c.output_tokens)
-    if not kept:
-        reason = "empty" if not c.text.strip() or mentions else "unparseable"
-        detail = "no mention in the reply" if reason == "empty" else "no mention list could be read from the reply"
-        rejects.append(Reject(reason=reason, detail=detail, raw=_capped(printable(c.text)), model=c.served_by,
-                              cost_usd=c.cost_usd, **usage, **common))
-        return [], rejects
-    share = None if c.cost_usd is None else c.cost_usd / len(kept)
-    pairs = [
-        Pair(mention=m, model=c.served_by, negative_of=r.negative_of, seed=r.seed, temperature=r.temperature,
-             cost_usd=share, request_pairs=len(kept), **usage, **common).ensure_id()
-        for m in kept
-    ]
-    return pairs, rejects
-
-
-RAW_CHARS = 20_000
-"""A reject keeps this much of a reply's raw text (a runaway reply is not copied whole)."""
-
-
-def _capped(text: str) -> str:
-    return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + f"... ({len(text):,} characters)"
-
-
-def bad_reply_reject(r: Request, client: LLMClient, exc: BadReplyError) -> Reject:
-    """A reply that could not be read at all (no choices, ...): final, with what the server sent."""
-    return Reject(reason=exc.reason, detail=str(exc), raw=_capped(printable(exc.raw)), code=r.code, language=r.language,
-                  model=r.model, litellm_model=client.litellm_model(r.model), task=r.task,
-                  sample_index=r.sample_index, prompt_id=r.prompt.prompt_id if r.prompt else None,
-                  prompt_hash=r.prompt.prompt_hash if r.prompt else None, created_at=_now(),
-                  request_key=r.key, input_tokens=exc.input_tokens, output_tokens=exc.output_tokens,
-                  cost_usd=0.0, clinassay_version=clinassay_version())
-
-
-def failed_reject(r: Request, client: LLMClient, detail: str) -> Reject:
-    return Reject(reason="request_failed", detail=detail, raw="", code=r.code, language=r.language,
-                  model=r.model, litellm_model=client.litellm_model(r.model), task=r.task,
-                  sample_index=r.sample_index, prompt_id=r.prompt.prompt_id if r.prompt else None,
-                  prompt_hash=r.prompt.prompt_hash if r.prompt else None, created_at=_now(),
-                  request_key=r.key, cost_usd=0.0, clinassay_version=clinassay_version())
-
-
-def terminology_pairs(r: Request) -> list[Pair]:
-    return [
-        Pair(mention=text, code=r.code, language=r.language, model=f"terminology:{source}", litellm_model=None,
-             task=r.task, negative_of=r.negative_of, prompt_id=TERMINOLOGY_PROMPT_ID, prompt_hash=r.prompt_hash,
-             seed=r.seed, temperature=None, sample_index=r.sample_index, request_key=r.key, created_at=_now(),
-             input_tokens=0, output_tokens=0, cost_usd=0.0, clinassay_version=clinassay_version(),
-             request_pairs=len(r.static_mentions)).ensure_id()
-        for text, source in r.static_mentions
-    ]

@@ -11,18 +11,18 @@ of a single process. The budget is divided among the shards.
 from __future__ import annotations
 
 import asyncio
-import math
 import multiprocessing
 import os
 import queue as queue_module
 import threading
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Collection
 
 from clinassay.generation.budget import Budget
 from clinassay.generation.config import GenerationConfig
 from clinassay.generation.errors import GenerationError
+from clinassay.generation.generators import generators, llm_deployments
 from clinassay.generation.llm import LLMClient, quiet_litellm
 from clinassay.generation.plan import Request
 from clinassay.generation.progress import Progress
@@ -54,12 +54,13 @@ class ShardSink:
             self._batch = []
 
 
-def shard_requests(requests: list[Request], n: int) -> list[list[Request]]:
-    """Round-robin, except the embedded model's requests, which stay together (its server is serial)."""
+def shard_requests(requests: list[Request], n: int, *, serial: Collection[str] = ()) -> list[list[Request]]:
+    """Round-robin, except the requests of the generators named in `serial`, which stay together (the
+    embedded model's server answers one at a time)."""
     shards: list[list[Request]] = [[] for _ in range(n)]
     i = 0
     for r in requests:
-        if r.kind == "embedded":
+        if r.model in serial:
             shards[0].append(r)
         else:
             shards[i % n].append(r)
@@ -68,10 +69,7 @@ def shard_requests(requests: list[Request], n: int) -> list[list[Request]]:
 
 
 def _divided(config: GenerationConfig, n: int) -> GenerationConfig:
-    models = [m.model_copy(update={"max_concurrency": max(1, math.ceil(m.max_concurrency / n)),
-                                   "rpm": max(1, math.ceil(m.rpm / n)) if m.rpm else None})
-              for m in config.models]
-    return config.model_copy(update={"models": models, "processes": 1})
+    return config.model_copy(update={"models": [m.share(n) for m in config.models], "processes": 1})
 
 
 def _shard_main(config_json: str, requests: list[Request], api_bases: dict[str, str], max_requests: int | None,
@@ -81,8 +79,7 @@ def _shard_main(config_json: str, requests: list[Request], api_bases: dict[str, 
     config = GenerationConfig.model_validate_json(config_json)
     summary = RunSummary()
     budget = Budget(max_cost_usd=max_cost_usd, max_requests=max_requests)
-    client = LLMClient([m for m in config.models if m.kind != "terminology"], api_bases=api_bases,
-                       routing_strategy=config.routing_strategy)
+    client = LLMClient(llm_deployments(config, api_bases), routing_strategy=config.routing_strategy)
     sink = ShardSink(channel)
     with quiet_litellm():
         client.router()  # import LiteLLM and build the Router before saying ready
@@ -102,7 +99,8 @@ def run_sharded(requests: list[Request], *, config: GenerationConfig, store: Pai
 
     Returns the monotonic time at which the last worker was ready (started and LiteLLM imported).
     """
-    shards = shard_requests(requests, processes)
+    serial = {name for name, g in generators(config).items() if g.local_server}
+    shards = shard_requests(requests, processes, serial=serial)
     if not shards:
         return None
     n = len(shards)
