@@ -29,6 +29,7 @@ from clinassay.generation.store import PairStore, ResumeState
 
 __all__ = ["RunSummary", "clinassay_version", "generate", "reply_to_pairs", "run_requests", "terminology_pairs"]
 
+
 @dataclass
 class RunSummary:
     planned: int = 0
