@@ -98,6 +98,7 @@ class ModelConfig(BaseModel):
     its head stays balanced): lets a slow or costly model cover fewer codes than a cheap one."""
 
     def __new__(cls, /, **data: Any) -> "ModelConfig":
+        # ModelConfig(**table) builds the kind's class (its __init__ then validates the table)
         return super().__new__(_class_for(data.get("model", EMBEDDED_MODEL)) if cls is ModelConfig else cls)
 
     @model_validator(mode="wrap")
@@ -110,7 +111,7 @@ class ModelConfig(BaseModel):
         if cls is ModelConfig:
             return kind.model_validate(data)
         if kind is not cls:
-            raise ValueError(f"model {data.get('model')!r} is not one of {cls.described}")
+            raise ValueError(f"model {data.get('model')!r} selects {kind.described}, not {cls.described}")
         return handler(data)
 
     def share(self, n: int) -> "ModelConfig":
@@ -120,6 +121,8 @@ class ModelConfig(BaseModel):
 
 class LLMModel(ModelConfig):
     """What the two LLM kinds share: limits, sampling, retries and prices (LiteLLM answers both)."""
+
+    described = "LLM models"
 
     rpm: int | None = Field(default=None, ge=1)
     """Requests per minute of this deployment: clinassay paces its requests to it (a model group: to
