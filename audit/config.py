@@ -72,6 +72,11 @@ class FitConfig(_Section):
     less_specific_severity: Severity = Field(
         "warn", description="the mention names a parent of the code (a WHO subcategory label for an ICD-10-CM code): "
                             "less specific, not wrong")
+    warn_from: Literal["lenient", "balanced", "strict"] | None = Field(
+        "strict",
+        description="pairs this stricter operating point would reject and the configured one passes are warned "
+                    "`doubtful_fit`, naming the code that fits better, so a likely wrong pair never passes unseen "
+                    "(none: no such warning)")
     unverified: bool = Field(True, description="warn when no code text resembles the mention, so it cannot pass unseen")
     unverified_below: float = Field(
         0.15, ge=0.0, le=1.0,
@@ -127,6 +132,11 @@ class LanguageConfig(_Section):
     vocabulary_vote: bool = Field(
         True, description="keep a mention the terminology's label vocabulary places in the requested language "
                           "(every word a label word of it, or more of them than of the detected language)")
+    dictionary_vote: bool = Field(
+        True, description="keep a mention every word of which the requested language's spelling lexicon holds "
+                          "(hunspell + the terminology's words, as [audit.spelling] loads it): 'antecedentes alergia a "
+                          "ácaros' is Spanish as well as Portuguese, whatever a detector guesses. Not for a language "
+                          "that borrows another's words ([audit.spelling] borrow: Catalan)")
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="detector confidence needed to call a mismatch")
     min_margin: float = Field(0.15, ge=0.0, le=1.0, description="detected language must beat the requested one by this much")
     mixed: bool = True

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
-from clinassay.audit.lexical import LexicalIndex, LexicalStanding, cached, node_texts
+from clinassay.audit.lexical import LexicalIndex, LexicalStanding, best_in_group, cached, hierarchy_ids, node_texts
 from clinassay.audit.text import normalize_text
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class FitScore:
     own_code: float | None = None  # dense cosine to the claimed code; None for header codes
     best_member: str | None = None  # best member node of the claimed category
     best_member_score: float | None = None
+    own_block_best: float | None = None  # dense: the best category of the claimed code's block
+    own_chapter_best: float | None = None  # dense: ... and of its chapter
     verified: "VerifierStanding | None" = None  # the learned verifier's logits, when it was asked
     reference: "ReferenceStanding | None" = None  # how the nearest coded reference mentions were coded
 
@@ -119,6 +121,15 @@ class FitScore:
             "lex_own": lex.own_category,
             "dense_member_gap": self.member_gap,
             "lex_member_gap": max(0.0, lex.best_member_score - lex.own_code),
+            # hierarchy: how far the claimed code's block / chapter is from the best category anywhere
+            "dense_block_gap": max(0.0, (self.best_category_score or 0.0) - (self.own_block_best or 0.0)),
+            "dense_chapter_gap": max(0.0, (self.best_category_score or 0.0) - (self.own_chapter_best or 0.0)),
+            "lex_block_gap": max(0.0, lex.best_category_score - lex.own_block_best),
+            "lex_chapter_gap": max(0.0, lex.best_category_score - lex.own_chapter_best),
+            # the claimed code itself, not its category's best text: a broad category (Z87 Personal history of
+            # other diseases) resembles many mentions that none of its codes does
+            "lex_own_code": lex.own_code,
+            "dense_own_code": self.own_code if self.own_code is not None else (self.own_category or 0.0),
         }
         if self.verified is not None:
             values.update(self.verified.features())
@@ -192,6 +203,8 @@ class _Grouped:
 
     def __init__(self, owners: list[str], counts: list[int], vectors: np.ndarray) -> None:
         self.owners = owners
+        self.blocks: np.ndarray | None = None  # per owner, set for the categories (hierarchy_ids)
+        self.chapters: np.ndarray | None = None
         self.starts = np.cumsum([0] + counts[:-1]).astype(np.int64)
         self.vectors = vectors
         self.position = {owner: i for i, owner in enumerate(owners)}
@@ -243,6 +256,7 @@ class CorpusFit:
             cats = [c for c in term.codes() if term.find(c).kind == "category"]
             texts = [node_texts(term, c, languages=self.languages) for c in cats]
             self._categories = _encode_groups([(cats, texts)], self.encoder, self.batch_size)[0]
+            self._categories.blocks, self._categories.chapters = hierarchy_ids(term, cats)
         return self._categories
 
     def _prepare_members(self, keys: Sequence[tuple[str, str]]) -> None:
@@ -314,7 +328,9 @@ class CorpusFit:
         best = int(order[0])
         out: dict = {"own_category": own_cat, "best_category": cats.owners[best],
                      "best_category_score": float(row_scores[best]), "category_rank": int((row_scores > own_cat).sum()),
-                     "top_categories": tuple((cats.owners[int(i)], round(float(row_scores[int(i)]), 4)) for i in order)}
+                     "top_categories": tuple((cats.owners[int(i)], round(float(row_scores[int(i)]), 4)) for i in order),
+                     "own_block_best": best_in_group(row_scores, cats.blocks, own_index),
+                     "own_chapter_best": best_in_group(row_scores, cats.chapters, own_index)}
         entry = self.terminology.find(code)
         members = self._members_of(code[:3], lang) if entry is not None and entry.billable else None
         if members is not None:

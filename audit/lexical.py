@@ -19,7 +19,7 @@ from clinassay.audit.text import normalize_text
 from clinassay.terminology.languages import LABELLED_LANGUAGES
 
 MAX_INCLUSION_TERMS = 6
-INDEX_FORMAT = "v4"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
+INDEX_FORMAT = "v5"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
 LABEL_LANGUAGES = LABELLED_LANGUAGES
 _INDEXES: dict[str, "LexicalIndex"] = {}
 
@@ -46,6 +46,29 @@ def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_
         if label is not None and label.text and (any_precision or label.precision == "exact"):
             texts.append(label.text)
     return list(dict.fromkeys(t for t in texts if t))
+
+
+def hierarchy_ids(terminology: Any, categories: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The block and the chapter of each category, as small integers. A right code's block and chapter
+    usually hold one of the categories a mention scores best against, even when the code itself ranks
+    low; a code from another block or chapter rarely does: the fit check compares the two."""
+    blocks: dict[str, int] = {}
+    chapters: dict[str, int] = {}
+    block_ids, chapter_ids = [], []
+    for category in categories:
+        entry = terminology.find(category)
+        block = (entry.parent or category) if entry is not None else category
+        chapter = str(entry.chapter) if entry is not None else category
+        block_ids.append(blocks.setdefault(block, len(blocks)))
+        chapter_ids.append(chapters.setdefault(chapter, len(chapters)))
+    return np.asarray(block_ids, dtype=np.int64), np.asarray(chapter_ids, dtype=np.int64)
+
+
+def best_in_group(scores: np.ndarray, groups: np.ndarray, own: int | None) -> float:
+    """The best score among the categories of group `own` (0 when the code has no category here)."""
+    if own is None:
+        return 0.0
+    return float(scores[groups == groups[own]].max())
 
 
 def char_ngram_vectorizer(*, min_df: int = 1, max_df: float = 1.0) -> Any:
@@ -94,6 +117,8 @@ class LexicalStanding:
     own_code: float  # the claimed code's best text (0 when it has none indexed)
     best_member_score: float  # best code of the claimed category
     best_member: str | None = None
+    own_block_best: float = 0.0  # the best category of the claimed code's block (audit/fit.py's hierarchy features)
+    own_chapter_best: float = 0.0  # ... and of its chapter
 
 
 class LexicalIndex:
@@ -121,6 +146,7 @@ class LexicalIndex:
         position = {c: i for i, c in enumerate(self.categories)}
         self.text_category = np.asarray([position[o[:3]] for o in owners], dtype=np.int64)
         self.category_position = position
+        self.category_block, self.category_chapter = hierarchy_ids(terminology, self.categories)
         self.category_starts = np.flatnonzero(np.r_[True, self.text_category[1:] != self.text_category[:-1]])
         self.category_ends = np.r_[self.category_starts[1:], len(owners)]
 
@@ -153,5 +179,7 @@ class LexicalIndex:
                 out.append(LexicalStanding(
                     own_category=own_cat, best_category=self.categories[best],
                     best_category_score=float(per_cat[best]), category_rank=int((per_cat > own_cat).sum()),
-                    own_code=own_code, best_member_score=best_member_score, best_member=best_member))
+                    own_code=own_code, best_member_score=best_member_score, best_member=best_member,
+                    own_block_best=best_in_group(per_cat, self.category_block, own_pos),
+                    own_chapter_best=best_in_group(per_cat, self.category_chapter, own_pos)))
         return out

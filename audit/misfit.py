@@ -26,6 +26,7 @@ from clinassay.audit.fit import CorpusFit, FitScore
 from clinassay.audit.fit_model import FitModels, FitVariant, reference_key
 
 HISTOGRAM_BINS = 10
+POINTS = ("lenient", "balanced", "strict")  # operating points, from the fewest rejections to the most
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
 
 
@@ -60,6 +61,7 @@ class MisfitJudge:
         self.official = 0
         self.levels: dict[str, int] = defaultdict(int)
         self.unverified = 0
+        self.doubtful = 0  # warned doubtful_fit: the stricter `warn_from` point would reject them
         self.attested: dict[str, int] = defaultdict(int)  # "fits" / "sibling" / "category": reference verdicts
         # generator -> language -> counts of the misfit probability (max of both models) in 10 bins
         self.histogram: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0] * HISTOGRAM_BINS))
@@ -96,6 +98,14 @@ class MisfitJudge:
             out[i] = replace(scores[i], verified=standing)
         return out
 
+    def _variant(self, score: FitScore) -> FitVariant:
+        """The fitted models that decide this pair without a verifier: dense or lexical, with the reference's
+        features when it has them."""
+        variant = self.dense if score.dense else self.lexical
+        if score.reference is not None:
+            variant = self.referenced.get(self.dense_name if score.dense else self.lexical_name, variant)
+        return variant
+
     def _probabilities(self, score: FitScore) -> tuple[float, float, float, Any]:
         """(category, member, shown misfit probability, operating point) under the variant that decides."""
         if self.verified is not None and score.dense:
@@ -105,9 +115,7 @@ class MisfitJudge:
                 return 0.0, 0.0, shown, point
             p_category, p_member = self.verified.category.probability(score), self.verified.member.probability(score)
             return p_category, p_member, max(p_category, p_member), point
-        variant = self.dense if score.dense else self.lexical
-        if score.reference is not None:
-            variant = self.referenced.get(self.dense_name if score.dense else self.lexical_name, variant)
+        variant = self._variant(score)
         point = variant.operating_points[self.config.operating_point]
         p_category, p_member = variant.category.probability(score), variant.member.probability(score)
         return p_category, p_member, max(p_category, p_member), point
@@ -136,6 +144,8 @@ class MisfitJudge:
             findings.append(self._less_specific(item, score.official_ancestor, official=True))
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
             findings.append(self._member_finding(item, score, p_member))
+        if not findings and attestation is None and not score.official:
+            findings += self._doubtful(item, score, p_category, p_member)
         if not findings and attestation is None and self.config.unverified and self._unverifiable(score):
             self.unverified += 1
             findings.append(Finding(
@@ -145,6 +155,23 @@ class MisfitJudge:
         for f in findings:
             self.levels[f.reason] += 1
         return findings
+
+    def _doubtful(self, item: Any, score: FitScore, p_category: float, p_member: float) -> list[Finding]:
+        """A pair the stricter `warn_from` operating point would reject: warned, with what that point's
+        finding would say, so reviewers see it and the gate does not fail on it."""
+        warn_from = self.config.warn_from
+        if warn_from is None or POINTS.index(warn_from) <= POINTS.index(self.config.operating_point):
+            return []
+        point = (self.verified if self.verified is not None and score.dense else self._variant(score)).operating_points[warn_from]
+        if p_category >= point.category:
+            finding = self._category_finding(item, score, p_category)
+        elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
+            finding = self._member_finding(item, score, p_member)
+        else:
+            return []
+        self.doubtful += 1
+        return [replace(finding, reason="doubtful_fit", severity="warn", score=min(finding.score, 0.5),
+                        detail=f"{warn_from} would reject it ({finding.reason.replace('_', ' ')}): {finding.detail}")]
 
     def _attested(self, item: Any, attestation: Any) -> list[Finding]:
         """Clinicians coded this mention before: their codes decide."""
@@ -242,6 +269,7 @@ class MisfitJudge:
                 "verifier": {"wanted": self.verifier_wanted, "used": self.verified_name is not None,
                              "asked": self.verifier_asked, "seconds": round(self.verifier_seconds, 3)},
                 "findings": dict(self.levels), "unverified": self.unverified,
+                "doubtful_fit": {"warn_from": self.config.warn_from, "warned": self.doubtful},
                 "reference": {"path": getattr(self.reference, "path", None), "verdicts": dict(self.attested),
                               "near_scored": self.near_scored}
                 if self.reference is not None else None,

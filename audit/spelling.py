@@ -258,6 +258,13 @@ class Lexicon:
     def __contains__(self, norm: str) -> bool:
         return norm in self.trie
 
+    def holds_as_written(self, word: str) -> bool:
+        """The word, accents and all, is a form the lexicon holds ('ácaros'; not 'insuficiència', whose
+        accent-free form is Spanish too): for deciding a language, where accents are the evidence."""
+        written = word.casefold()
+        norm = normalize_word(written)
+        return any((v[1:].decode("utf-8") or norm) == written for v in self.trie.get(norm) or ())
+
     def knows(self, norm: str) -> bool:
         """A word of the language: a dictionary form or clinical word, the cognate of a clinical word in
         this language or in English ('esplénicas', 'leucocitosis'), or an adjective of a known noun.
@@ -416,6 +423,14 @@ def load_lexicon(language: str, terminology, *, dictionary_dirs: Iterable[str | 
         lexicon._targets = meta["targets"]
     _LOADED[(language, digest)] = lexicon
     return lexicon
+
+
+def configured_lexicon(language: str, config, terminology) -> Lexicon:
+    """The lexicon of `language` as `[audit.spelling]` (`config`) asks for it: the one the spelling check
+    and the language check's dictionary vote both read."""
+    return load_lexicon(language, terminology, dictionary_dirs=config.dictionary_dirs,
+                        borrow=config.borrow.get(language, ()), cache_dir=config.cache_dir,
+                        min_target=max(2, config.long_word - 2))
 
 
 def _build(language: str, files: list[DictionaryFile], medical: list[DictionaryFile], terminology,

@@ -80,6 +80,39 @@ def test_no_official_term_is_ever_told_it_fits_another_code(auditor_factory, ter
     assert len(pairs) > 300 and told == []
 
 
+def test_the_standing_measures_how_far_the_codes_block_and_chapter_are_from_the_best_categories(terminology):
+    """The hierarchy features: a right code's block and chapter hold the best category (gap 0); a code of
+    another block of the same chapter is a block gap only; a code of another chapter is both gaps."""
+    from clinassay.audit.fit import CorpusFit
+    from clinassay.audit.text import normalize_text
+
+    fit = CorpusFit(terminology, languages=["es", "en"])
+    mention = normalize_text("infarto agudo de miocardio")
+    right, same_chapter, other_chapter = (fit.score([(None, mention, code, "es")])[0]
+                                          for code in ("I21.9", "I10", "J18.9"))
+    names = ["lex_block_gap", "lex_chapter_gap"]
+    assert right.features(names).tolist() == [0.0, 0.0]
+    block_gap, chapter_gap = same_chapter.features(names)
+    assert block_gap > 0 and chapter_gap == 0.0
+    block_gap, chapter_gap = other_chapter.features(names)
+    assert block_gap >= chapter_gap > 0
+    assert "lex_chapter_gap" in load_fit_models().variants[LEXICAL].category.features
+
+
+def test_a_pair_the_strict_point_would_reject_is_warned_not_passed_silently(auditor_factory):
+    """'hemopericardio secundario a rotura de infarto' -> G25.83 (a movement disorder) passes the balanced
+    lexical models; strict rejects it, so balanced warns it `doubtful_fit`, naming the code that fits."""
+    pair = ("hemopericardio secundario a rotura de infarto", "G25.83")
+    decision = _audit(auditor_factory(), *pair)
+    assert decision.accepted
+    doubtful = [f for f in decision.findings if f.reason == "doubtful_fit"]
+    assert doubtful and doubtful[0].severity == "warn" and doubtful[0].detail.startswith("strict would reject it")
+    assert doubtful[0].neighbour["code"].startswith("I")
+    assert not _audit(auditor_factory(warn_from=None), *pair).findings
+    strict = _audit(auditor_factory(operating_point="strict"), *pair)
+    assert not strict.accepted and not [f for f in strict.findings if f.reason == "doubtful_fit"]
+
+
 def test_stricter_operating_points_reject_at_least_as_much(auditor_factory):
     models = load_fit_models()
     for variant in models.variants.values():

@@ -209,6 +209,24 @@ def test_wrong_language_recall_on_the_labelled_pairs_stays_whole(term) -> None:
     assert len(wrong) >= 14 and missed == []
 
 
+def test_a_mention_made_of_words_of_the_requested_language_is_not_called_another(term) -> None:
+    """Short mentions often read as two languages: every word of 'antecedentes alergia a ácaros' is Spanish
+    (and Portuguese); lingua called it pt 0.62 vs es 0.27 and a correct CodiEsp pair was rejected. Accents
+    stay evidence: Catalan 'insuficiència' is no Spanish word, though its accent-free form is."""
+    from clinassay.audit.spelling import find_dictionaries
+
+    if find_dictionaries("es")[1]:
+        pytest.skip("hunspell-es is not installed")
+    rows = [("antecedentes alergia a ácaros", "Z91.048", "es"),
+            ("insuficiència cardíaca congestiva descompensada", "I50.9", "es")]
+    voted = _audit(Auditor(AuditConfig(embeddings=False), terminology=term), rows)
+    assert not [f for f in voted[0].findings if f.check == "language"], voted[0].findings
+    assert [f.reason for f in voted[1].findings if f.check == "language"] == ["wrong_language"]
+    unvoted = _audit(Auditor(AuditConfig.model_validate({"embeddings": False, "language": {"dictionary_vote": False}}),
+                             terminology=term), rows[:1])
+    assert [f.reason for f in unvoted[0].findings if f.check == "language"] == ["wrong_language"]
+
+
 # ---- 4. nonsense and non-codes -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("mention, reason", [

@@ -23,7 +23,7 @@ class ConsistencyCheck(Check):
     uses_embeddings = True
     summary_meaning = "share of checked pairs whose mention does not fit its code (rules, fit against the classification, or jury)"
     merged = ("jury_votes", "jury_agreement_sum", "jury_pairs")
-    judge_counters = ("checked", "official", "levels", "unverified", "attested", "near_scored", "histogram")  # MisfitJudge's, for info()
+    judge_counters = ("checked", "official", "levels", "unverified", "doubtful", "attested", "near_scored", "histogram")  # MisfitJudge's, for info()
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)

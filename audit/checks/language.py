@@ -4,7 +4,9 @@ light fallback. Short clinical strings fool every detector (eponyms, Latin, word
 languages), so a mismatch is only called when the signals agree: eponyms and acronyms are masked before
 detection, fewer than two content words (not names, not words every language's labels share) is
 "undetermined", the detector must be sure, and the terminology's own label vocabulary must not support
-the requested language (a term made of English label words is English, whatever the detector says)."""
+the requested language (a term made of English label words is English, whatever the detector says), nor
+its dictionary (a mention every word of which the requested language's spelling lexicon holds is usable in
+that language, even when it reads as another one too)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
 from clinassay.audit.lexicon import NAME_SHAPE, Vocabulary, label_vocabulary, vocabulary_words
+from clinassay.audit.spelling import configured_lexicon
 from clinassay.audit.text import normalize_text, strip_accents, words
 
 _LINGUA_NAMES = {"es": "SPANISH", "ca": "CATALAN", "pt": "PORTUGUESE", "fr": "FRENCH", "it": "ITALIAN", "en": "ENGLISH"}
@@ -106,7 +109,8 @@ def vocabulary_supports(tokens: list[str], requested: str, detected: str, vocabu
 class LanguageCheck(Check):
     name = "language"
     summary_meaning = "share of pairs written in another language than requested (or mixing languages)"
-    merged = ("confusion", "conf_sum", "conf_n", "too_short", "undetermined", "vetoed", "vetoed_by_reference")
+    merged = ("confusion", "conf_sum", "conf_n", "too_short", "undetermined", "vetoed", "vetoed_by_reference",
+              "vetoed_by_dictionary")
 
     def __init__(self, config, resources) -> None:
         super().__init__(config, resources)
@@ -117,6 +121,7 @@ class LanguageCheck(Check):
         self.undetermined = 0
         self.vetoed = 0
         self.vetoed_by_reference = 0
+        self.vetoed_by_dictionary = 0
         self._backend: str | None = None  # the detector that ran (known without loading it again)
 
     def check_chunk(self, chunk: Chunk) -> list[list[Finding]]:
@@ -161,6 +166,9 @@ class LanguageCheck(Check):
                 if cfg.vocabulary_vote and self._clinicians_words(tokens, item.language):
                     self.vetoed_by_reference += 1
                     continue
+                if cfg.dictionary_vote and self._dictionary_words(tokens, item.language):
+                    self.vetoed_by_dictionary += 1
+                    continue
                 out[i].append(Finding(
                     self.name, "wrong_language", float(conf[detected]),
                     f"written in {detected} (confidence {conf[detected]:.2f}), not in {item.language} "
@@ -187,6 +195,19 @@ class LanguageCheck(Check):
         known = reference.words(language)
         return all(strip_accents(t) in known for t in tokens)
 
+    def _dictionary_words(self, tokens: list[str], language: str) -> bool:
+        """Every word, as written with its accents, is a word of the requested language: its hunspell
+        dictionary or the terminology's own words in it (not a cognate or a near word). Short clinical strings
+        often read as two languages at once; one made only of words of the requested language is usable in
+        it. A language that borrows another's words (Catalan takes Spanish clinical words) has no say here."""
+        spelling = self.config.spelling
+        if not tokens or spelling.borrow.get(language):
+            return False
+        lexicon = configured_lexicon(language, spelling, self.resources.terminology)
+        if lexicon.missing:  # without its dictionaries a language knows only its labels' words
+            return False
+        return all(lexicon.holds_as_written(t) for t in tokens)
+
     def summary_value(self) -> float:
         return self.stats.flagged / self.seen if self.seen else 0.0
 
@@ -204,6 +225,7 @@ class LanguageCheck(Check):
             "undetermined": self.undetermined,
             "kept_by_label_vocabulary": self.vetoed,
             "kept_by_reference_vocabulary": self.vetoed_by_reference,
+            "kept_by_dictionary": self.vetoed_by_dictionary,
             "mean_confidence_requested": {l: round(self.conf_sum[l] / self.conf_n[l], 4) for l in self.conf_n},
             "requested_to_detected": dict(self.confusion.most_common()),
         }

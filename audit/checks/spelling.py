@@ -15,7 +15,7 @@ from typing import Any
 from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk, Item
-from clinassay.audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, load_lexicon, spelling_tokens
+from clinassay.audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, configured_lexicon, spelling_tokens
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,7 @@ class SpellingCheck(Check):
         lexicon = self._lexicons.get(language)
         if lexicon is None:
             cfg = self.config.spelling
-            lexicon = self._lexicons[language] = load_lexicon(
-                language, self.resources.terminology, dictionary_dirs=cfg.dictionary_dirs,
-                borrow=cfg.borrow.get(language, ()), cache_dir=cfg.cache_dir, min_target=max(2, cfg.long_word - 2))
+            lexicon = self._lexicons[language] = configured_lexicon(language, cfg, self.resources.terminology)
             if lexicon.missing:
                 log.warning("spelling: no hunspell dictionary %s for %s in %s: only the terminology's words are "
                             "known, so far fewer misspellings are found (install %s)", ", ".join(lexicon.missing),
