@@ -205,6 +205,15 @@ class SpellingConfig(_Section):
         default_factory=lambda: {"ca": ["es"]},
         description="languages whose terminology words also count as words of another: the terminology has no "
                     "Catalan labels, so Catalan takes the Spanish clinical vocabulary")
+    usage_zipf: float | None = Field(
+        1.0, ge=0.0, le=8.0,
+        description="a word wordfreq's large list of the language (web, subtitles, Wikipedia, books) has seen at least "
+                    "this often (Zipf scale: 1.0 is 10 times in a billion words) is in use, though no dictionary has "
+                    "it: 'acúfenos', 'yugal'; the LLMs' near-words ('esferocrítica', 'pneumção') are in none. None: off")
+    usage_typo_margin: float = Field(
+        2.0, ge=0.0,
+        description="... unless the word it is near is this much more common (Zipf, 2.0 = 100 times): then it is a "
+                    "typo people make too ('diabetis' 1.4 beside 'diabetes' 3.8)")
     cache_dir: str | None = Field(None, description="where the expanded lexicons are cached (default: the user's clinassay cache)")
     severity: Severity = Field(
         "fail", description="fail: on CodiEsp dev diagnoses (correct, real Spanish) 1.3% of mentions are flagged, a third "

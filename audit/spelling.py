@@ -18,6 +18,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -65,6 +66,15 @@ def spelling_tokens(text: str) -> Iterator[tuple[str, str]]:
         if (start and text[start - 1].isdigit()) or (end < len(text) and text[end].isdigit()):
             continue
         yield match.group(0), normalize_word(match.group(0))
+
+
+@lru_cache(maxsize=100_000)
+def usage_zipf(word: str, language: str) -> float:
+    """How often `word` is written in `language` (wordfreq's large list, Zipf scale; 0 when never seen).
+    Dictionaries lack much of clinical writing ('acúfenos', 'yugal'); a word people write is a word."""
+    import wordfreq
+
+    return float(wordfreq.zipf_frequency(word, language, wordlist="large"))
 
 
 # --- finding the dictionaries --------------------------------------------------------------------------

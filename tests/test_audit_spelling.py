@@ -93,6 +93,21 @@ def test_correct_clinical_mentions_are_not_flagged(terminology, mention, languag
 
 
 @needs_dictionaries
+def test_words_people_write_are_words_unless_they_are_a_common_words_typo(terminology) -> None:
+    """CodiEsp's 'acúfenos', 'yugal', 'narinas' are in no hunspell dictionary and were flagged; wordfreq
+    has seen each written in Spanish. 'diabetis' and 'aquise' are seen too, as typos of far more common
+    words: still flagged."""
+    words_in_use = [("acúfenos bilaterales", "es"), ("lesión mucosa yugal", "es"), ("narinas obstruidas", "es")]
+    typos = [("diabetis mellitus tipo 2", "es"), ("pneumonie aquise en communauté", "fr")]
+    check = _check(terminology)
+    found = _run(check, words_in_use + typos)
+    assert found[:3] == [[], [], []]
+    assert [f[0].neighbour["suggestion"] for f in found[3:]] == ["diabetes", "acquise"]
+    assert check.info()["known_from_usage"] == 3
+    assert all(_run(_check(terminology, usage_zipf=None), words_in_use))
+
+
+@needs_dictionaries
 def test_pairs_in_another_language_are_left_to_the_language_check(terminology) -> None:
     from clinassay.audit.findings import Finding
 

@@ -15,7 +15,8 @@ from typing import Any
 from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk, Item
-from clinassay.audit.spelling import DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, configured_lexicon, spelling_tokens
+from clinassay.audit.spelling import (DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES, Lexicon, configured_lexicon, spelling_tokens,
+                                      usage_zipf)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class SpellingCheck(Check):
     name = "spelling"
     summary_meaning = "share of checked pairs with a misspelt word (a non-word one or two edits from a known word)"
-    merged = ("words_checked", "unknown_far", "skipped_pairs", "attested_pairs", "reference_words_used",
+    merged = ("words_checked", "unknown_far", "skipped_pairs", "attested_pairs", "reference_words_used", "known_from_usage",
               "flagged_words")
 
     def __init__(self, config, resources) -> None:
@@ -34,6 +35,7 @@ class SpellingCheck(Check):
         self.skipped_pairs = 0
         self.attested_pairs = 0  # mentions the coded reference has, word for word: clinicians wrote them
         self.reference_words_used = 0  # words no lexicon has that clinicians wrote in the reference
+        self.known_from_usage = 0  # words no lexicon has that wordfreq has seen written in the language
         self.flagged_words: Counter = Counter()
         self._merged_lexicons: dict[str, dict[str, Any]] = {}  # lexicons other partitions' checks loaded
 
@@ -88,12 +90,24 @@ class SpellingCheck(Check):
             if found is None:
                 continue
             suggestion, distance, similarity = found
+            if self._in_use(written, suggestion, item.language):
+                self.known_from_usage += 1
+                continue
             self.flagged_words[norm] += 1
             out.append(Finding(
                 self.name, "misspelling", similarity,
                 f"'{written}' is not {_a(LANGUAGE_NAMES[item.language])} word; did you mean '{suggestion}'?",
                 cfg.severity, {"word": written, "suggestion": suggestion, "edits": distance}))
         return out
+
+    def _in_use(self, written: str, suggestion: str, language: str) -> bool:
+        """People write this word in this language (wordfreq), and not as a rare typo of the suggested
+        word: 'acúfenos' (Zipf 1.6) is a word, 'diabetis' (1.4, next to 'diabetes' at 3.8) is a typo."""
+        cfg = self.config.spelling
+        if cfg.usage_zipf is None:
+            return False
+        used = usage_zipf(written, language)
+        return used >= cfg.usage_zipf and usage_zipf(suggestion, language) - used < cfg.usage_typo_margin
 
     def _misspelt(self, lexicon: Lexicon, norm: str) -> tuple[str, int, float] | None:
         """(suggestion, edits, similarity) when `norm` reads as a misspelling of a known word."""
@@ -139,6 +153,7 @@ class SpellingCheck(Check):
             "skipped_other_language": self.skipped_pairs,
             "skipped_attested_in_reference": self.attested_pairs,
             "known_from_reference": self.reference_words_used,
+            "known_from_usage": self.known_from_usage,
             "lexicons": lexicons,
             "most_flagged": dict(most_flagged),
         }
