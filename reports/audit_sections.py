@@ -270,6 +270,10 @@ def fit_of(summary: AuditSummary) -> tuple[list[FitRow], str]:
         variant = as_dict(fit.get("variant"))
         note = (f"operating point {fit.get('operating_point')}; models: {variant.get('dense')} (with an encoder), "
                 f"{variant.get('lexical')} (without); {as_int(fit.get('official_terms')) or 0} official terms of their code")
+        doubtful = as_dict(fit.get("doubtful_fit"))
+        if as_int(doubtful.get("warned")):
+            note += (f"; {as_int(doubtful.get('warned'))} accepted with a doubtful_fit warning (the "
+                     f"{doubtful.get('warn_from')} operating point would reject them)")
     return rows, note
 
 
