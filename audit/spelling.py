@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -101,16 +102,37 @@ def find_dictionaries(language: str, dirs: Iterable[str | Path] = DEFAULT_DICTIO
     return found, missing
 
 
+@contextmanager
+def _read_file(path: Path, **kwargs: str) -> Iterator[object]:
+    """spylls' FileReader over `path`, with every handle it opened closed afterwards: it opens one per
+    encoding it tries and closes none (a ResourceWarning on stderr each time a lexicon is built)."""
+    from spylls.hunspell.readers.file_reader import FileReader
+
+    handles: list = []
+
+    class ClosingReader(FileReader):
+        def _open(self, path, encoding):
+            handles.append(super()._open(path, encoding))
+            return handles[-1]
+
+    try:
+        yield ClosingReader(str(path), **kwargs)
+    finally:
+        for handle in handles:
+            handle.close()
+
+
 def expand_dictionary(dictionary: DictionaryFile) -> Iterator[tuple[str, bool]]:
     """Every word form the dictionary accepts through its affix rules (stem, one or two suffixes, a
     prefix, a prefix crossed with a suffix), each with whether it is a stem; repeats are possible.
     Affixes that add an apostrophe or hyphen ("l'", "-lo") are left out: the tokenizer splits there
     anyway, and they multiply the forms tenfold (pt_BR: 10 million instead of 2.8)."""
     from spylls.hunspell import readers
-    from spylls.hunspell.readers.file_reader import FileReader
 
-    aff, context = readers.read_aff(FileReader(str(dictionary.aff)))
-    dic = readers.read_dic(FileReader(str(dictionary.dic), encoding=context.encoding), aff=aff, context=context)
+    with _read_file(dictionary.aff) as reader:
+        aff, context = readers.read_aff(reader)
+    with _read_file(dictionary.dic, encoding=context.encoding) as reader:
+        dic = readers.read_dic(reader, aff=aff, context=context)
     skip = {f for f in (aff.FORBIDDENWORD, aff.ONLYINCOMPOUND) if f}
     needaffix = aff.NEEDAFFIX
     suffixes = {flag: [s for s in group if not s.add or s.add.isalpha()] for flag, group in aff.SFX.items()}
