@@ -9,7 +9,7 @@ of asking which kind they hold; `generators` is the one place that maps a kind t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Iterable, Protocol
 
 from clinassay.generation.config import (EmbeddedModel, GenerationConfig, LiteLLMModel, LLMModel, ModelConfig,
                                          TerminologyModel)
@@ -19,6 +19,7 @@ from clinassay.generation.records import Pair, Reject, Task
 from clinassay.generation.replies import reply_to_pairs, terminology_pairs
 from clinassay.generation.requests import Request, pick_sibling, prompt_context
 from clinassay.generation.short_forms import short_form
+from clinassay.terminology.protocol import TerminologyLike
 
 EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
 """How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""
@@ -56,7 +57,7 @@ class Generator(Protocol):
         """Whether the run's own llama.cpp server answers it, one request at a time: the run starts the
         server, and its requests stay together in one worker process (shards) or Ray slice."""
 
-    def requests(self, term: Any, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
+    def requests(self, term: TerminologyLike, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
         """Its requests for one (code, language, task) of the plan."""
 
     def deployments(self, api_bases: dict[str, str]) -> list[LiteLLMModel]:
@@ -105,7 +106,7 @@ class LiteLLMGenerator:
     def concurrency(self) -> int:
         return sum(m.max_concurrency for m in self.group)
 
-    def requests(self, term: Any, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
+    def requests(self, term: TerminologyLike, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
         return _prompted_requests(self.config, "instruct", term, config, code, language, task)
 
     def deployments(self, api_bases: dict[str, str]) -> list[LiteLLMModel]:
@@ -130,7 +131,7 @@ class EmbeddedGenerator:
     local_server = True
     concurrency = 1  # more workers would only queue (and time out) at the server
 
-    def requests(self, term: Any, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
+    def requests(self, term: TerminologyLike, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
         return _prompted_requests(self.config, "fewshot", term, config, code, language, task)
 
     def deployments(self, api_bases: dict[str, str]) -> list[LiteLLMModel]:
@@ -161,7 +162,7 @@ class TerminologyGenerator:
     local_server = False
     concurrency = 1
 
-    def requests(self, term: Any, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
+    def requests(self, term: TerminologyLike, config: GenerationConfig, code: str, language: str, task: Task) -> Iterable[Request]:
         other = None
         if task == "hard_negative":
             other = pick_sibling(term, code, seed=config.seed, sample_index=0)
@@ -187,7 +188,7 @@ class TerminologyGenerator:
         return 0.0
 
 
-def _prompted_requests(model: LLMModel, style: Style, term: Any, config: GenerationConfig, code: str,
+def _prompted_requests(model: LLMModel, style: Style, term: TerminologyLike, config: GenerationConfig, code: str,
                        language: str, task: Task) -> Iterable[Request]:
     """An LLM's requests: one rendered prompt per sample (a hard negative asks about a sibling)."""
     for sample_index in range(config.samples_per_code):
@@ -214,7 +215,7 @@ async def _ask(client: LLMClient, r: Request, *, max_mentions: int, stop: list[s
     return Answer(pairs, rejects, completion)
 
 
-def terminology_mentions(term: Any, code: str, language: str, *, sources: list[str],
+def terminology_mentions(term: TerminologyLike, code: str, language: str, *, sources: list[str],
                          short_forms: bool = False) -> list[tuple[str, str]]:
     """(text, source) pairs; with `short_forms`, each label's short form follows it as `SOURCE:short`."""
     c = term.get(code)

@@ -8,19 +8,19 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from clinassay.generation.config import GenerationConfig
 from clinassay.generation.generators import generators, terminology_mentions
 from clinassay.generation.requests import Request, prompt_context
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 __all__ = ["Plan", "Request", "build_plan", "prompt_context", "read_codes_file", "select_codes", "stratified_sample",
            "terminology_mentions"]  # Request, prompt_context, terminology_mentions: where they lived before
 
 
 # ----------------------------------------------------------------------------------------- codes
-def select_codes(term: Any, config: GenerationConfig) -> list[str]:
+def select_codes(term: TerminologyLike, config: GenerationConfig) -> list[str]:
     """The codes to generate for: from `codes_file`, or a sample spread evenly across chapters."""
     if config.codes_file is not None:
         return read_codes_file(term, config.codes_file)
@@ -28,7 +28,7 @@ def select_codes(term: Any, config: GenerationConfig) -> list[str]:
                              chapters=config.chapters)
 
 
-def read_codes_file(term: Any, path: Path) -> list[str]:
+def read_codes_file(term: TerminologyLike, path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ClinassayInputError(f"codes_file not found: {path}")
@@ -48,7 +48,7 @@ def read_codes_file(term: Any, path: Path) -> list[str]:
     return list(dict.fromkeys(codes))
 
 
-def stratified_sample(term: Any, n: int, *, seed: int, billable_only: bool = True,
+def stratified_sample(term: TerminologyLike, n: int, *, seed: int, billable_only: bool = True,
                       chapters: list[str] | None = None) -> list[str]:
     """`n` codes taken round-robin across chapters (shuffled within each with `seed`), so that
     coverage is balanced by design; a chapter that runs out leaves its turns to the others.
@@ -106,7 +106,7 @@ class Plan:
         return dict(out)
 
 
-def build_plan(term: Any, config: GenerationConfig, *, codes: list[str] | None = None) -> Plan:
+def build_plan(term: TerminologyLike, config: GenerationConfig, *, codes: list[str] | None = None) -> Plan:
     """All requests of a run, in a stable order (model, code, language, task, sample)."""
     codes = codes if codes is not None else select_codes(term, config)
     requests: list[Request] = []

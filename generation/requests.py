@@ -15,6 +15,7 @@ from typing import Any
 from clinassay.generation.config import GeneratorKind
 from clinassay.generation.prompts import Prompt
 from clinassay.generation.records import Task
+from clinassay.terminology.protocol import TerminologyLike
 
 MAX_SIBLINGS_IN_PROMPT = 8
 MAX_EXCLUDES_IN_PROMPT = 8
@@ -64,7 +65,7 @@ def request_key(r: Request) -> str:
     return h.hexdigest()[:24]
 
 
-def prompt_context(term: Any, code: str, language: str, *, n: int = 5, other: str | None = None) -> dict[str, Any]:
+def prompt_context(term: TerminologyLike, code: str, language: str, *, n: int = 5, other: str | None = None) -> dict[str, Any]:
     """Everything a template may show about a code: titles, parent, siblings, inclusions, excludes."""
     c = term.get(code)
     parent = term.find(c.parent) if getattr(c, "parent", None) else None
@@ -86,7 +87,7 @@ def prompt_context(term: Any, code: str, language: str, *, n: int = 5, other: st
     return ctx
 
 
-def _native_label(term: Any, code: str, language: str) -> str | None:
+def _native_label(term: TerminologyLike, code: str, language: str) -> str | None:
     if language == "en":
         return None  # the English title is shown already
     label = term.label(code, language)
@@ -95,7 +96,7 @@ def _native_label(term: Any, code: str, language: str) -> str | None:
     return label.text
 
 
-def pick_sibling(term: Any, code: str, *, seed: int, sample_index: int) -> str | None:
+def pick_sibling(term: TerminologyLike, code: str, *, seed: int, sample_index: int) -> str | None:
     siblings = sorted(s for s in term.siblings(code) if s != code)
     if not siblings:
         return None

@@ -13,7 +13,6 @@ import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from clinassay.generation.budget import Budget
 from clinassay.generation.config import GenerationConfig
@@ -26,6 +25,7 @@ from clinassay.generation.records import Pair, Reject
 from clinassay.generation.replies import (bad_reply_reject, clinassay_version, failed_reject, reply_to_pairs,
                                           terminology_pairs)
 from clinassay.generation.store import PairStore, ResumeState
+from clinassay.terminology.protocol import TerminologyLike
 
 __all__ = ["RunSummary", "clinassay_version", "generate", "reply_to_pairs", "run_requests", "terminology_pairs"]
 
@@ -70,7 +70,7 @@ class RunSummary:
         return any(self.per_model[m]["auth_failed"] for m in self.failed_models())
 
 
-def generate(config: GenerationConfig, *, out: Path | str, terminology: Any = None, resume: bool = False,
+def generate(config: GenerationConfig, *, out: Path | str, terminology: TerminologyLike | None = None, resume: bool = False,
              progress: bool | None = None, plan: Plan | None = None) -> RunSummary:
     """Generate the plan of `config` into `out` (JSONL) and `out`'s rejects file; returns what happened.
 
