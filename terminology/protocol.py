@@ -2,16 +2,23 @@
 
 Generation, audit and retrieval take a terminology as a parameter (the caller's, else
 `load_terminology()`); they are typed with this protocol rather than with the `Terminology` class, so
-a test may pass a few hand-written nodes instead and a type checker still holds both to one interface. It is the lookups those packages call, nothing more: the class's
-cache keys (`source_digest`, `imports`), its sex restrictions and its language checks are its own,
-reached only by code that loads the real one (or, for doubles, through `getattr`).
+a test may pass a few hand-written nodes instead and a type checker still holds both to one interface.
+It is what those packages read, nothing more: the lookups, the sex restriction the audit's sex rule
+applies, and the content keys (`source_digest`, `imports`) the audit's caches are keyed by (a double
+has no digest: its caches are kept per object, audit/lexical.py's `cached`). The class's language
+checks, suggestions and ancestors are its own, reached only by code that loads the real one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from clinassay.terminology.records import Code, Label
+from clinassay.terminology.sex import Sex
+
+if TYPE_CHECKING:
+    from clinassay.terminology.imports import ImportedTable
 
 
 @runtime_checkable
@@ -56,6 +63,21 @@ class TerminologyLike(Protocol):
 
     def labels(self, code: str) -> dict[str, Label]:
         """Every language that has a label for `code`, `en` always among them."""
+        ...
+
+    def sex_restriction(self, code: str) -> Sex | None:
+        """"male" or "female" when the code applies to one sex only (imported tables, then the
+        classification's structure); None otherwise."""
+        ...
+
+    @property
+    def source_digest(self) -> str:
+        """The hash of the parsed sources; empty for a double (its caches are then kept per object)."""
+        ...
+
+    @property
+    def imports(self) -> Sequence[ImportedTable]:
+        """The imported label tables, part of what the labels (and so the audit's caches) depend on."""
         ...
 
 

@@ -15,16 +15,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from clinassay.terminology import LANGUAGES, Code, Label, MalformedCodeError, UnknownCodeError, normalize_code
+from clinassay.terminology.imports import ImportedTable
+from clinassay.terminology.sex import Sex
 
 DATA = Path(__file__).parent / "data"
 
 
 class FakeTerminology:
-    """Codes in any spelling, English labels from the titles, other labels from `labels`."""
+    """Codes in any spelling, English labels from the titles, other labels from `labels`, sex restrictions
+    from `sex`; no source digest and no imported tables (the audit's caches keep its indexes per object)."""
 
-    def __init__(self, nodes: Iterable[Code], labels: Mapping[str, Mapping[str, Label]] | None = None) -> None:
+    source_digest = ""
+
+    def __init__(self, nodes: Iterable[Code], labels: Mapping[str, Mapping[str, Label]] | None = None,
+                 sex: Mapping[str, Sex] | None = None) -> None:
         self._codes = {node.code: node for node in nodes}
         self._labels = labels or {}
+        self._sex = sex or {}
+        self.imports: list[ImportedTable] = []
 
     def find(self, code: str) -> Code | None:
         try:
@@ -68,6 +76,9 @@ class FakeTerminology:
     def labels(self, code: str) -> dict[str, Label]:
         node = self.get(code)
         return {"en": Label(node.title, "en", "exact", "icd10cm", node.code), **self._labels.get(node.code, {})}
+
+    def sex_restriction(self, code: str) -> Sex | None:
+        return self._sex.get(self.get(code).code)
 
 
 _TREE = [
