@@ -6,11 +6,12 @@ severity: a leak is always a rejection.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clinassay.audit.planting import FaultKind
+from clinassay.generation.config import LiteLLMModel
 from clinassay.terminology.languages import LANGUAGES, Language
 
 Severity = Literal["warn", "fail"]
@@ -91,14 +92,36 @@ class FitConfig(_Section):
                                description="the trained verifier's folder under ~/.cache/clinassay/verifiers")
 
 
+JUDGE_DEFAULTS = {"temperature": 0.0, "max_tokens": 16, "structured_output": False, "num_retries": 2}
+"""What a jury judge is asked with unless its table says otherwise: one word, deterministic, no JSON schema."""
+
+
 class JuryConfig(_Section):
-    """An optional jury of LLMs (LiteLLM model strings) judging each pair; off by default (it costs)."""
+    """An optional jury of LLMs judging each pair; off by default (it costs). Judges are LiteLLM model
+    strings or `[[audit.jury.models]]` tables shaped like `[[generation.models]]` (api_base, api_key_env,
+    litellm_params, rpm, max_concurrency, ...), asked through generation's LLM client."""
 
     enabled: bool = False
-    models: list[str] = Field(default_factory=list)
+    models: list[LiteLLMModel] = Field(default_factory=list)
     min_agreement: float = Field(0.5, ge=0.0, le=1.0, description="share of judges that must say 'fits'")
     severity: Severity = "warn"
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, description="per request, for judges whose table sets no timeout_s")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judges(cls, data: Any) -> Any:
+        """A string is a LiteLLM model named after itself; every judge answers one word, deterministically
+        (JUDGE_DEFAULTS), within `timeout_s`, unless its table says otherwise."""
+        if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            return data
+        timeout = data.get("timeout_s", cls.model_fields["timeout_s"].default)
+        judges = []
+        for judge in data["models"]:
+            table = {"name": judge, "model": judge} if isinstance(judge, str) else judge
+            if isinstance(table, dict):
+                table = {**JUDGE_DEFAULTS, "timeout_s": timeout, **table}
+            judges.append(table)
+        return {**data, "models": judges}
 
 
 class DuplicateConfig(_Section):

@@ -114,20 +114,36 @@ def test_fit_check_names_the_better_sibling(terminology) -> None:
     assert "fits N39.3 Stress incontinence" in better[0].detail and "better than N39.0" in better[0].detail
 
 
-def test_jury_records_verdicts_with_mock_responses(terminology, monkeypatch) -> None:
-    import litellm
-
-    replies = iter(["NO, this is not it", "no", "Yes"])
-    original = litellm.completion
-
-    def fake_completion(**kwargs):
-        return original(model="gpt-4o-mini", messages=kwargs["messages"], mock_response=next(replies))
-
-    monkeypatch.setattr(litellm, "completion", fake_completion)
+def test_jury_records_verdicts_through_the_router(terminology) -> None:
+    """Three judges, configured like generation's models, answer through generation's LLM client (LiteLLM's
+    Router; `mock_response` in their litellm_params stands in for the provider): two say no."""
+    judges = [{"name": f"judge{i}", "model": "openai/gpt-4o-mini", "litellm_params": {"mock_response": reply}}
+              for i, reply in enumerate(["NO, this is not it", "no", "Yes"])]
     config = AuditConfig.model_validate({"fit": {"enabled": False},  # the jury is asked about pairs nothing rejected
-                                         "jury": {"enabled": True, "models": ["a/judge1", "b/judge2", "c/judge3"]}})
+                                         "jury": {"enabled": True, "models": judges}})
     auditor = Auditor(config, terminology=terminology)
-    decision = auditor.audit_chunk([parse_record(1, _pair("dolor de cabeza", "N39.0"))])[0]
-    jury = [f for f in decision.findings if f.reason == "jury"]
-    assert jury and jury[0].severity == "warn" and len(jury[0].neighbour["verdicts"]) == 3
-    assert abs(jury[0].score - 2 / 3) < 1e-6
+    decisions = auditor.audit_chunk([parse_record(1, _pair("dolor de cabeza", "N39.0")),
+                                     parse_record(2, _pair("cefalea tensional", "G44.209"))])
+    for decision in decisions:
+        jury = [f for f in decision.findings if f.reason == "jury"]
+        assert jury and jury[0].severity == "warn" and len(jury[0].neighbour["verdicts"]) == 3
+        assert abs(jury[0].score - 2 / 3) < 1e-6
+        assert [v["fits"] for v in jury[0].neighbour["verdicts"]] == [False, False, True]
+    info = next(c for c in auditor.checks if c.name == "consistency").info()["jury"]
+    assert info["pairs"] == 2
+
+
+def test_a_jury_model_string_is_a_deterministic_one_word_judge() -> None:
+    judge = AuditConfig.model_validate({"jury": {"models": ["openai/gpt-4o-mini"], "timeout_s": 5}}).jury.models[0]
+    assert (judge.name, judge.temperature, judge.max_tokens, judge.structured_output, judge.timeout_s) == \
+        ("openai/gpt-4o-mini", 0.0, 16, False, 5.0)
+
+
+def test_a_judge_that_fails_abstains() -> None:
+    from clinassay.audit.jury import Question, ask_jury
+    from clinassay.generation.config import LiteLLMModel
+
+    failing = LiteLLMModel(name="down", model="openai/gpt-4o-mini", num_retries=0, structured_output=False,
+                           litellm_params={"mock_response": "litellm.InternalServerError"})
+    [[verdict]] = ask_jury([Question("cefalea", "R51.9", "Headache", "es")], [failing])
+    assert verdict.fits is None and verdict.raw.startswith("error: ")

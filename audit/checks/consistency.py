@@ -11,7 +11,7 @@ from clinassay.audit import clinical_rules as rules
 from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
-from clinassay.audit.jury import ask_jury
+from clinassay.audit.jury import Question, Verdict, ask_jury
 from clinassay.audit.fit_model import load_fit_models
 from clinassay.audit.misfit import MisfitJudge
 from clinassay.audit.semantic import candidate_codes
@@ -56,11 +56,15 @@ class ConsistencyCheck(Check):
             for i, findings in zip(fit_rows, self.judge.judge(items, vectors)):
                 out[i].extend(findings)
         if self.config.jury.enabled and self.config.jury.models:
-            for i, item in enumerate(chunk.items):
-                if item.entry is not None and item.language in self.config.languages and not any(f.severity == "fail" for f in item.findings + out[i]):
-                    finding = self._jury(item)
-                    if finding is not None:
-                        out[i].append(finding)
+            asked = [i for i, item in enumerate(chunk.items)
+                     if item.entry is not None and item.language in self.config.languages
+                     and not any(f.severity == "fail" for f in item.findings + out[i])]
+            questions = [Question(chunk.items[i].mention, chunk.items[i].code, chunk.items[i].entry.title,
+                                  chunk.items[i].language) for i in asked]
+            for i, verdicts in zip(asked, ask_jury(questions, self.config.jury.models)):
+                finding = self._jury(chunk.items[i], verdicts)
+                if finding is not None:
+                    out[i].append(finding)
         return out
 
     @property
@@ -99,10 +103,8 @@ class ConsistencyCheck(Check):
                 for hit, severity in hits if hit is not None
                 for reason, score, detail, neighbour in [hit]]
 
-    def _jury(self, item) -> Finding | None:
+    def _jury(self, item, verdicts: list[Verdict]) -> Finding | None:
         jury = self.config.jury
-        verdicts = ask_jury(item.mention, item.code, item.entry.title, item.language,
-                            models=jury.models, timeout_s=jury.timeout_s)
         votes = [v.fits for v in verdicts if v.fits is not None]
         for v in verdicts:
             self.jury_votes[f"{v.model}:{'abstain' if v.fits is None else ('fits' if v.fits else 'misfit')}"] += 1
