@@ -229,8 +229,8 @@ class Train(Stage):
     def calls(self, plan: RunPlan) -> list[Call]:
         from clinassay.commands.retrieval import train
 
-        return [Call("train", train, {"data": plan.audit_dir, "out": plan.model_dir, "config_file": plan.config_path},
-                     flags=(("config_file", "--config"),))]
+        return [Call("train", train, {"audit_dir": plan.audit_dir, "out": plan.model_dir, "config_file": plan.config_path},
+                     flags=(("audit_dir", ""), ("config_file", "--config")))]
 
 
 class Evaluate(Stage):

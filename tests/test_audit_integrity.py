@@ -183,7 +183,7 @@ def test_the_manifest_schema_is_exact(passing: Path, copy_of, change, says) -> N
 def test_train_cli_refuses_a_forged_manifest_with_exit_2(passing: Path, copy_of, tmp_path, capsys) -> None:
     audit = copy_of(passing)
     (audit / "manifest.json").write_text(json.dumps({"verdict": "ok", "accepted_sha256": _sha(audit / "accepted.jsonl")}))
-    assert main(["train", "--data", str(audit), "--out", str(tmp_path / "model")]) == 2
+    assert main(["train", str(audit), "--out", str(tmp_path / "model")]) == 2
     assert "refusing to train" in capsys.readouterr().err
     assert not (tmp_path / "model").exists()
 

@@ -120,8 +120,36 @@ def test_a_manifest_that_is_not_an_object_is_refused(tmp_path, capsys, content):
     folder.mkdir()
     (folder / "manifest.json").write_text(content, encoding="utf-8")
     (folder / "accepted.jsonl").write_text(GOOD, encoding="utf-8")
-    code, err = _run(capsys, "train", "--data", folder, "--out", tmp_path / "model")
+    code, err = _run(capsys, "train", folder, "--out", tmp_path / "model")
     assert code == EXIT_BAD_INPUT and "manifest.json" in _one_error_line(err)
+
+
+def test_train_takes_the_audit_folder_first_and_still_reads_the_deprecated_data_flag(tmp_path, monkeypatch, capsys):
+    """Issue 16 item 6: `train AUDIT_DIR` like `audit PAIRS`; `--data` (hidden) still works, with a note;
+    both or neither is a usage error: exit 2, one line."""
+    from audit_fixtures import write_audit_folder
+    from clinassay.retrieval import train as training
+
+    seen: list = []
+
+    def fake_train_model(data, out, *, config, log, progress):
+        seen.append(data)
+        return {"data": {"pairs": 1}, "base_model": "fake"}
+
+    monkeypatch.setattr(training, "train_model", fake_train_model)
+    folder = write_audit_folder(tmp_path / "audit", [{"mention": "infección urinaria", "code": "N39.0", "language": "es"}])
+    code, err = _run(capsys, "train", folder, "--out", tmp_path / "m")
+    assert code == 0 and err == ""
+    code, err = _run(capsys, "train", "--data", folder, "--out", tmp_path / "m")
+    assert code == 0 and "--data is deprecated" in err and "clinassay train AUDIT_DIR" in err
+    assert len(seen) == 2
+    code, err = _run(capsys, "train", folder, "--data", folder, "--out", tmp_path / "m")
+    assert code == EXIT_BAD_INPUT and "given twice" in _one_error_line(err) and len(err.splitlines()) == 1
+    code, err = _run(capsys, "train", "--out", tmp_path / "m")
+    assert code == EXIT_BAD_INPUT and "AUDIT_DIR" in _one_error_line(err) and len(err.splitlines()) == 1
+    assert len(seen) == 2
+    assert main(["train", "--help"]) == 0
+    assert "AUDIT_DIR" in (usage := capsys.readouterr().out) and "--data" not in usage
 
 
 @pytest.mark.parametrize("line", [

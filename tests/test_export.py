@@ -72,7 +72,7 @@ def trained(tmp_path_factory, labelled_terminology):
         "[retrieval.reranker]\nmax_steps = 2\nbatch_size = 2\nnegatives = 2\ncandidates_top_k = 5\nmax_seq_length = 48\n"
     )
     try:
-        code = main(["train", "--data", str(audit), "--out", str(tmp / "model"), "--config", str(tmp / "config.toml")])
+        code = main(["train", str(audit), "--out", str(tmp / "model"), "--config", str(tmp / "config.toml")])
         assert code == 0
         assert main(["evaluate", "--model", str(tmp / "model"), "--eval-set", str(DATA / "eval.tsv"),
                      "--out", str(tmp / "eval"), "--rerank"]) == 0

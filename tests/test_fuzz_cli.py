@@ -383,7 +383,7 @@ def train_refuses_what_did_not_pass(manifest: bytes, edit_accepted: bool) -> Non
                     (folder / "manifest.json").write_bytes(_encode(edited))
             except ValueError:
                 pass
-        result = invoke("train", "--data", folder, "--out", Path(tmp) / "model")
+        result = invoke("train", folder, "--out", Path(tmp) / "model")
         assert result.code == 2, result
 
 

@@ -163,10 +163,11 @@ def test_a_stage_calls_the_command_function_with_its_defaults(tmp_path: Path) ->
 
     plan = _plan(tmp_path)
     (call,) = STAGE_BY_NAME["train"].calls(plan)
-    assert call.function is train and call.kwargs["data"] == plan.audit_dir
+    assert call.function is train and call.kwargs["audit_dir"] == plan.audit_dir
+    assert call.shown().startswith(f"clinassay train {plan.audit_dir} --out ")  # the log line reruns as is
     seen = {}
-    probe = Call("train", lambda data, out, config_file=None, max_steps=None: seen.update(locals()) or 0,
-                 {"data": plan.audit_dir, "out": plan.model_dir})
+    probe = Call("train", lambda audit_dir, out, config_file=None, max_steps=None: seen.update(locals()) or 0,
+                 {"audit_dir": plan.audit_dir, "out": plan.model_dir})
     assert probe() == 0 and seen["max_steps"] is None
     assert STAGES == ("generate", "audit", "train", "evaluate", "report")
 

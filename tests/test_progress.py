@@ -189,12 +189,12 @@ def test_train_passes_its_stages_a_bar_each_with_v_and_none_with_q(tmp_path, mon
     seen: list = []
     monkeypatch.setattr(training, "train_model", fake_train_model)
     data = _audited(tmp_path)
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "-q"]) == 0
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "-q"]) == 0
     assert capsys.readouterr() == ("", "") and seen == [None]
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "-v"]) == 0
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), "-v"]) == 0
     captured = capsys.readouterr()
     assert re.search(r"train biencoder: 100%.* 3/3 ", captured.err) and "model written" in captured.out
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    assert main(["train", str(data), "--out", str(tmp_path / "m")]) == 0
     assert capsys.readouterr().err == ""  # stderr not a terminal, no -v: no bar
 
 

@@ -166,6 +166,6 @@ def test_train_cli_refuses_unaudited_data_with_exit_2(tmp_path, capsys):
 
     for name, kwargs in (("none", {"manifest": False}), ("fail", {"verdict": "fail"}), ("tamper", {"tamper": True})):
         audit = _audit_dir(tmp_path / name, **kwargs)
-        assert main(["train", "--data", str(audit), "--out", str(tmp_path / name / "model")]) == 2
+        assert main(["train", str(audit), "--out", str(tmp_path / name / "model")]) == 2
         assert "refusing to train" in capsys.readouterr().err
         assert not (tmp_path / name / "model").exists()

@@ -42,7 +42,7 @@ def trained(tmp_path_factory, labelled_terminology):
     )
     from clinassay.cli import main
 
-    code = main(["train", "--data", str(_audited(tmp, term)), "--out", str(tmp / "model"), "--config", str(tmp / "config.toml")])
+    code = main(["train", str(_audited(tmp, term)), "--out", str(tmp / "model"), "--config", str(tmp / "config.toml")])
     yield tmp, code
     terminology.load_terminology = original
 

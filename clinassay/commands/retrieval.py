@@ -26,19 +26,23 @@ def _retrieval_config(config_file: Path | None):
 
 
 def train(
-    data: Path = typer.Option(..., "--data", help="An audit output directory (manifest.json + accepted.jsonl) that passed."),
+    audit_dir: Path | None = typer.Argument(
+        None, metavar="AUDIT_DIR", show_default=False,
+        help="An audit output directory (manifest.json + accepted.jsonl) that passed."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the model directory (both stages, index, model card)."),
     config_file: Path | None = typer.Option(None, "--config", help="TOML config; its [retrieval] section applies."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Override biencoder.max_steps (and reranker.max_steps)."),
     no_reranker: bool = typer.Option(False, "--no-reranker", help="Train stage 1 only."),
+    data: Path | None = typer.Option(None, "--data", hidden=True, help="Deprecated spelling of AUDIT_DIR."),
 ) -> None:
     """Train the two-stage retriever on audited pairs. Refuses data that did not pass an audit."""
     from clinassay.retrieval.audited_data import load_audited
 
     from clinassay.config import with_overrides
 
+    audit_dir = _one_audit_dir(audit_dir, data)
     config = _retrieval_config(config_file)
-    data_set = load_audited(data)  # refuses (exit 2) before anything heavy loads
+    data_set = load_audited(audit_dir)  # refuses (exit 2) before anything heavy loads
     # flags over the file's sections, re-validated (a bad --max-steps is exit 2, not a half-set config)
     config = with_overrides(config, biencoder=with_overrides(config.biencoder, max_steps=max_steps),
                             reranker=with_overrides(config.reranker, max_steps=max_steps,
@@ -47,6 +51,20 @@ def train(
 
     card = train_model(data_set, out, config=config, log=typer.echo, progress=output.stage_bars())
     typer.echo(f"model written to {out} ({card['data']['pairs']} training pairs, base {card['base_model']})")
+
+
+def _one_audit_dir(audit_dir: Path | None, data: Path | None) -> Path:
+    """AUDIT_DIR, or the deprecated `--data` that named it before `train` took it like `audit PAIRS`; exactly one."""
+    if audit_dir is not None and data is not None:
+        raise ClinassayInputError("train: the audit folder is given twice (AUDIT_DIR and --data); "
+                                  "give it once: clinassay train AUDIT_DIR --out MODEL_DIR")
+    if audit_dir is None and data is None:
+        raise ClinassayInputError("train: missing the audit folder: clinassay train AUDIT_DIR --out MODEL_DIR")
+    if data is not None:
+        output.note("--data is deprecated: give the audit folder first, clinassay train AUDIT_DIR --out MODEL_DIR")
+        return data
+    assert audit_dir is not None
+    return audit_dir
 
 
 def search(
