@@ -29,6 +29,7 @@ import numpy as np
 
 from clinassay.audit.lexical import LexicalIndex, LexicalStanding, best_in_group, cached, hierarchy_ids, node_texts
 from clinassay.audit.text import normalize_text
+from clinassay.terminology.protocol import TerminologyLike
 
 if TYPE_CHECKING:
     from clinassay.audit.references import ReferenceStanding
@@ -138,7 +139,7 @@ class FitScore:
         return np.asarray([values[n] for n in names], dtype=np.float64)
 
 
-def verifier_text(terminology: Any, code: str, language: str) -> str:
+def verifier_text(terminology: TerminologyLike, code: str, language: str) -> str:
     """A code as the learned verifier reads it (retrieval/verifier.py trains on the same form): its label
     in `language` when it has one, then the English title."""
     entry = terminology.find(code)
@@ -150,7 +151,7 @@ def verifier_text(terminology: Any, code: str, language: str) -> str:
     return entry.title
 
 
-def member_node(terminology: Any, code: str) -> str:
+def member_node(terminology: TerminologyLike, code: str) -> str:
     """Codes formed with a 7th character (S72.001A) stand for their 6-character node: the encounter
     letter does not change what the mention says, and it multiplies the members by up to 16."""
     entry = terminology.find(code)
@@ -162,7 +163,7 @@ def member_node(terminology: Any, code: str) -> str:
 _OWNERS: dict[str, dict[str, tuple[str, ...]]] = {}
 
 
-def _official_terms(terminology: Any, code: str) -> frozenset[str]:
+def _official_terms(terminology: TerminologyLike, code: str) -> frozenset[str]:
     entry = terminology.find(code)
     terms = {entry.title, *entry.inclusion_terms}
     for label in terminology.labels(code).values():
@@ -171,7 +172,7 @@ def _official_terms(terminology: Any, code: str) -> frozenset[str]:
     return frozenset(normalize_text(t) for t in terms if t)
 
 
-def _term_owners(terminology: Any) -> dict[str, tuple[str, ...]]:
+def _term_owners(terminology: TerminologyLike) -> dict[str, tuple[str, ...]]:
     owners: dict[str, list[str]] = {}
     for code in terminology.codes():
         if terminology.find(code).kind in ("category", "code"):
@@ -184,7 +185,7 @@ class OfficialTerms:
     """Normalised official terms of a code (title, inclusion terms, exact labels in every language), and
     the reverse: which codes a term is official for (built once per terminology content)."""
 
-    def __init__(self, terminology: Any) -> None:
+    def __init__(self, terminology: TerminologyLike) -> None:
         self.terminology = terminology
         self._cache: dict[str, frozenset[str]] = {}
 
@@ -230,8 +231,8 @@ def _encode_groups(groups: list[tuple[list[str], list[list[str]]]], encoder: Any
 class CorpusFit:
     """Scores mentions against the whole classification; built lazily, stateless besides its caches."""
 
-    def __init__(self, terminology: Any, encoder: Any = None, *, languages: Sequence[str], batch_size: int = 256,
-                 top: int = 5, max_members: int = 400, verifier: Verifier | None = None) -> None:
+    def __init__(self, terminology: TerminologyLike, encoder: Any = None, *, languages: Sequence[str],
+                 batch_size: int = 256, top: int = 5, max_members: int = 400, verifier: Verifier | None = None) -> None:
         self.terminology = terminology
         self.encoder = encoder
         # an encoder may carry the verifier (the CLI's disk-cached encoder does with [audit.fit] verifier = true)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import weakref
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from clinassay.audit.text import normalize_text
 from clinassay.terminology.languages import LABELLED_LANGUAGES
+from clinassay.terminology.protocol import TerminologyLike
 
 MAX_INCLUSION_TERMS = 6
 INDEX_FORMAT = "v5"  # bump when the index's texts or parameters change, so pickled ones are rebuilt
@@ -24,16 +25,15 @@ LABEL_LANGUAGES = LABELLED_LANGUAGES
 _INDEXES: dict[str, "LexicalIndex"] = {}
 
 
-def content_key(terminology: Any) -> str:
+def content_key(terminology: TerminologyLike) -> str:
     """What a terminology's texts depend on: its parsed sources and its imported tables. Two instances
     loaded from the same files (a reloaded config, another cache folder) share their indexes."""
-    digest = getattr(terminology, "source_digest", "") or f"object-{id(terminology)}"  # test doubles: see cached()
-    imports = [(t.source, t.imported_at, sum(len(v) for v in t.labels.values()))
-               for t in getattr(terminology, "imports", [])]
+    digest = terminology.source_digest or f"object-{id(terminology)}"  # test doubles: see cached()
+    imports = [(t.source, t.imported_at, sum(len(v) for v in t.labels.values())) for t in terminology.imports]
     return f"{digest}|{imports}"
 
 
-def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_LANGUAGES,
+def node_texts(terminology: TerminologyLike, code: str, *, languages: Sequence[str] = LABEL_LANGUAGES,
                any_precision: bool = False) -> list[str]:
     """A node's official texts: English title, first inclusion terms, its labels in `languages`
     (exact ones only unless `any_precision`: a subcategory's label also names its codes)."""
@@ -48,7 +48,7 @@ def node_texts(terminology: Any, code: str, *, languages: Sequence[str] = LABEL_
     return list(dict.fromkeys(t for t in texts if t))
 
 
-def hierarchy_ids(terminology: Any, categories: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def hierarchy_ids(terminology: TerminologyLike, categories: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """The block and the chapter of each category, as small integers. A right code's block and chapter
     usually hold one of the categories a mention scores best against, even when the code itself ranks
     low; a code from another block or chapter rarely does: the fit check compares the two."""
@@ -80,14 +80,14 @@ def char_ngram_vectorizer(*, min_df: int = 1, max_df: float = 1.0) -> Any:
                            dtype=np.float32)
 
 
-_BY_OBJECT: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+_BY_OBJECT: "weakref.WeakKeyDictionary[TerminologyLike, dict]" = weakref.WeakKeyDictionary()
 
 
-def cached(store: dict, terminology: Any, build: Any, *, name: str) -> Any:
+def cached(store: dict, terminology: TerminologyLike, build: Callable[[TerminologyLike], Any], *, name: str) -> Any:
     """`build(terminology)` once per terminology content, kept for the process and pickled beside the
     terminology cache (building takes ~10-20 s, loading ~1 s). A terminology without a source digest (a
     test double) is cached by the object itself, so a reused id never hands out another's index."""
-    if not getattr(terminology, "source_digest", ""):
+    if not terminology.source_digest:
         own = _BY_OBJECT.setdefault(terminology, {})
         if name not in own:
             own[name] = build(terminology)
@@ -124,7 +124,7 @@ class LexicalStanding:
 class LexicalIndex:
     """TF-IDF (char_wb 3-5 grams, common n-grams dropped) of every category and code text."""
 
-    def __init__(self, terminology: Any) -> None:
+    def __init__(self, terminology: TerminologyLike) -> None:
         owners: list[str] = []
         texts: list[str] = []
         for code in terminology.codes():
@@ -151,7 +151,7 @@ class LexicalIndex:
         self.category_ends = np.r_[self.category_starts[1:], len(owners)]
 
     @classmethod
-    def for_terminology(cls, terminology: Any) -> "LexicalIndex":
+    def for_terminology(cls, terminology: TerminologyLike) -> "LexicalIndex":
         """One index per terminology content, kept for the process (building it takes ~10 s)."""
         return cached(_INDEXES, terminology, cls, name=f"lexical-{INDEX_FORMAT}")
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clinassay.terminology.protocol import TerminologyLike
 
 # ---- negation (NegEx / ConText style, see audit/negation.py) -------------------------------------------
 # Per language:
@@ -256,7 +259,7 @@ def _add(text: str, words: set[str], capitalised: set[str] | None = None, lower:
 
 
 @lru_cache(maxsize=2)
-def label_vocabulary(terminology: Any) -> Vocabulary:
+def label_vocabulary(terminology: TerminologyLike) -> Vocabulary:
     """Built once per terminology (3-5 s): every code's labels in every language it has. Eponyms come from
     the English titles only, whose sentence case is reliable: a word they capitalise and never write in
     lower case inside a title, or a name-shaped first word ("Crohn's disease", "Minkowski-Chauffard syndrome")."""

@@ -24,6 +24,7 @@ import numpy as np
 from clinassay.audit.findings import Finding
 from clinassay.audit.fit import CorpusFit, FitScore
 from clinassay.audit.fit_model import FitModels, FitVariant, reference_key
+from clinassay.terminology.protocol import TerminologyLike
 
 HISTOGRAM_BINS = 10
 POINTS = ("lenient", "balanced", "strict")  # operating points, from the fewest rejections to the most
@@ -31,7 +32,7 @@ LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling
 
 
 class MisfitJudge:
-    def __init__(self, terminology: Any, fit: CorpusFit, config: Any, models: FitModels, *,
+    def __init__(self, terminology: TerminologyLike, fit: CorpusFit, config: Any, models: FitModels, *,
                  encoder_name: str | None, reference: Any = None) -> None:
         self.terminology = terminology
         self.reference = reference  # audit.references.CodedReference, or None

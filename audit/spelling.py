@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 
 from clinassay.audit.text import strip_accents
 from clinassay.terminology.cache import file_digest, read_pickle, write_pickle
+from clinassay.terminology.protocol import TerminologyLike
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def expand_dictionary(dictionary: DictionaryFile) -> Iterator[tuple[str, bool]]:
 # --- the terminology's words ---------------------------------------------------------------------------
 
 
-def terminology_texts(terminology, language: str) -> Iterator[str]:
+def terminology_texts(terminology: TerminologyLike, language: str) -> Iterator[str]:
     """What the terminology says in `language`: for English the ICD-10-CM titles, inclusion terms and
     notes; elsewhere the WHO and imported labels (Catalan has none)."""
     if language == "en":
@@ -193,7 +194,7 @@ def terminology_texts(terminology, language: str) -> Iterator[str]:
             yield label.text
 
 
-def terminology_words(terminology, language: str) -> dict[str, str]:
+def terminology_words(terminology: TerminologyLike, language: str) -> dict[str, str]:
     """normalised word -> the word as the terminology writes it (lower-case)."""
     out: dict[str, str] = {}
     seen: set[str] = set()
@@ -413,7 +414,8 @@ def _cache_root(explicit: str | Path | None) -> Path:
     return cache_root() / "spelling"
 
 
-def _digest(language: str, files: list[DictionaryFile], terminology, borrow: tuple[str, ...], min_target: int) -> str:
+def _digest(language: str, files: list[DictionaryFile], terminology: TerminologyLike, borrow: tuple[str, ...],
+            min_target: int) -> str:
     imports = [(t.source, sorted((lang, len(labels)) for lang, labels in t.labels.items())) for t in terminology.imports]
     salt = repr((LEXICON_FORMAT, language, [str(f.dic) for f in files], terminology.source_digest, imports, borrow, min_target))
     return file_digest(*(p for f in files for p in (f.dic, f.aff)), Path(__file__), salt=salt)
@@ -422,8 +424,9 @@ def _digest(language: str, files: list[DictionaryFile], terminology, borrow: tup
 _LOADED: dict[tuple[str, str], Lexicon] = {}
 
 
-def load_lexicon(language: str, terminology, *, dictionary_dirs: Iterable[str | Path] = DEFAULT_DICTIONARY_DIRS,
-                 borrow: Iterable[str] = (), cache_dir: str | Path | None = None, min_target: int = 6) -> Lexicon:
+def load_lexicon(language: str, terminology: TerminologyLike, *,
+                 dictionary_dirs: Iterable[str | Path] = DEFAULT_DICTIONARY_DIRS, borrow: Iterable[str] = (),
+                 cache_dir: str | Path | None = None, min_target: int = 6) -> Lexicon:
     """The lexicon of `language`, from the disk cache when its inputs did not change, else built
     (a few seconds: pt_BR and it_IT expand to ~3 million forms) and cached. One instance per process."""
     import marisa_trie
@@ -457,7 +460,7 @@ def load_lexicon(language: str, terminology, *, dictionary_dirs: Iterable[str | 
     return lexicon
 
 
-def configured_lexicon(language: str, config, terminology) -> Lexicon:
+def configured_lexicon(language: str, config, terminology: TerminologyLike) -> Lexicon:
     """The lexicon of `language` as `[audit.spelling]` (`config`) asks for it: the one the spelling check
     and the language check's dictionary vote both read."""
     return load_lexicon(language, terminology, dictionary_dirs=config.dictionary_dirs,
@@ -465,7 +468,7 @@ def configured_lexicon(language: str, config, terminology) -> Lexicon:
                         min_target=max(2, config.long_word - 2))
 
 
-def _build(language: str, files: list[DictionaryFile], medical: list[DictionaryFile], terminology,
+def _build(language: str, files: list[DictionaryFile], medical: list[DictionaryFile], terminology: TerminologyLike,
            borrow: tuple[str, ...], min_target: int):
     import marisa_trie
 
