@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from pydantic import BaseModel
@@ -42,13 +42,14 @@ from clinassay.audit.state import AuditState
 from clinassay.audit.summary import AuditSummary, FileHash, InputFile, MalformedFile, PairsFile, SummaryOutputs
 from clinassay.audit.tally import DatasetTally
 from clinassay.terminology.errors import ClinassayInputError
+from clinassay.terminology.protocol import TerminologyLike
 
 MAX_MALFORMED_LISTED = 200  # in summary.json; malformed.jsonl holds every one
 VERSIONED = ("clinassay", "numpy", "scikit-learn", "faiss-cpu", "evidently", "lingua-language-detector", "py3langid",
              "rapidfuzz", "litellm", "sentence-transformers", "pydantic")
 
 
-def _default_terminology():
+def _default_terminology() -> TerminologyLike:
     from clinassay.terminology import load_terminology
 
     return load_terminology()
@@ -57,8 +58,9 @@ def _default_terminology():
 class Auditor:
     """Holds the checks and the tallies; constructing it loads nothing (models load on first use)."""
 
-    def __init__(self, config: AuditConfig | None = None, *, terminology: Any = None, encoder: Encoder | None = None,
-                 eval_set: EvalSet | None = None, reference: CodedReference | None = None) -> None:
+    def __init__(self, config: AuditConfig | None = None, *, terminology: TerminologyLike | None = None,
+                 encoder: Encoder | None = None, eval_set: EvalSet | None = None,
+                 reference: CodedReference | None = None) -> None:
         self.config = config or AuditConfig()
         self.terminology = terminology if terminology is not None else _default_terminology()
         self.encoder = encoder if self.config.embeddings else None
@@ -278,7 +280,7 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def audit_pairs(pairs: Iterable[Any], *, config: AuditConfig | None = None, terminology: Any = None,
+def audit_pairs(pairs: Iterable[Any], *, config: AuditConfig | None = None, terminology: TerminologyLike | None = None,
                 encoder: Encoder | None = None, eval_set: EvalSet | None = None,
                 auditor: Auditor | None = None) -> Iterator[Decision | Malformed]:
     """Audit a stream of Pair objects or dicts; yields one decision (or malformed report) per pair."""
@@ -310,8 +312,9 @@ def _file_hash(path: Path | str | None) -> FileHash | None:
 
 
 def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfig | None = None,
-              terminology: Any = None, encoder: Encoder | None = None, eval_path: Path | str | None = None,
-              reference_path: Path | str | None = None, config_path: Path | str | None = None,
+              terminology: TerminologyLike | None = None, encoder: Encoder | None = None,
+              eval_path: Path | str | None = None, reference_path: Path | str | None = None,
+              config_path: Path | str | None = None,
               engine: "AuditEngine | None" = None) -> AuditOutcome:
     """Audit a JSONL file (or a folder of JSONL shards) into `out_dir`; bad files raise ClinassayInputError,
     bad lines are reported. `engine` (default: the one `config.engine` names, audit/engines.py) runs the
@@ -399,7 +402,7 @@ def _unreadable_message(path: Path, auditor: Auditor) -> str:
             f"{clip(first.error, 120)})")
 
 
-def _code_normalizer(terminology: Any):
+def _code_normalizer(terminology: TerminologyLike) -> Callable[[str], str]:
     def normalize(code: str) -> str:
         entry = terminology.find(code)
         return entry.code if entry is not None else code

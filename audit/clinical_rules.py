@@ -16,6 +16,7 @@ from rapidfuzz import fuzz
 from clinassay.audit import lexicon as lx
 from clinassay.audit.negation import analyse as analyse_negation
 from clinassay.audit.text import normalize_text
+from clinassay.terminology.protocol import TerminologyLike
 
 RuleHit = tuple[str, float, str, dict[str, Any] | None]
 
@@ -47,12 +48,11 @@ def _title_sex(title: str) -> str | None:
     return "female" if female else "male"
 
 
-def sex_of_code(code: str, terminology: Any) -> str | None:
+def sex_of_code(code: str, terminology: TerminologyLike) -> str | None:
     """The terminology's restriction (imported tables, then the classification's structure), else the
     few codes it does not list, else what the code's title or its parents' up to the category say
     ("C50.911 ... right female breast", "N35.01 Post-traumatic urethral stricture, male")."""
-    finder = getattr(terminology, "sex_restriction", None)
-    restriction = finder(code) if finder is not None else None
+    restriction = terminology.sex_restriction(code)
     if restriction:
         return restriction
     for prefix, (sex_, _title) in _EXTRA_SEX.items():
@@ -91,7 +91,7 @@ def code_expects_negation(entry: Any) -> bool:
         _title_expects_negation(text) for text in (entry.title, *getattr(entry, "inclusion_terms", ())))
 
 
-def negation(norm: str, entry: Any, language: str, *, terminology: Any = None) -> RuleHit | None:
+def negation(norm: str, entry: Any, language: str, *, terminology: TerminologyLike | None = None) -> RuleHit | None:
     """A mention that negates its finding ("se descarta infección urinaria", "sin fiebre") is not a case
     of the code. When part of the mention stays affirmed ("fiebre sin foco", "sin fiebre pero con ITU"),
     only a negation of a word of the code's own title (or of its label in `language`, given the
@@ -140,7 +140,7 @@ def code_side(title: str) -> str | None:
     return None
 
 
-def _has_bilateral_sibling(code: str, terminology: Any) -> bool:
+def _has_bilateral_sibling(code: str, terminology: TerminologyLike) -> bool:
     for sibling in terminology.siblings(code):
         entry = terminology.find(sibling)
         if entry is not None and code_side(entry.title) == "bilateral":
@@ -148,7 +148,7 @@ def _has_bilateral_sibling(code: str, terminology: Any) -> bool:
     return False
 
 
-def laterality(norm: str, entry: Any, language: str, *, terminology: Any = None) -> RuleHit | None:
+def laterality(norm: str, entry: Any, language: str, *, terminology: TerminologyLike | None = None) -> RuleHit | None:
     side = code_side(entry.title)
     if side is None:
         return None
@@ -165,7 +165,7 @@ def laterality(norm: str, entry: Any, language: str, *, terminology: Any = None)
             f"the mention says {' and '.join(sorted(said))} but {entry.code} is {side} ({entry.title})", None)
 
 
-def sex(norm: str, entry: Any, language: str, *, terminology: Any) -> RuleHit | None:
+def sex(norm: str, entry: Any, language: str, *, terminology: TerminologyLike) -> RuleHit | None:
     restriction = sex_of_code(entry.code, terminology)
     if restriction is None:
         return None
@@ -207,7 +207,7 @@ def excludes1(norm: str, entry: Any, language: str, *, min_similarity: float) ->
             + (f" ({ref})" if ref else ""), neighbour)
 
 
-def title_copy(norm: str, entry: Any, language: str, *, terminology: Any) -> RuleHit | None:
+def title_copy(norm: str, entry: Any, language: str, *, terminology: TerminologyLike) -> RuleHit | None:
     titles = {normalize_text(entry.title)}
     label = terminology.label(entry.code, language) if language != "en" else None
     if label is not None and getattr(label, "text", None):
@@ -260,7 +260,7 @@ def _stems(text: str) -> set[str]:
 class SiblingTerms:
     """For each code (and language), the stems of its title/label; cached because siblings repeat."""
 
-    def __init__(self, terminology: Any, candidates: Callable[[str], list[str]]) -> None:
+    def __init__(self, terminology: TerminologyLike, candidates: Callable[[str], list[str]]) -> None:
         self.terminology = terminology
         self.candidates = candidates
         self._stems: dict[tuple[str, str], set[str]] = {}
