@@ -1,6 +1,6 @@
 """Shared test setup: every test starts with no configured terminology (load_config() configures the
-process-wide [terminology] section; a test's config must not leak into the next test), and the fake
-terminologies (tests/terminology_fixtures.py) are fixtures here."""
+process-wide [terminology] section; a test's config must not leak into the next test); the real
+terminology, loaded once per session, and the fake ones (tests/terminology_fixtures.py) are fixtures here."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def _no_configured_terminology():
     terminology._CONFIGURED.clear()
     yield
     terminology._CONFIGURED[:] = saved
+
+
+@pytest.fixture(scope="session")
+def terminology():
+    """The real ICD-10-CM with its labels (`load_terminology()`), loaded once for the session (read-only)."""
+    # the submodule's function: a test may swap the package's `load_terminology` for a fake while it runs
+    from clinassay.terminology.terminology import load_terminology
+
+    return load_terminology()
 
 
 @pytest.fixture(scope="session")

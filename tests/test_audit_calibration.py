@@ -60,13 +60,6 @@ def _toml(value) -> str:
 
 
 @pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
-@pytest.fixture(scope="module")
 def calibrated(tmp_path_factory, terminology):
     tmp = tmp_path_factory.mktemp("calibration")
     pairs, eval_set, _ = _write(tmp)

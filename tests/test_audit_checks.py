@@ -18,13 +18,6 @@ fakes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakes)
 
 
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 def _pair(mention, code, language="es", **extra):
     return {"mention": mention, "code": code, "language": language, "model": "gen", **extra}
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from clinassay.audit import AuditConfig, Auditor, audit_pairs, run_audit
 from clinassay.audit.bias import reject_outliers
 from clinassay.audit.config import BiasConfig
@@ -25,13 +23,6 @@ def _pairs() -> list[dict]:
         out.append({"mention": f"paciente refiere {d} desde hace {i + 2} días", "code": c, "language": "es", "model": "verbose-llm"})
         out.append({"mention": f"{d.upper()} ({i + 2}d)", "code": c, "language": "es", "model": "terse-llm"})
     return out
-
-
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
 
 
 def test_fingerprint_tells_generators_and_synthetic_from_real(terminology) -> None:

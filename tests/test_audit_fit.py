@@ -16,13 +16,6 @@ FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
 
 
 @pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
-@pytest.fixture(scope="module")
 def auditor_factory(terminology):
     def make(**fit):
         config = AuditConfig.model_validate({"embeddings": False, "fit": fit})

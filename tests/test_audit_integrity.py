@@ -25,18 +25,11 @@ OUTPUTS = ("accepted.jsonl", "rejected.jsonl", "malformed.jsonl", "summary.json"
 
 
 @pytest.fixture(scope="module")
-def term():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
-@pytest.fixture(scope="module")
-def good_records(term) -> list[dict]:
+def good_records(terminology) -> list[dict]:
     """48 Spanish labels of distinct billable codes across chapters: pairs the audit accepts."""
     records = []
-    for code in term.billable_codes()[::97]:
-        label = term.labels(code).get("es")
+    for code in terminology.billable_codes()[::97]:
+        label = terminology.labels(code).get("es")
         if label and len(label.text.split()) >= 3 and len(label.text) <= 120:
             records.append({"mention": label.text, "code": code, "language": "es", "model": "gen"})
         if len(records) == 48:
@@ -51,8 +44,9 @@ def _write(path: Path, lines: list) -> Path:
     return path
 
 
-def _audit(term, pairs: Path, out: Path, **kwargs):
-    return run_audit(pairs, out, config=kwargs.pop("config", AuditConfig(embeddings=False)), terminology=term, **kwargs)
+def _audit(terminology, pairs: Path, out: Path, **kwargs):
+    return run_audit(pairs, out, config=kwargs.pop("config", AuditConfig(embeddings=False)), terminology=terminology,
+                     **kwargs)
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -69,18 +63,18 @@ def _assert_invariant(out: Path, input_lines: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def passing(tmp_path_factory, term, good_records) -> Path:
+def passing(tmp_path_factory, terminology, good_records) -> Path:
     tmp = tmp_path_factory.mktemp("passing")
     out = tmp / "out"
-    outcome = _audit(term, _write(tmp / "pairs.jsonl", good_records), out)
+    outcome = _audit(terminology, _write(tmp / "pairs.jsonl", good_records), out)
     assert outcome.passed, outcome.summary.gate.failed
     return out
 
 
 @pytest.fixture(scope="module")
-def failing(tmp_path_factory, term) -> Path:
+def failing(tmp_path_factory, terminology) -> Path:
     out = tmp_path_factory.mktemp("failing") / "out"
-    outcome = _audit(term, SMALL, out)
+    outcome = _audit(terminology, SMALL, out)
     assert not outcome.passed
     return out
 
@@ -232,10 +226,10 @@ def _forge_whole_chain(audit: Path) -> None:
                                                    m["summary"].update(sha256=summary)))
 
 
-def test_signed_audit_refuses_edits_and_unsigned_manifests(tmp_path, term, good_records, monkeypatch) -> None:
+def test_signed_audit_refuses_edits_and_unsigned_manifests(tmp_path, terminology, good_records, monkeypatch) -> None:
     monkeypatch.setenv(KEY_ENV, "ci-secret")
     out = tmp_path / "signed"
-    assert _audit(term, _write(tmp_path / "pairs.jsonl", good_records), out).passed
+    assert _audit(terminology, _write(tmp_path / "pairs.jsonl", good_records), out).passed
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["signature"] == signature_of(manifest, "ci-secret") and len(manifest["signature"]) == 64
     assert len(load_audited(out).pairs) == 48
@@ -277,7 +271,7 @@ def test_auditing_its_own_output_is_refused_and_the_file_kept(passing: Path, cop
     verify_audit_output(audit)  # nothing else was touched either
 
 
-def test_inputs_reaching_an_output_through_links_are_refused(passing: Path, copy_of, tmp_path, term) -> None:
+def test_inputs_reaching_an_output_through_links_are_refused(passing: Path, copy_of, tmp_path, terminology) -> None:
     audit = copy_of(passing)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -285,22 +279,22 @@ def test_inputs_reaching_an_output_through_links_are_refused(passing: Path, copy
     (elsewhere / "soft.jsonl").symlink_to(audit / "accepted.jsonl")
     for pairs in (elsewhere / "hard.jsonl", elsewhere / "soft.jsonl", audit / "." / "accepted.jsonl"):
         with pytest.raises(ClinassayInputError, match="of the output folder"):
-            _audit(term, pairs, audit)
+            _audit(terminology, pairs, audit)
     with pytest.raises(ClinassayInputError, match="--eval-set"):
-        _audit(term, SMALL, audit, eval_path=audit / "summary.json")
+        _audit(terminology, SMALL, audit, eval_path=audit / "summary.json")
     with pytest.raises(ClinassayInputError, match="--reference"):
-        _audit(term, SMALL, audit, reference_path=audit / "drift_es.html")
+        _audit(terminology, SMALL, audit, reference_path=audit / "drift_es.html")
     verify_audit_output(audit)
 
 
-def test_a_planted_symlink_is_replaced_not_written_through(tmp_path, term, good_records) -> None:
+def test_a_planted_symlink_is_replaced_not_written_through(tmp_path, terminology, good_records) -> None:
     precious = tmp_path / "precious.txt"
     precious.write_text("do not touch\n")
     out = tmp_path / "out"
     out.mkdir()
     (out / "rejected.jsonl").symlink_to(precious)
     (out / "summary.json").symlink_to(precious)
-    _audit(term, _write(tmp_path / "pairs.jsonl", good_records[:10] + [{"mention": "x", "code": "??", "language": "es"}]),
+    _audit(terminology, _write(tmp_path / "pairs.jsonl", good_records[:10] + [{"mention": "x", "code": "??", "language": "es"}]),
            out, config=AuditConfig(embeddings=False, gate=GateConfig(max_reject_rate=1.0)))
     assert precious.read_text() == "do not touch\n"
     assert not (out / "rejected.jsonl").is_symlink() and len(_jsonl(out / "rejected.jsonl")) == 1
@@ -308,13 +302,13 @@ def test_a_planted_symlink_is_replaced_not_written_through(tmp_path, term, good_
     _assert_invariant(out, 11)
 
 
-def test_a_rerun_owns_its_folder(passing: Path, copy_of, tmp_path, term) -> None:
+def test_a_rerun_owns_its_folder(passing: Path, copy_of, tmp_path, terminology) -> None:
     audit = copy_of(passing)
     for stale in ("report.html", "report.md", "drift_pt.html", ".accepted.jsonl.abc123.tmp"):
         (audit / stale).write_text("stale pass")
     (audit / "notes.txt").write_text("mine")
     (audit / "drift_notes.txt").write_text("mine too")
-    outcome = _audit(term, SMALL, audit)
+    outcome = _audit(terminology, SMALL, audit)
     assert not outcome.passed
     left = sorted(p.name for p in audit.iterdir())
     assert left == sorted(["drift_notes.txt", "notes.txt", *OUTPUTS])
@@ -322,28 +316,28 @@ def test_a_rerun_owns_its_folder(passing: Path, copy_of, tmp_path, term) -> None
     _assert_invariant(audit, sum(1 for l in SMALL.read_text().splitlines() if l.strip()))
 
 
-def test_a_crashed_rerun_leaves_no_passing_manifest(passing: Path, copy_of, term, monkeypatch) -> None:
+def test_a_crashed_rerun_leaves_no_passing_manifest(passing: Path, copy_of, terminology, monkeypatch) -> None:
     import clinassay.audit.auditor as auditor
     audit = copy_of(passing)
     def crash(self, **kwargs):
         raise RuntimeError("killed")
     monkeypatch.setattr(auditor.Auditor, "summarize", crash)
     with pytest.raises(RuntimeError, match="killed"):
-        _audit(term, SMALL, audit)
+        _audit(terminology, SMALL, audit)
     assert sorted(p.name for p in audit.iterdir()) == []  # the old audit is gone, no half-written file is left
 
 
-def test_bad_input_leaves_the_previous_audit_in_place(passing: Path, copy_of, tmp_path, term) -> None:
+def test_bad_input_leaves_the_previous_audit_in_place(passing: Path, copy_of, tmp_path, terminology) -> None:
     audit = copy_of(passing)
     (tmp_path / "eval.tsv").write_text("text\tcode\nfoo\tN39.0\n", encoding="utf-8")
     with pytest.raises(ClinassayInputError):
-        _audit(term, SMALL, audit, eval_path=tmp_path / "eval.tsv")
+        _audit(terminology, SMALL, audit, eval_path=tmp_path / "eval.tsv")
     verify_audit_output(audit)
 
 
 # ---- 3. the gate counts what it could not read --------------------------------------------------------
 
-def test_garbage_lines_fail_the_gate_and_are_all_kept(tmp_path, term, good_records, capsys) -> None:
+def test_garbage_lines_fail_the_gate_and_are_all_kept(tmp_path, terminology, good_records, capsys) -> None:
     lines = [f"garbage {i} " + "x" * (i % 700) for i in range(2000)] + good_records
     pairs = _write(tmp_path / "pairs.jsonl", lines)
     out = tmp_path / "out"
@@ -375,20 +369,20 @@ def test_empty_or_all_garbage_input_is_bad_input(tmp_path, content, capsys) -> N
     assert [p.name for p in (tmp_path / "out").iterdir()] == []
 
 
-def test_an_undecodable_file_name_is_written_as_text(tmp_path, term, good_records) -> None:
+def test_an_undecodable_file_name_is_written_as_text(tmp_path, terminology, good_records) -> None:
     name = os.fsdecode(b"pairs-\xff.jsonl")
-    _audit(term, _write(tmp_path / name, good_records[:5]), tmp_path / "out")
+    _audit(terminology, _write(tmp_path / name, good_records[:5]), tmp_path / "out")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["input"]["path"].endswith("pairs-\ufffd.jsonl")
     verify_audit_output(tmp_path / "out")
 
 
-def test_a_folder_is_not_a_missing_file(tmp_path, term) -> None:
+def test_a_folder_is_not_a_missing_file(tmp_path, terminology) -> None:
     with pytest.raises(ClinassayInputError, match="is a folder, not a pairs file"):
-        _audit(term, tmp_path, tmp_path / "out")
+        _audit(terminology, tmp_path, tmp_path / "out")
 
 
-def test_hostile_lines_are_reported_not_crashes(tmp_path, term, good_records) -> None:
+def test_hostile_lines_are_reported_not_crashes(tmp_path, terminology, good_records) -> None:
     good = good_records[:6]
     lines = [
         "\ufeff" + json.dumps(good[0], ensure_ascii=False),  # 1: BOM, then a good pair
@@ -407,7 +401,7 @@ def test_hostile_lines_are_reported_not_crashes(tmp_path, term, good_records) ->
     pairs.write_bytes(b"".join((l if isinstance(l, str) else json.dumps(l, ensure_ascii=False)).encode("utf-8") + b"\n"
                                for l in lines) + b"\xff\xfe not utf-8\n")  # 12
     out = tmp_path / "out"
-    _audit(term, pairs, out, config=AuditConfig(embeddings=False, gate=GateConfig(max_malformed_rate=1.0,
+    _audit(terminology, pairs, out, config=AuditConfig(embeddings=False, gate=GateConfig(max_malformed_rate=1.0,
                                                                                   max_reject_rate=1.0)))
     summary = _assert_invariant(out, 12)
     malformed = {m["line"]: m for m in _jsonl(out / "malformed.jsonl")}
@@ -426,12 +420,12 @@ def test_hostile_lines_are_reported_not_crashes(tmp_path, term, good_records) ->
     assert summary["counts"]["malformed"] == 6
 
 
-def test_stream_api_reports_unwritable_records(term) -> None:
+def test_stream_api_reports_unwritable_records(terminology) -> None:
     from clinassay.audit import Malformed, audit_pairs
 
     records = [{"mention": "fiebre \ud800 alta", "code": "R50.9", "language": "es"},
                {"mention": "fiebre alta persistente", "code": "R50.9", "language": "es", "cost_usd": float("nan")}]
-    decisions = list(audit_pairs(records, config=AuditConfig(embeddings=False), terminology=term))
+    decisions = list(audit_pairs(records, config=AuditConfig(embeddings=False), terminology=terminology))
     assert [type(d) for d in decisions] == [Malformed, Malformed]
     assert "lone surrogate" in decisions[0].error and "JSON cannot carry" in decisions[1].error
 

@@ -15,13 +15,6 @@ from clinassay.audit.references import CodedReference, LabelledMention
 FIT_REASONS = {"other_chapter", "same_chapter", "sibling"}
 
 
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 REFERENCE = [
     LabelledMention("HTA", "I10", "es", 2),
     LabelledMention("hta", "I10", "es", 3),

@@ -19,15 +19,8 @@ DATA = Path(__file__).parent / "data" / "audit"
 
 
 @pytest.fixture(scope="module")
-def term():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
-@pytest.fixture(scope="module")
-def auditor(term):
-    return Auditor(AuditConfig(embeddings=False), terminology=term)
+def auditor(terminology):
+    return Auditor(AuditConfig(embeddings=False), terminology=terminology)
 
 
 def _audit(auditor, rows):
@@ -36,18 +29,18 @@ def _audit(auditor, rows):
                                 for i, (m, c, l) in enumerate(rows)])
 
 
-def _sex(term, mention, code, language):
-    return rules.sex(normalize_text(mention), term.get(code), language, terminology=term)
+def _sex(terminology, mention, code, language):
+    return rules.sex(normalize_text(mention), terminology.get(code), language, terminology=terminology)
 
 
 # ---- 1. sex -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("code", ["N99.113", "N99.116", "N35.011"])
-def test_male_urethral_stricture_is_not_female_only(term, code) -> None:
+def test_male_urethral_stricture_is_not_female_only(terminology, code) -> None:
     """"N70".."N9A" compared as prefixes swallowed N99 ('9' < 'A'); the title says 'male'."""
-    assert rules.sex_of_code(code, term) == "male"
-    assert _sex(term, "estenosis uretral postprocedimiento en varón", code, "es") is None
-    hit = _sex(term, "estenosis uretral postprocedimiento en mujer", code, "es")
+    assert rules.sex_of_code(code, terminology) == "male"
+    assert _sex(terminology, "estenosis uretral postprocedimiento en varón", code, "es") is None
+    hit = _sex(terminology, "estenosis uretral postprocedimiento en mujer", code, "es")
     assert hit is not None and hit[0] == "sex"
 
 
@@ -58,8 +51,8 @@ def test_male_urethral_stricture_is_not_female_only(term, code) -> None:
     ("it", "carcinoma della mammella destra in un uomo"), ("ca", "carcinoma de mama dreta en un home"),
     ("pt", "carcinoma da mama direita em homem"),
 ])
-def test_female_breast_code_for_a_man(term, language, mention) -> None:
-    hit = _sex(term, mention, "C50.911", language)  # "... right female breast"
+def test_female_breast_code_for_a_man(terminology, language, mention) -> None:
+    hit = _sex(terminology, mention, "C50.911", language)  # "... right female breast"
     assert hit is not None and hit[0] == "sex" and "female" in hit[2]
 
 
@@ -67,23 +60,23 @@ def test_female_breast_code_for_a_man(term, language, mention) -> None:
     ("es", "carcinoma de mama derecha en mujer"), ("en", "right male breast cancer in a woman"),
     ("fr", "cancer du sein droit chez une femme"), ("pt", "carcinoma da mama direita em mulher"),
 ])
-def test_male_breast_code_for_a_woman(term, language, mention) -> None:
-    assert rules.sex_of_code("C50.921", term) == "male"
-    hit = _sex(term, mention, "C50.921", language)  # "... right male breast"
+def test_male_breast_code_for_a_woman(terminology, language, mention) -> None:
+    assert rules.sex_of_code("C50.921", terminology) == "male"
+    hit = _sex(terminology, mention, "C50.921", language)  # "... right male breast"
     assert hit is not None and hit[0] == "sex"
 
 
-def test_titles_naming_someone_else_or_both_sexes_carry_no_sex(term) -> None:
-    assert rules.sex_of_code("N39.3", term) is None  # "Stress incontinence (female) (male)"
-    assert rules.sex_of_code("Y07.030", term) is None  # "Male partner, ... perpetrator"
-    assert rules.sex_of_code("J18.9", term) is None
-    assert rules.sex_of_code("D07.5", term) == "male" and rules.sex_of_code("Z3A.20", term) == "female"
+def test_titles_naming_someone_else_or_both_sexes_carry_no_sex(terminology) -> None:
+    assert rules.sex_of_code("N39.3", terminology) is None  # "Stress incontinence (female) (male)"
+    assert rules.sex_of_code("Y07.030", terminology) is None  # "Male partner, ... perpetrator"
+    assert rules.sex_of_code("J18.9", terminology) is None
+    assert rules.sex_of_code("D07.5", terminology) == "male" and rules.sex_of_code("Z3A.20", terminology) == "female"
 
 
 # ---- 2. negation --------------------------------------------------------------------------------------
 
-def _negated(term, mention, code="N39.0", language="es"):
-    return rules.negation(normalize_text(mention), term.get(code), language)
+def _negated(terminology, mention, code="N39.0", language="es"):
+    return rules.negation(normalize_text(mention), terminology.get(code), language)
 
 
 @pytest.mark.parametrize("language, mention", [
@@ -96,9 +89,9 @@ def _negated(term, mention, code="N39.0", language="es"):
     ("it", "non presenta infezione urinaria"), ("it", "infezione urinaria esclusa"),
     ("es", "paciente sin infección urinaria"),
 ])
-def test_negated_urinary_tract_infection(term, language, mention) -> None:
+def test_negated_urinary_tract_infection(terminology, language, mention) -> None:
     """N39.0's title says 'site not specified': that 'not' used to switch the negation rule off."""
-    hit = _negated(term, mention, language=language)
+    hit = _negated(terminology, mention, language=language)
     assert hit is not None and hit[0] == "negated", mention
 
 
@@ -110,8 +103,8 @@ def test_negated_urinary_tract_infection(term, language, mention) -> None:
     ("en", "urinary tract infection, not elsewhere classified"),
     ("es", "infección urinaria, sin cambios respecto a la previa"),
 ])
-def test_pseudo_triggers_do_not_negate(term, language, mention) -> None:
-    assert _negated(term, mention, language=language) is None
+def test_pseudo_triggers_do_not_negate(terminology, language, mention) -> None:
+    assert _negated(terminology, mention, language=language) is None
 
 
 @pytest.mark.parametrize("language, mention", [
@@ -121,10 +114,10 @@ def test_pseudo_triggers_do_not_negate(term, language, mention) -> None:
     ("fr", "infection urinaire non exclue"), ("it", "non si esclude infezione urinaria"),
     ("pt", "não se descarta infecção urinária"), ("ca", "no es descarta infecció urinària"),
 ])
-def test_uncertainty_is_not_negation(term, language, mention) -> None:
+def test_uncertainty_is_not_negation(terminology, language, mention) -> None:
     from clinassay.audit.negation import analyse
 
-    assert _negated(term, mention, language=language) is None
+    assert _negated(terminology, mention, language=language) is None
     assert analyse(normalize_text(mention), language).uncertain
 
 
@@ -137,12 +130,12 @@ def test_uncertainty_is_not_negation(term, language, mention) -> None:
     ("es", "tos sin fiebre", "R05.9"),
     ("es", "linfoma no Hodgkin", "C85.90"),
 ])
-def test_scope_ends_at_terminators_and_inner_qualifiers(term, language, mention, code) -> None:
-    assert _negated(term, mention, code, language) is None
+def test_scope_ends_at_terminators_and_inner_qualifiers(terminology, language, mention, code) -> None:
+    assert _negated(terminology, mention, code, language) is None
 
 
-def test_inner_negation_of_the_codes_own_finding(term) -> None:
-    hit = _negated(term, "cough without fever", "R50.9", "en")
+def test_inner_negation_of_the_codes_own_finding(terminology) -> None:
+    hit = _negated(terminology, "cough without fever", "R50.9", "en")
     assert hit is not None and "fever" in hit[2]
 
 
@@ -153,24 +146,24 @@ def test_inner_negation_of_the_codes_own_finding(term) -> None:
     ("es", "no descenso testicular", "Q53.9"),
     ("es", "no vacunado", "Z28.9"),  # "Immunization not carried out for unspecified reason"
 ])
-def test_codes_about_an_absence_accept_negated_findings(term, language, mention, code) -> None:
-    assert _negated(term, mention, code, language) is None
+def test_codes_about_an_absence_accept_negated_findings(terminology, language, mention, code) -> None:
+    assert _negated(terminology, mention, code, language) is None
 
 
-def test_not_specified_no_longer_switches_negation_off(term) -> None:
+def test_not_specified_no_longer_switches_negation_off(terminology) -> None:
     """Before, every title with 'not' (and every Q code) was exempt: 'site not specified' is a pseudo-trigger."""
     import re
 
     only_pseudo = re.compile(r"\bnot (?:specified|elsewhere classified)\b")
     other_cue = re.compile(r"\b(?:without|absence|no|not(?! specified| elsewhere)|never|ruled out)\b")
-    titles = [term.get(c).title for c in term.billable_codes()]
+    titles = [terminology.get(c).title for c in terminology.billable_codes()]
     from clinassay.audit.lexicon import ABSENCE_TITLE
 
     pseudo_only = [t for t in titles if only_pseudo.search(t.lower()) and not other_cue.search(t.lower())
                    and not ABSENCE_TITLE.search(normalize_text(t))]
     assert len(pseudo_only) > 500
     assert [t for t in pseudo_only if rules._title_expects_negation(t)] == []
-    assert not rules.code_expects_negation(term.get("N39.0"))
+    assert not rules.code_expects_negation(terminology.get("N39.0"))
 
 
 # ---- 3. language --------------------------------------------------------------------------------------
@@ -184,13 +177,13 @@ def test_english_eponyms_are_not_called_french(auditor, mention, code) -> None:
     assert not [f for f in decision.findings if f.check == "language"], decision.findings
 
 
-def test_english_titles_are_never_rejected_as_another_language(term, auditor) -> None:
+def test_english_titles_are_never_rejected_as_another_language(terminology, auditor) -> None:
     """Official English terms (titles and inclusion terms) of a random sample of codes, as mentions in
     English: the language check rejects none (measured before the fix: 12 of 5,000)."""
     rng = random.Random(7)
     texts: dict[str, str] = {}
-    for code in rng.sample(term.billable_codes(), 800):
-        entry = term.get(code)
+    for code in rng.sample(terminology.billable_codes(), 800):
+        entry = terminology.get(code)
         for text in (entry.title, *entry.inclusion_terms[:1]):
             texts.setdefault(text, code)
     decisions = _audit(auditor, [(t, c, "en") for t, c in texts.items()])
@@ -199,17 +192,17 @@ def test_english_titles_are_never_rejected_as_another_language(term, auditor) ->
     assert rejected == []
 
 
-def test_wrong_language_recall_on_the_labelled_pairs_stays_whole(term) -> None:
+def test_wrong_language_recall_on_the_labelled_pairs_stays_whole(terminology) -> None:
     rows = [json.loads(line) for line in (DATA / "bad_pairs.jsonl").read_text(encoding="utf-8").splitlines()]
     wrong = [r for r in rows if r["expect"] and r["expect"]["kind"] == "wrong_language"]
-    decisions = _audit(Auditor(AuditConfig(embeddings=False), terminology=term),
+    decisions = _audit(Auditor(AuditConfig(embeddings=False), terminology=terminology),
                        [(r["mention"], r["code"], r["language"]) for r in wrong])
     missed = [r["mention"] for r, d in zip(wrong, decisions)
               if not any(f.check == "language" and f.severity == "fail" for f in d.findings)]
     assert len(wrong) >= 14 and missed == []
 
 
-def test_a_mention_made_of_words_of_the_requested_language_is_not_called_another(term) -> None:
+def test_a_mention_made_of_words_of_the_requested_language_is_not_called_another(terminology) -> None:
     """Short mentions often read as two languages: every word of 'antecedentes alergia a ácaros' is Spanish
     (and Portuguese); lingua called it pt 0.62 vs es 0.27 and a correct CodiEsp pair was rejected. Accents
     stay evidence: Catalan 'insuficiència' is no Spanish word, though its accent-free form is."""
@@ -219,11 +212,11 @@ def test_a_mention_made_of_words_of_the_requested_language_is_not_called_another
         pytest.skip("hunspell-es is not installed")
     rows = [("antecedentes alergia a ácaros", "Z91.048", "es"),
             ("insuficiència cardíaca congestiva descompensada", "I50.9", "es")]
-    voted = _audit(Auditor(AuditConfig(embeddings=False), terminology=term), rows)
+    voted = _audit(Auditor(AuditConfig(embeddings=False), terminology=terminology), rows)
     assert not [f for f in voted[0].findings if f.check == "language"], voted[0].findings
     assert [f.reason for f in voted[1].findings if f.check == "language"] == ["wrong_language"]
     unvoted = _audit(Auditor(AuditConfig.model_validate({"embeddings": False, "language": {"dictionary_vote": False}}),
-                             terminology=term), rows[:1])
+                             terminology=terminology), rows[:1])
     assert [f.reason for f in unvoted[0].findings if f.check == "language"] == ["wrong_language"]
 
 
@@ -259,16 +252,16 @@ def test_a_chapter_or_block_is_not_a_code(auditor, code, kind) -> None:
 _RULE_REASONS = {"negated", "sex", "nonsense", "markup", "not_a_code", "wrong_language"}
 
 
-def test_official_terms_of_a_code_pass_these_rules(term, auditor) -> None:
+def test_official_terms_of_a_code_pass_these_rules(terminology, auditor) -> None:
     """ICD-10-CM titles and inclusion terms (en) and Spanish labels, as mentions of their own code."""
     rng = random.Random(11)
     rows: dict[tuple[str, str], str] = {}
-    for code in rng.sample(term.billable_codes(), 1500):
-        entry = term.get(code)
+    for code in rng.sample(terminology.billable_codes(), 1500):
+        entry = terminology.get(code)
         rows.setdefault((entry.title, "en"), code)
         for inclusion in entry.inclusion_terms[:1]:
             rows.setdefault((inclusion, "en"), code)
-        label = term.label(code, "es")
+        label = terminology.label(code, "es")
         if label is not None and label.precision == "exact":
             rows.setdefault((label.text, "es"), code)
     decisions = _audit(auditor, [(m, c, l) for (m, l), c in rows.items()])

@@ -9,20 +9,13 @@ from clinassay.audit.checks.phi import find_phi
 from clinassay.audit.text import normalize_text
 
 
-@pytest.fixture(scope="module")
-def term():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 @pytest.mark.parametrize("language, mention", [
     ("es", "sin fiebre"), ("es", "niega dolor torácico"), ("ca", "sense febre"), ("pt", "sem febre"),
     ("fr", "pas de fièvre"), ("it", "senza febbre"), ("en", "no evidence of fever"), ("en", "denies fever"),
     ("fr", "absence de fièvre"), ("it", "febbre esclusa"), ("pt", "febre descartada"), ("es", "se descarta fiebre"),
 ])
-def test_negated_findings(term, language, mention) -> None:
-    hit = rules.negation(normalize_text(mention), term.get("R50.9"), language)
+def test_negated_findings(terminology, language, mention) -> None:
+    hit = rules.negation(normalize_text(mention), terminology.get("R50.9"), language)
     assert hit is not None and hit[0] == "negated"
 
 
@@ -32,8 +25,8 @@ def test_negated_findings(term, language, mention) -> None:
     ("es", "fiebre sin foco", "R50.9"),
     ("en", "fever of unknown origin", "R50.9"),
 ])
-def test_negation_leaves_expected_wording_alone(term, language, mention, code) -> None:
-    assert rules.negation(normalize_text(mention), term.get(code), language) is None
+def test_negation_leaves_expected_wording_alone(terminology, language, mention, code) -> None:
+    assert rules.negation(normalize_text(mention), terminology.get(code), language) is None
 
 
 @pytest.mark.parametrize("language, mention", [
@@ -42,14 +35,14 @@ def test_negation_leaves_expected_wording_alone(term, language, mention, code) -
     ("it", "cataratta nucleare occhio sinistro"), ("en", "nuclear cataract, left eye"),
     ("es", "catarata nuclear bilateral"),
 ])
-def test_laterality_contradictions(term, language, mention) -> None:
-    hit = rules.laterality(normalize_text(mention), term.get("H25.11"), language)  # right eye
+def test_laterality_contradictions(terminology, language, mention) -> None:
+    hit = rules.laterality(normalize_text(mention), terminology.get("H25.11"), language)  # right eye
     assert hit is not None and hit[0] == "laterality"
 
 
 @pytest.mark.parametrize("mention", ["catarata nuclear ojo derecho", "catarata nuclear", "cataratta nucleare destra"])
-def test_laterality_agreement(term, mention) -> None:
-    assert rules.laterality(normalize_text(mention), term.get("H25.11"), "es") is None
+def test_laterality_agreement(terminology, mention) -> None:
+    assert rules.laterality(normalize_text(mention), terminology.get("H25.11"), "es") is None
 
 
 @pytest.mark.parametrize("language, mention, code", [
@@ -57,9 +50,9 @@ def test_laterality_agreement(term, mention) -> None:
     ("es", "endometriosis en varón", "N80.00"), ("it", "endometriosi uterina nell'uomo", "N80.00"),
     ("pt", "câncer de próstata em mulher", "C61"), ("fr", "grossesse chez un homme", "O26.90"),
 ])
-def test_sex_restricted_codes(term, language, mention, code) -> None:
-    entry = term.find(code) or term.get(term.siblings(code)[0])
-    hit = rules.sex(normalize_text(mention), entry, language, terminology=term)
+def test_sex_restricted_codes(terminology, language, mention, code) -> None:
+    entry = terminology.find(code) or terminology.get(terminology.siblings(code)[0])
+    hit = rules.sex(normalize_text(mention), entry, language, terminology=terminology)
     assert hit is not None and hit[0] == "sex", (code, entry.code)
 
 
@@ -67,30 +60,31 @@ def test_sex_restricted_codes(term, language, mention, code) -> None:
     ("diabetes mellitus tipo 1", "E11.9", "E10"), ("type 1 diabetes mellitus", "E11.9", "E10"),
     ("cistitis aguda con hematuria", "N30.00", "N30.01"),
 ])
-def test_sibling_terms_name_the_better_code(term, mention, code, better) -> None:
+def test_sibling_terms_name_the_better_code(terminology, mention, code, better) -> None:
     from clinassay.audit.semantic import candidate_codes
 
-    hit = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10)).check(
-        normalize_text(mention), term.get(code), "es")
+    hit = rules.SiblingTerms(terminology, lambda c: candidate_codes(terminology, c, limit=10)).check(
+        normalize_text(mention), terminology.get(code), "es")
     assert hit is not None and hit[0] == "sibling_term" and hit[3]["code"].startswith(better)
     assert f"fits {hit[3]['code']} better than {code}" in hit[2]
 
 
 @pytest.mark.parametrize("mention, code", [("diabetes mellitus tipo 2", "E11.9"), ("hepatitis C crónica", "B18.2"),
                                            ("hepatitis B", "B19.10"), ("cistitis aguda sin hematuria", "N30.00")])
-def test_sibling_terms_leave_correct_pairs_alone(term, mention, code) -> None:
+def test_sibling_terms_leave_correct_pairs_alone(terminology, mention, code) -> None:
     from clinassay.audit.semantic import candidate_codes
 
-    checker = rules.SiblingTerms(term, lambda c: candidate_codes(term, c, limit=10))
-    assert checker.check(normalize_text(mention), term.get(code), "es") is None
+    checker = rules.SiblingTerms(terminology, lambda c: candidate_codes(terminology, c, limit=10))
+    assert checker.check(normalize_text(mention), terminology.get(code), "es") is None
 
 
-def test_excludes1_and_title_copy(term) -> None:
-    entry = term.get("N39.0")
+def test_excludes1_and_title_copy(terminology) -> None:
+    entry = terminology.get("N39.0")
     hit = rules.excludes1(normalize_text("pyuria"), entry, "en", min_similarity=0.92)
     assert hit is not None and hit[3] == {"code": "R82.81", "title": "pyuria (R82.81)"}
     assert rules.excludes1(normalize_text("urinary tract infection"), entry, "en", min_similarity=0.92) is None
-    copy = rules.title_copy(normalize_text("urinary tract infection, site not specified"), entry, "en", terminology=term)
+    copy = rules.title_copy(normalize_text("urinary tract infection, site not specified"), entry, "en",
+                            terminology=terminology)
     assert copy is not None and copy[0] == "title_copy"
 
 

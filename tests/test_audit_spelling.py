@@ -20,13 +20,6 @@ needs_dictionaries = pytest.mark.skipif(
     reason="the Debian hunspell dictionaries are not installed (make setup / .ci/run installs them)")
 
 
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 def _check(terminology, **spelling) -> SpellingCheck:
     config = AuditConfig(spelling=spelling) if spelling else AuditConfig()
     return SpellingCheck(config, AuditResources(terminology=terminology))

@@ -24,13 +24,6 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 def _engine(encoder=None) -> RayAuditEngine:
     # small partitions and ranges, so that even this file is cut into several of each
     return RayAuditEngine(workers=2, num_cpus=0.5, partition_pairs=100, range_mb=0.004, encoder=encoder)

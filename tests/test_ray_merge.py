@@ -19,13 +19,6 @@ from clinassay.audit.tally import Reservoir
 from ray_fixtures import DATA, comparable, decision_rows, fakes, pairs_file
 
 
-@pytest.fixture(scope="module")
-def terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
 def _eval_set() -> EvalSet:
     return EvalSet(read_labelled(DATA / "bad_eval.tsv"), path="bad_eval.tsv")
 

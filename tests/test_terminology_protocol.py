@@ -21,14 +21,7 @@ def test_the_protocol_is_what_the_packages_read():
     assert DATA_MEMBERS == ["imports", "source_digest"]
 
 
-@pytest.fixture(scope="module")
-def real_terminology():
-    from clinassay.terminology import load_terminology
-
-    return load_terminology()
-
-
-@pytest.mark.parametrize("fixture", ["real_terminology", "tree_terminology", "labelled_terminology"])
+@pytest.mark.parametrize("fixture", ["terminology", "tree_terminology", "labelled_terminology"])
 def test_a_terminology_offers_the_protocol(fixture, request):
     term = request.getfixturevalue(fixture)
     assert isinstance(term, TerminologyLike)
