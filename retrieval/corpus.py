@@ -119,8 +119,6 @@ def select_codes(
 
 
 def _all_codes(term: TerminologyLike) -> list[str]:
-    if hasattr(term, "all_codes"):
-        return list(term.all_codes())
     seen: list[str] = []
     for chapter in term.chapters():
         stack = [chapter.code]
