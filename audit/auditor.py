@@ -322,6 +322,7 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
 
     The run owns `out_dir` (audit/outputs.py): inputs that are its outputs are refused, a previous audit's
     files are removed before anything is written, every file is renamed into place, the manifest last."""
+    run_started = time.perf_counter()
     config = config or AuditConfig()
     pairs_path = Path(pairs_path)
     folder = OutputFolder(out_dir)
@@ -380,6 +381,7 @@ def run_audit(pairs_path: Path | str, out_dir: Path | str, *, config: AuditConfi
     summary = summary.model_copy(update={
         "outputs": outputs, "provenance": provenance,
         "timings_s": {**summary.timings_s, "per_pair_stream": round(audit_seconds, 3)},
+        "seconds": round(time.perf_counter() - run_started, 3),
     })
     folder.write_bytes(SUMMARY, summary.to_json_bytes())
     manifest = build_manifest(

@@ -210,6 +210,8 @@ class AuditSummary(_Artifact):
     timings_s: dict[str, float]
     malformed: list[MalformedLine]  # the first MAX_MALFORMED_LISTED; malformed.jsonl holds all
     outputs: SummaryOutputs | None = None  # set by run_audit once the files are written
+    # run_audit's wall time, from its start to the summary; None in a summary written before it was recorded
+    seconds: Annotated[float, Field(ge=0.0)] | None = None
 
     @property
     def passed(self) -> bool:

@@ -114,4 +114,5 @@ def build_report_context(
         malformed=malformed,
         malformed_total=malformed_total,
         calibration=calibration_of(audit),
+        audit_seconds=audit.summary.seconds,
     )

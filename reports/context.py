@@ -256,6 +256,7 @@ class EvalRun:
     missing_in_run: list[str]  # in the baseline but not in this run
     eval_set: list[tuple[str, str]]
     reproducibility: list[tuple[str, str]]
+    seconds: float | None = None  # metrics.json's: the evaluation's wall time, when it was recorded
 
 
 @dataclass
@@ -330,6 +331,7 @@ class ReportContext:
     malformed: list[MalformedLine]
     malformed_total: int
     calibration: Calibration | None = None
+    audit_seconds: float | None = None  # summary.json's: the audit's wall time, when it was recorded
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (the `--format json` output)."""

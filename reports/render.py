@@ -167,8 +167,10 @@ def _xml(text: Any) -> str:
 
 def render_junit(context: ReportContext) -> str:
     """Test suites: the audit gate (a case per threshold) and retrieval (a case per compared figure).
-    `time` and `errors` are set as JUnit readers expect: a case compares figures computed before the
-    report (time 0), and a gate case fails, it never errors."""
+    `time` and `errors` are set as JUnit readers expect. A suite's time is the wall time its artifacts
+    recorded (summary.json's `seconds` for the audit, each metrics.json's `seconds` for retrieval; 0 for
+    files written before they recorded it); a case compares figures computed by then (time 0); a gate
+    case fails, it never errors."""
     root = ET.Element("testsuites", name=_xml(context.title))
     if context.audit_path is not None:
         suite = ET.SubElement(root, "testsuite", name="clinassay.audit.gate")
@@ -186,7 +188,7 @@ def render_junit(context: ReportContext) -> str:
             if context.verdict.status == "fail":
                 failures += 1
                 ET.SubElement(case, "failure", message="audit verdict: fail", type="GateVerdict")
-        _suite_totals(suite, cases, failures, skipped=0)
+        _suite_totals(suite, cases, failures, skipped=0, seconds=context.audit_seconds or 0.0)
     if context.retrieval is not None:
         suite = ET.SubElement(root, "testsuite", name="clinassay.retrieval")
         cases = failures = skipped = 0
@@ -211,18 +213,25 @@ def render_junit(context: ReportContext) -> str:
                 cases += 1
                 skipped += 1
                 ET.SubElement(case, "skipped", message=_xml(f"the baseline has no results for {language}"))
-        _suite_totals(suite, cases, failures, skipped=skipped)
-    _suite_totals(root, *(sum(int(s.get(k, "0")) for s in root) for k in ("tests", "failures", "skipped")))
+        _suite_totals(suite, cases, failures, skipped=skipped,
+                      seconds=sum(run.seconds or 0.0 for run in context.retrieval.runs))
+    _suite_totals(root, *(sum(int(s.get(k, "0")) for s in root) for k in ("tests", "failures", "skipped")),
+                  seconds=sum(float(s.get("time", "0")) for s in root))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _suite_totals(element: ET.Element, tests: int, failures: int, skipped: int) -> None:
+def _suite_totals(element: ET.Element, tests: int, failures: int, skipped: int, seconds: float) -> None:
     element.set("tests", str(tests))
     element.set("failures", str(failures))
     element.set("errors", "0")
     element.set("skipped", str(skipped))
-    element.set("time", "0")
+    element.set("time", _seconds(seconds))
+
+
+def _seconds(value: float) -> str:
+    """JUnit's `time`: seconds with three decimals ("12.345"), "0" when none were recorded."""
+    return f"{value:.3f}" if value else "0"
 
 
 RENDERERS = {"html": render_html, "markdown": render_markdown, "json": render_json, "junit": render_junit}

@@ -129,6 +129,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 missing_in_run=absent,
                 eval_set=flatten(metrics.eval_set.model_dump()),
                 reproducibility=repro,
+                seconds=metrics.seconds,
             )
         )
     return Retrieval(runs=runs, tolerance=tolerance, regressions=_count(runs, "regression"), lifts=_count(runs, "lift"))

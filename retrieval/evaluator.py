@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import time
 from pathlib import Path
 
 from clinassay.retrieval.evalset import EvalItem
@@ -76,6 +77,7 @@ def evaluate(
     (a mention written 40 times counts 40 times: what a coder meets); `distinct.stages` counts each
     distinct (mention, code, language) once (the long tail a model does not know yet). Both come from
     the same rankings: an identical mention is ranked identically wherever it occurs."""
+    started = time.perf_counter()
     mentions = [item.mention for item in items]
     languages = [item.language for item in items]
     shortlist = max(10, retriever.config.reranker.candidates_top_k) if rerank else 10
@@ -114,7 +116,8 @@ def evaluate(
         no_evaluation_data=sorted(set(retriever.corpus.languages or ()) - set(languages)),
     )
     evaluation = Evaluation.model_validate(
-        {"stages": stages, "distinct": {"items": len(distinct), "stages": distinct_stages}, "coverage": coverage}
+        {"stages": stages, "distinct": {"items": len(distinct), "stages": distinct_stages}, "coverage": coverage,
+         "seconds": round(time.perf_counter() - started, 3)}
     )
     return evaluation, predictions
 
@@ -136,7 +139,7 @@ def write_metrics(
     out_dir.mkdir(parents=True, exist_ok=True)
     document = MetricsFile(
         stages=evaluation.stages, distinct=evaluation.distinct, coverage=evaluation.coverage,
-        eval_set=eval_set, model=model, seed=seed, versions=_versions(), comparison=comparison,
+        seconds=evaluation.seconds, eval_set=eval_set, model=model, seed=seed, versions=_versions(), comparison=comparison,
     )
     path = out_dir / METRICS_FILE
     path.write_text(document.to_json(), encoding="utf-8")

@@ -133,6 +133,8 @@ class Evaluation(_Artifact):
     stages: dict[Stage, StageFigures]
     distinct: DistinctView | None = None  # None: written before the distinct view
     coverage: Coverage
+    # evaluate's wall time (ranking, metrics); None in a file written before it was recorded
+    seconds: Annotated[float, Field(ge=0.0)] | None = None
 
     @property
     def final_stage(self) -> Stage:

@@ -63,6 +63,7 @@ def comparable(summary: Any) -> dict[str, Any]:
     """A summary as JSON without what measures time (it differs between any two runs)."""
     data = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else json.loads(json.dumps(summary))
     data.pop("timings_s", None)
+    data.pop("seconds", None)
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):

@@ -181,6 +181,33 @@ def test_junit_has_time_errors_and_totals():
     assert root.get("time") is not None
 
 
+def test_junit_times_are_the_wall_times_the_audit_and_the_evaluation_recorded(tmp_path):
+    """Issue 16 item 7: a real audit and a real (bm25) evaluation; the report shows the seconds their
+    summary.json and metrics.json recorded, and measures nothing itself."""
+    import json
+
+    pairs = Path(__file__).parent / "data" / "audit" / "pairs_small.jsonl"
+    assert cli_main(["audit", str(pairs), "--out", str(tmp_path / "audit"), "--no-embeddings", "--no-report"]) == 1
+    eval_set = tmp_path / "eval.tsv"
+    eval_set.write_text("mention\tcode\tlanguage\ninfección urinaria\tN39.0\tes\nasma\tJ45.909\tes\n", encoding="utf-8")
+    config = tmp_path / "small.toml"
+    config.write_text('[retrieval]\nbootstrap_samples = 10\n[retrieval.corpus]\ncodes = ["N39.0", "E11.9", "J45.909"]\n',
+                      encoding="utf-8")
+    assert cli_main(["evaluate", "--model", "bm25", "--eval-set", str(eval_set), "--out", str(tmp_path / "eval"),
+                     "--config", str(config)]) == 0
+    audit_seconds = json.loads((tmp_path / "audit" / "summary.json").read_text(encoding="utf-8"))["seconds"]
+    eval_seconds = json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8"))["seconds"]
+    assert audit_seconds > 0 and eval_seconds > 0
+    out = tmp_path / "report.xml"
+    assert cli_main(["report", str(tmp_path / "audit"), "--eval", str(tmp_path / "eval"), "--out", str(out),
+                     "--format", "junit"]) == 0
+    root = ET.fromstring(out.read_text(encoding="utf-8"))
+    audit_suite, retrieval_suite = root.findall("testsuite")
+    assert float(audit_suite.get("time")) == pytest.approx(audit_seconds, abs=1e-3) and audit_seconds > 0
+    assert float(retrieval_suite.get("time")) == pytest.approx(eval_seconds, abs=1e-3)
+    assert float(root.get("time")) == pytest.approx(audit_seconds + eval_seconds, abs=2e-3)
+
+
 # --- every report format when a gate fails --------------------------------------------------------
 
 def _plan(tmp_path: Path):

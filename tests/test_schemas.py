@@ -44,6 +44,7 @@ def test_the_metrics_schema_keeps_the_keys_metrics_json_has():
         "stages",
         "distinct",
         "coverage",
+        "seconds",
         "eval_set",
         "model",
         "seed",
