@@ -74,6 +74,46 @@ def test_generate_then_resume_adds_nothing(tmp_path, stub, capsys):
     assert "0 pairs from 0 requests (" in capsys.readouterr().out  # the summary is on stdout, like every command's
 
 
+def _bar_and_summary(capsys) -> tuple[int, int, int]:
+    """The bar's total, and the summary's requests and already-done counts, of the last `generate -v`."""
+    import re
+
+    captured = capsys.readouterr()
+    bars = re.findall(r"generate: 100%.* (\d+)/\1 ", captured.err)
+    summary = re.search(r"pairs from (\d+) requests(?:, \d+ of them to LLMs)? \((\d+) already done", captured.out)
+    assert bars and summary, (captured.err[-300:], captured.out[-300:])
+    return int(bars[-1]), int(summary[1]), int(summary[2])
+
+
+def test_the_summary_counts_the_requests_the_bar_counted_without_llms_and_on_resume(tmp_path, capsys):
+    """Issue 16 item 5: "from 0 requests" beside a bar at 85/85. A terminology-only run, then a resume of
+    its first lines: the summary's requests are the bar's, and the resume adds the ones already done."""
+    out = tmp_path / "pairs.jsonl"
+    config = str(_config(tmp_path, f"""
+[generation]
+languages = ["es", "en", "fr"]
+codes_file = "{CODES}"
+tasks = ["positive", "hard_negative"]
+
+[[generation.models]]
+name = "terminology"
+model = "terminology"
+"""))
+    assert main(["generate", "--config", config, "--out", str(out), "-v"]) == 0
+    bar, requests, already = _bar_and_summary(capsys)
+    assert bar == requests > 0 and already == 0
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("".join(lines[:3]), encoding="utf-8")
+    assert main(["generate", "--config", config, "--out", str(resumed), "--resume", "-v"]) == 0
+    bar_2, requests_2, already_2 = _bar_and_summary(capsys)
+    assert bar_2 == requests_2 > 0 and already_2 > 0 and requests_2 + already_2 == requests
+    def pairs(text: str) -> list[tuple[str, str, str]]:
+        return sorted((p["request_key"], p["mention"], p["code"]) for p in map(json.loads, text.splitlines()))
+
+    assert pairs(resumed.read_text(encoding="utf-8")) == pairs("".join(lines))  # the same pairs, none twice
+
+
 def test_a_key_in_the_config_is_bad_input(tmp_path, capsys):
     config = _config(tmp_path, """
 [[generation.models]]
