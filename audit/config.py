@@ -237,6 +237,11 @@ class SpellingConfig(_Section):
         2.0, ge=0.0,
         description="... unless the word it is near is this much more common (Zipf, 2.0 = 100 times): then it is a "
                     "typo people make too ('diabetis' 1.4 beside 'diabetes' 3.8)")
+    unknown_word_severity: Severity | None = Field(
+        "warn",
+        description="a word far from every known word and never seen written: a made-up word ('uroglo', "
+                    "'ammonitaciones': 5.3 % of the embedded Gemma's pairs) or a clinical term no list has "
+                    "('orquiepididimitis': 1.2 % of CodiEsp dev mentions), so warned, not rejected; None: not reported")
     cache_dir: str | None = Field(None, description="where the expanded lexicons are cached (default: the user's clinassay cache)")
     severity: Severity = Field(
         "fail", description="fail: on CodiEsp dev diagnoses (correct, real Spanish) 1.3% of mentions are flagged, a third "

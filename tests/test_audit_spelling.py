@@ -101,6 +101,21 @@ def test_words_people_write_are_words_unless_they_are_a_common_words_typo(termin
 
 
 @needs_dictionaries
+def test_a_word_far_from_every_word_and_never_written_is_warned(terminology) -> None:
+    """The embedded Gemma's 'uroglo' and 'ammonitaciones' are no near-miss of any word, so the misspelling
+    rule passed them silently; so is a rare clinical term ('orquiepididimitis'), hence a warning."""
+    mentions = [("envejecimiento del uroglo", "es"), ("ammonitaciones de la columna", "es"),
+                ("orquiepididimitis crónica", "es"), ("infección del tracto urinario", "es")]
+    check = _check(terminology)
+    found = _run(check, mentions)
+    assert [[(f.reason, f.severity, f.neighbour["word"]) for f in fs] for fs in found] == [
+        [("unknown_word", "warn", "uroglo")], [("unknown_word", "warn", "ammonitaciones")],
+        [("unknown_word", "warn", "orquiepididimitis")], []]
+    assert check.info()["unknown_words_warned"] == 3
+    assert _run(_check(terminology, unknown_word_severity=None), mentions[:1]) == [[]]
+
+
+@needs_dictionaries
 def test_pairs_in_another_language_are_left_to_the_language_check(terminology) -> None:
     from clinassay.audit.findings import Finding
 

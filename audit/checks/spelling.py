@@ -21,10 +21,19 @@ from clinassay.audit.spelling import (DEBIAN_PACKAGES, HUNSPELL, LANGUAGE_NAMES,
 log = logging.getLogger(__name__)
 
 
+class _Unknown:
+    """A word far from every word the lexicon knows (not a near-miss of one)."""
+
+
+UNKNOWN = _Unknown()
+
+
 class SpellingCheck(Check):
     name = "spelling"
-    summary_meaning = "share of checked pairs with a misspelt word (a non-word one or two edits from a known word)"
+    summary_meaning = ("share of checked pairs with a misspelt word (a non-word one or two edits from a known word; "
+                       "rejected) or an unknown one (far from every word and never seen written; warned)")
     merged = ("words_checked", "unknown_far", "skipped_pairs", "attested_pairs", "reference_words_used", "known_from_usage",
+              "unknown_warned",
               "flagged_words")
 
     def __init__(self, config, resources) -> None:
@@ -36,6 +45,7 @@ class SpellingCheck(Check):
         self.attested_pairs = 0  # mentions the coded reference has, word for word: clinicians wrote them
         self.reference_words_used = 0  # words no lexicon has that clinicians wrote in the reference
         self.known_from_usage = 0  # words no lexicon has that wordfreq has seen written in the language
+        self.unknown_warned = 0  # words far from every known word, and never seen written: warned
         self.flagged_words: Counter = Counter()
         self._merged_lexicons: dict[str, dict[str, Any]] = {}  # lexicons other partitions' checks loaded
 
@@ -87,6 +97,15 @@ class SpellingCheck(Check):
                 self.reference_words_used += 1
                 continue
             found = self._misspelt(lexicon, norm)
+            if found is UNKNOWN:
+                if cfg.unknown_word_severity is not None and usage_zipf(written, item.language) < (cfg.usage_zipf or 1.0):
+                    self.unknown_warned += 1
+                    out.append(Finding(
+                        self.name, "unknown_word", 0.3,
+                        f"'{written}' is in no {LANGUAGE_NAMES[item.language]} dictionary, the terminology or "
+                        "wordfreq's list, nor near a word that is: a made-up word, or a clinical term none of them has",
+                        cfg.unknown_word_severity, {"word": written}))
+                continue
             if found is None:
                 continue
             suggestion, distance, similarity = found
@@ -109,8 +128,9 @@ class SpellingCheck(Check):
         used = usage_zipf(written, language)
         return used >= cfg.usage_zipf and usage_zipf(suggestion, language) - used < cfg.usage_typo_margin
 
-    def _misspelt(self, lexicon: Lexicon, norm: str) -> tuple[str, int, float] | None:
-        """(suggestion, edits, similarity) when `norm` reads as a misspelling of a known word."""
+    def _misspelt(self, lexicon: Lexicon, norm: str) -> tuple[str, int, float] | None | _Unknown:
+        """(suggestion, edits, similarity) when `norm` reads as a misspelling of a known word, None when it
+        is a word, UNKNOWN when it is far from every word."""
         cfg = self.config.spelling
         doubled = lexicon.undoubled(norm)
         if doubled is not None:
@@ -124,7 +144,7 @@ class SpellingCheck(Check):
         near = lexicon.nearest(norm, 2 if len(norm) >= cfg.long_word else 1)
         if near is None:
             self.unknown_far += 1
-            return None
+            return UNKNOWN
         word, distance = near
         return lexicon.display(word), distance, round(1.0 - distance / max(len(norm), len(word)), 4)
 
@@ -154,6 +174,7 @@ class SpellingCheck(Check):
             "skipped_attested_in_reference": self.attested_pairs,
             "known_from_reference": self.reference_words_used,
             "known_from_usage": self.known_from_usage,
+            "unknown_words_warned": self.unknown_warned,
             "lexicons": lexicons,
             "most_flagged": dict(most_flagged),
         }
