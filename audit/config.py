@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from clinassay.audit.fit_model import OperatingPoint
 from clinassay.audit.planting import FaultKind
 from clinassay.generation.config import LiteLLMModel
 from clinassay.terminology.languages import LANGUAGES, Language
@@ -63,7 +64,7 @@ class FitConfig(_Section):
     an encoder that has fitted models in audit/fit_model.json (me5-small)."""
 
     enabled: bool = True
-    operating_point: Literal["lenient", "balanced", "strict"] = Field(
+    operating_point: OperatingPoint = Field(
         "balanced",
         description="how many correct clinician mentions the fit check may reject, as fitted on CodiEsp train: "
                     "lenient ~2%, balanced ~5%, strict ~10% (more wrong codes caught the stricter it is)")
@@ -73,7 +74,7 @@ class FitConfig(_Section):
     less_specific_severity: Severity = Field(
         "warn", description="the mention names a parent of the code (a WHO subcategory label for an ICD-10-CM code): "
                             "less specific, not wrong")
-    warn_from: Literal["lenient", "balanced", "strict"] | None = Field(
+    warn_from: OperatingPoint | None = Field(
         "strict",
         description="pairs this stricter operating point would reject and the configured one passes are warned "
                     "`doubtful_fit`, naming the code that fits better, so a likely wrong pair never passes unseen "

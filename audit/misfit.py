@@ -17,17 +17,17 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Sequence, get_args
 
 import numpy as np
 
 from clinassay.audit.findings import Finding
 from clinassay.audit.fit import CorpusFit, FitScore
-from clinassay.audit.fit_model import FitModels, FitVariant, reference_key
+from clinassay.audit.fit_model import FitModels, FitVariant, OperatingPoint, reference_key
 from clinassay.terminology.protocol import TerminologyLike
 
 HISTOGRAM_BINS = 10
-POINTS = ("lenient", "balanced", "strict")  # operating points, from the fewest rejections to the most
+POINTS = get_args(OperatingPoint)  # from the fewest rejections to the most
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
 
 
@@ -170,6 +170,8 @@ class MisfitJudge:
             finding = self._member_finding(item, score, p_member)
         else:
             return []
+        if finding.reason == "less_specific":  # what the stricter point says too: a warning already
+            return [finding]
         self.doubtful += 1
         return [replace(finding, reason="doubtful_fit", severity="warn", score=min(finding.score, 0.5),
                         detail=f"{warn_from} would reject it ({finding.reason.replace('_', ' ')}): {finding.detail}")]
