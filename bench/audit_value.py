@@ -368,7 +368,7 @@ def main() -> int:
             print(f"   ({name}) the audit failed its gate: `clinassay train` refuses it", flush=True)
             continue
         if not (model / "model_card.json").is_file() and clinassay(
-                "train", "--data", str(work / f"audit_{name}"), "--out", str(model), "--config", str(config), log=log):
+                "train", str(work / f"audit_{name}"), "--out", str(model), "--config", str(config), log=log):
             raise SystemExit(f"training ({name}) failed; see {log}")
     if args.until == "train":
         return 0

@@ -193,7 +193,7 @@ def main() -> int:
             clinassay("audit", str(work / "pairs.jsonl"), "--out", str(work / "audit_raw"), *audit_args, log=log)
         raw_manifest = json.loads((work / "audit_raw" / "manifest.json").read_text())
         if raw_manifest["verdict"] != "pass" and not (work / "audit" / "manifest.json").is_file():
-            refused = clinassay("train", "--data", str(work / "audit_raw"), "--out", str(work / "refused"), "--config", str(config), log=log)
+            refused = clinassay("train", str(work / "audit_raw"), "--out", str(work / "refused"), "--config", str(config), log=log)
             print(f"   training on the failed audit: exit {refused} (2 = refused, as it must be)")
             leaked = set()
             for line in (work / "audit_raw" / "rejected.jsonl").read_text().splitlines():
@@ -210,7 +210,7 @@ def main() -> int:
             return 0
         if not (work / "model" / "model_card.json").is_file():
             print("4. train", flush=True)
-            code = clinassay("train", "--data", str(work / "audit"), "--out", str(work / "model"), "--config", str(config), log=log)
+            code = clinassay("train", str(work / "audit"), "--out", str(work / "model"), "--config", str(config), log=log)
             if code:
                 print(f"training refused or failed (exit {code}); see {log}")
                 return code
