@@ -179,7 +179,13 @@ def verify_audit_output(folder: Path | str, *, key: str | None = None) -> Manife
             or counts.input_lines != manifest.input.lines:
         raise ManifestError(f"{folder / SUMMARY}: counts do not add up (input lines {counts.input_lines} = accepted "
                             f"{counts.accepted} + rejected {counts.rejected} + malformed {counts.malformed}?)")
-    if summary.provenance.config.model_dump(mode="json") != manifest.config:
+    current = summary.provenance.config.model_dump(mode="json")
+    if current != manifest.config:
+        added = _added_settings(manifest.config, current)
+        if added:  # the summary read by this version gains the settings an older audit did not have
+            raise ManifestError(f"the audit in {folder} was made by an older clinassay, without settings this version's "
+                                f"audit has ({', '.join(added[:4])}{', ...' if len(added) > 4 else ''}): audit the pairs "
+                                "again")
         raise ManifestError(f"{manifest_path} and {folder / SUMMARY} record different configurations")
     passed, failed = derived_verdict(summary.gate)
     if summary.gate.passed != passed or summary.verdict != ("pass" if passed else "fail") \
@@ -192,3 +198,23 @@ def verify_audit_output(folder: Path | str, *, key: str | None = None) -> Manife
     for entry, name in ((manifest.accepted, ACCEPTED), (manifest.rejected, REJECTED), (manifest.malformed, MALFORMED)):
         _check_file(folder, entry, name)
     return manifest
+
+
+def _added_settings(recorded: Any, current: Any, where: str = "audit") -> list[str]:
+    """The settings `current` has and `recorded` lacks, when that is the only difference; else []."""
+    return _added(recorded, current, where) or []
+
+
+def _added(recorded: Any, current: Any, where: str) -> list[str] | None:
+    """As _added_settings, with None for any other difference."""
+    if not isinstance(recorded, dict) or not isinstance(current, dict):
+        return [] if recorded == current else None
+    if set(recorded) - set(current):
+        return None
+    added = [f"{where}.{k}" for k in current if k not in recorded]
+    for k in recorded:
+        inner = _added(recorded[k], current[k], f"{where}.{k}")
+        if inner is None:
+            return None
+        added += inner
+    return added

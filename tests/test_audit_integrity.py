@@ -215,6 +215,31 @@ def test_stale_rejected_file_refuses(passing: Path, copy_of) -> None:
         verify_audit_dir(audit)
 
 
+def test_an_audit_by_an_older_version_asks_to_audit_again(passing: Path, copy_of) -> None:
+    """An audit made before a setting existed: the summary, read by this version, gains the setting's
+    default, so its configuration no longer matches the manifest's; train says why, in one line."""
+    audit = copy_of(passing)
+
+    def older(config: dict) -> None:
+        del config["spelling"]["unknown_word_severity"]
+        del config["fit"]["warn_from"]
+
+    for name in ("summary.json",):
+        _edit_json(audit / name, lambda s: older(s["provenance"]["config"]))
+    summary = _sha(audit / "summary.json")
+
+    def manifest(m: dict) -> None:
+        older(m["config"])
+        m.update(config_sha256=config_sha256(m["config"]), summary_sha256=summary)
+        m["summary"].update(sha256=summary)
+
+    _edit_json(audit / "manifest.json", manifest)
+    with pytest.raises(ManifestError, match=r"made by an older clinassay, without settings this version's audit has "
+                                            r"\(audit.fit.warn_from, audit.spelling.unknown_word_severity\): audit the "
+                                            r"pairs again"):
+        verify_audit_output(audit)
+
+
 def _forge_whole_chain(audit: Path) -> None:
     """What someone who can write the folder can always do without the key: recompute every hash."""
     _edit_accepted(audit)
