@@ -1,10 +1,12 @@
 """spelling: misspelt near-words ("pneumção", "tardéria de urinosa") read as clinical text to a model
 and teach it words no clinician writes. A word is flagged when the pair's language knows it nowhere
 (hunspell dictionary forms + the terminology's own words, audit/spelling.py) yet it is one edit (two
-for long words) from a word that is known. A token far from every word (a drug name, an acronym, a
-number) says nothing about spelling and is left alone; so are acronyms and capitalised names inside
-the mention (eponyms, brands). With a coded reference (`--reference`), the words clinicians wrote there are
-known words too, and a mention they wrote word for word is not checked at all."""
+for long words) from a word that is known, unless people write it (wordfreq) and it is no rare typo of a
+far more common word. A token far from every word is no misspelling: it is warned `unknown_word` when
+nobody writes it either (a made-up word, or a clinical term no list has), else left alone; so are
+acronyms and capitalised names inside the mention (eponyms, brands). With a coded reference
+(`--reference`), the words clinicians wrote there are known words too, and a mention they wrote word for
+word is not checked at all."""
 
 from __future__ import annotations
 
