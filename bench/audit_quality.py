@@ -171,8 +171,10 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
             rejected = [d for d in decisions if not d.accepted]
             by_fit = [d for d in rejected if any(f.reason in FIT_REASONS and f.severity == "fail" for f in d.findings)]
             flagged = [d for d in decisions if d.findings]
+            by_check = Counter(check for d in rejected for check in {f.check for f in d.findings if f.severity == "fail"})
             row[kind] = {"pairs": len(decisions), "rejected": round(len(rejected) / max(1, len(decisions)), 4),
                          "rejected_by_fit": round(len(by_fit) / max(1, len(decisions)), 4),
+                         "rejected_per_check": dict(by_check.most_common()),
                          "flagged_incl_warnings": round(len(flagged) / max(1, len(decisions)), 4),
                          "verifier_asked": round((consistency.info()["fit"]["verifier"]["asked"] - asked_before)
                                                  / max(1, len(decisions)), 4)}
@@ -253,6 +255,9 @@ def main() -> int:
             cells = "  ".join(f"{kind} {r['rejected']:.3f}/{r['rejected_by_fit']:.3f}" for kind, r in row.items())
             asked = "  ".join(f"{kind} {r['verifier_asked']:.2f}" for kind, r in row.items())
             print(f"  {point:9s} {cells}" + (f"   (share sent to the verifier: {asked})" if args.verifier else ""))
+        correct = swaps["curve"][swaps["default"]]["correct"]
+        print(f"  correct pairs rejected at {swaps['default']}, per check (a pair may count under several): "
+              + ", ".join(f"{check} {n}" for check, n in correct["rejected_per_check"].items()))
         for kind, (op, target) in SWAP_TARGETS.items():
             value = swaps["curve"][swaps["default"]][kind]["rejected"]
             met = value <= target if op == "<=" else value >= target
