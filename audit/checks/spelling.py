@@ -100,7 +100,7 @@ class SpellingCheck(Check):
                 continue
             found = self._misspelt(lexicon, norm)
             if found is UNKNOWN:
-                if cfg.unknown_word_severity is not None and usage_zipf(written, item.language) < (cfg.usage_zipf or 1.0):
+                if cfg.unknown_word_severity is not None and not self._written(written, item.language):
                     self.unknown_warned += 1
                     out.append(Finding(
                         self.name, "unknown_word", 0.3,
@@ -124,11 +124,13 @@ class SpellingCheck(Check):
     def _in_use(self, written: str, suggestion: str, language: str) -> bool:
         """People write this word in this language (wordfreq), and not as a rare typo of the suggested
         word: 'acúfenos' (Zipf 1.6) is a word, 'diabetis' (1.4, next to 'diabetes' at 3.8) is a typo."""
-        cfg = self.config.spelling
-        if cfg.usage_zipf is None:
-            return False
-        used = usage_zipf(written, language)
-        return used >= cfg.usage_zipf and usage_zipf(suggestion, language) - used < cfg.usage_typo_margin
+        return self._written(written, language) and \
+            usage_zipf(suggestion, language) - usage_zipf(written, language) < self.config.spelling.usage_typo_margin
+
+    def _written(self, word: str, language: str) -> bool:
+        """wordfreq has seen the word written in the language at least `usage_zipf` (off: never)."""
+        threshold = self.config.spelling.usage_zipf
+        return threshold is not None and usage_zipf(word, language) >= threshold
 
     def _misspelt(self, lexicon: Lexicon, norm: str) -> tuple[str, int, float] | None | _Unknown:
         """(suggestion, edits, similarity) when `norm` reads as a misspelling of a known word, None when it
