@@ -28,6 +28,7 @@ from clinassay.audit.checks import CHECKS, AuditResources
 from clinassay.audit.config import AuditConfig
 from clinassay.audit.embedding import Encoder, encode_fixed
 from clinassay.audit.fit import CorpusFit
+from clinassay.audit.fit_model import query_adapter_for
 from clinassay.audit.findings import Decision, Finding
 from clinassay.audit.gate import evaluate_gate
 from clinassay.audit.items import Chunk, Item
@@ -66,7 +67,9 @@ class Auditor:
         self.encoder = encoder if self.config.embeddings else None
         fit = CorpusFit(self.terminology, self.encoder, languages=self.config.languages,
                         batch_size=self.config.encode_batch_size, top=self.config.fit.top_categories,
-                        max_members=self.config.fit.max_members) if self.config.fit.enabled else None
+                        max_members=self.config.fit.max_members,
+                        adapter=query_adapter_for(getattr(self.encoder, "name", None)) if self.encoder else None,
+                        ) if self.config.fit.enabled else None
         self.resources = AuditResources(self.terminology, self.encoder, fit, eval_set, reference)
         self.checks = [cls(self.config, self.resources) for cls in CHECKS]
         self.tally = DatasetTally(self.terminology, sample_size=self.config.language.drift_sample)

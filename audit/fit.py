@@ -32,6 +32,7 @@ from clinassay.audit.text import normalize_text
 from clinassay.terminology.protocol import TerminologyLike
 
 if TYPE_CHECKING:
+    from clinassay.audit.query_adapter import QueryAdapter
     from clinassay.audit.references import ReferenceStanding
 
 MIN_LEXICAL_NAME = 0.3  # a lexical best below this is too weak to name as "the code that fits"
@@ -232,9 +233,12 @@ class CorpusFit:
     """Scores mentions against the whole classification; built lazily, stateless besides its caches."""
 
     def __init__(self, terminology: TerminologyLike, encoder: Any = None, *, languages: Sequence[str],
-                 batch_size: int = 256, top: int = 5, max_members: int = 400, verifier: Verifier | None = None) -> None:
+                 batch_size: int = 256, top: int = 5, max_members: int = 400, verifier: Verifier | None = None,
+                 adapter: "QueryAdapter | None" = None) -> None:
         self.terminology = terminology
         self.encoder = encoder
+        # maps mention vectors before they meet the categories (audit/query_adapter.py); members see the raw one
+        self.adapter = adapter
         # an encoder may carry the verifier (the CLI's disk-cached encoder does with [audit.fit] verifier = true)
         self.verifier = verifier if verifier is not None else getattr(encoder, "verifier", None)
         self.languages = list(languages)
@@ -302,6 +306,8 @@ class CorpusFit:
             self._prepare_members([(rows[i][2][:3], rows[i][3]) for i in dense_rows])
             cats = self.categories
             queries = np.stack([rows[i][0] for i in dense_rows]).astype(np.float32)
+            if self.adapter is not None:
+                queries = self.adapter.apply(queries)
             for start in range(0, len(dense_rows), 512):
                 block = dense_rows[start:start + 512]
                 scores = cats.scores(queries[start:start + 512])

@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from clinassay.audit.fit import FitScore
+
+if TYPE_CHECKING:
+    from clinassay.audit.query_adapter import QueryAdapter
 
 OperatingPoint = Literal["lenient", "balanced", "strict"]
 MODEL_PATH = Path(__file__).with_name("fit_model.json")
@@ -75,6 +78,8 @@ class FitVariant(BaseModel):
     member: LogisticModel
     operating_points: dict[OperatingPoint, FittedPoint]
     verifier: VerifierGate | None = None
+    # digest of the query adapter (audit/query_adapter.py) whose vectors the dense features were fitted on
+    query_adapter: str | None = None
 
 
 class FitModels(BaseModel):
@@ -94,6 +99,20 @@ class FitModels(BaseModel):
         if encoder_name and encoder_name in self.variants:
             return encoder_name, self.variants[encoder_name]
         return LEXICAL, self.variants[LEXICAL]
+
+
+def query_adapter_for(encoder_name: str | None, models: FitModels | None = None,
+                      directory: Path | None = None) -> "QueryAdapter | None":
+    """The query adapter the encoder's fitted variant was fitted with, when it ships; None when the
+    variant used raw vectors (or there is no variant, or its adapter file is missing)."""
+    from clinassay.audit.query_adapter import ADAPTER_DIR, load_query_adapter
+
+    models = models or load_fit_models()
+    variant = models.variants.get(encoder_name or "")
+    if variant is None or variant.query_adapter is None:
+        return None
+    adapter = load_query_adapter(encoder_name, directory or ADAPTER_DIR)
+    return adapter if adapter is not None and adapter.digest == variant.query_adapter else None
 
 
 def reference_key(base_name: str) -> str:

@@ -40,6 +40,11 @@ class MisfitJudge:
         self.config = config.fit
         self.dense_name, self.dense = models.variant(encoder_name)
         self.lexical_name, self.lexical = models.variant(None)
+        # a dense variant fitted on adapted vectors decides only with the same adapter, and vice versa
+        adapter = getattr(getattr(fit, "adapter", None), "digest", None)
+        self.adapter_mismatch = self.dense_name != self.lexical_name and self.dense.query_adapter != adapter
+        if self.adapter_mismatch:
+            self.dense_name, self.dense = self.lexical_name, self.lexical
         # the learned verifier, when one is injected, wanted and fitted for this encoder
         self.verified_name: str | None = None
         self.verified: FitVariant | None = None
@@ -267,6 +272,8 @@ class MisfitJudge:
 
     def info(self) -> dict[str, Any]:
         return {"checked": self.checked, "official_terms": self.official, "operating_point": self.config.operating_point,
+                "query_adapter": getattr(getattr(self.fit, "adapter", None), "digest", None),
+                "adapter_mismatch": self.adapter_mismatch,
                 "variant": {"dense": self.dense_name, "lexical": self.lexical_name, "verified": self.verified_name,
                             "referenced": sorted(reference_key(n) for n in self.referenced)},
                 "verifier": {"wanted": self.verifier_wanted, "used": self.verified_name is not None,

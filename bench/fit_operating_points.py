@@ -6,6 +6,11 @@ audit/fit_model.json. Measure on CodiEsp dev with bench/audit_quality.py: never 
     python bench/fit_operating_points.py --per-kind 500 --encoder me5-small
     python bench/fit_operating_points.py --verifier me5-small-verifier-v1   # + the learned verifier's variant
 
+The encoder's variant scores categories with the query adapter (audit/query_adapter.py), fitted here too
+(`--adapter-folds 5` by default): the shipped adapter on all of train plus terminology labels, and, for
+the features the models are fitted on, one adapter per fold of train documents that never saw the fold
+(0: raw vectors, no adapter).
+
 The reference variants (`ENCODER+reference`, `lexical+reference`: what the audit uses with `--reference`)
 are fitted too, `--reference-folds 5` by default: train documents in five folds, each pair scored
 against the near matches of train without its document's fold (0 skips them).
@@ -158,19 +163,60 @@ def verified_variant(scores: dict, base: FitVariant, base_name: str, fit: Corpus
     return variant(verified, VERIFIED_CATEGORY, VERIFIED_MEMBER, asked=asked, gate=gate)
 
 
+def document_folds(items_by_document: dict, folds: int, seed: int) -> dict[str, int]:
+    """Train documents dealt into `folds`, seeded: the adapters and the reference are cross-fitted on these."""
+    import random
+
+    documents = sorted(items_by_document)
+    random.Random(seed).shuffle(documents)
+    return {d: k % folds for k, d in enumerate(documents)}
+
+
+def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of: dict[str, int], folds: int,
+                 args) -> tuple[list, object]:
+    """One adapter per fold (trained without that fold's documents) and the shipped one (all of train),
+    each on CodiEsp train mentions plus terminology texts of `--adapter-codes` sampled codes."""
+    import random
+
+    from clinassay.audit.query_adapter import make_adapter
+    from clinassay.retrieval.adapter_training import terminology_queries, train_query_adapter
+
+    cats = fit.categories
+    codes = sorted({c for c in term.billable_codes() if c[:3] in cats.position})
+    random.Random(args.seed).shuffle(codes)
+    extra = terminology_queries(term, codes[:args.adapter_codes], per_code=1, seed=args.seed)
+    mentions = [(d, i.mention, i.code) for d, items in items_by_document.items() for i in items
+                if i.code[:3] in cats.position]
+    started = time.perf_counter()
+    train_vectors = encoder.encode([m for _, m, _ in mentions], kind="query", batch_size=256)
+    extra_vectors = encoder.encode([t for t, _, _ in extra], kind="query", batch_size=256)
+    print(f"  adapter data: {len(mentions)} train mentions, {len(extra)} terminology texts; "
+          f"encoded in {time.perf_counter() - started:.0f} s")
+    extra_targets = [cats.position[c[:3]] for _, c, _ in extra]
+
+    def train(keep: list[int]):
+        queries = np.vstack([train_vectors[keep], extra_vectors])
+        targets = [cats.position[mentions[j][2][:3]] for j in keep] + extra_targets
+        return make_adapter(encoder.name, train_query_adapter(queries, targets, cats.vectors, cats.starts,
+                                                              seed=args.seed))
+    adapters = []
+    for k in range(folds):
+        adapters.append(train([j for j, (d, _, _) in enumerate(mentions) if fold_of[d] != k]))
+        print(f"  adapter without fold {k}: {time.perf_counter() - started:.0f} s")
+    return adapters, train(list(range(len(mentions))))
+
+
 def referenced_scores(scores: dict, groups: dict, items_by_document: dict, folds: int, seed: int) -> dict:
     """The scores with the coded reference's near-match features, as an audit with `--reference` CodiEsp
     train would see them, without a mention ever finding itself: documents are split into `folds`, and
     a pair's reference is train without its document's fold. Pairs the fold's reference attests word
     for word are left out: the attestation decides those, not the models."""
-    import random
     from dataclasses import replace
 
     from clinassay.audit.references import CodedReference
 
     documents = sorted(items_by_document)
-    random.Random(seed).shuffle(documents)
-    fold_of = {d: k % folds for k, d in enumerate(documents)}
+    fold_of = document_folds(items_by_document, folds, seed)
     references = [CodedReference.from_mentions([i for d in documents if fold_of[d] != k for i in items_by_document[d]])
                   for k in range(folds)]
     out: dict = {}
@@ -200,6 +246,10 @@ def main() -> int:
                                                                  "fit_model.json as they are, fit only the verifier's")
     parser.add_argument("--reference-folds", type=int, default=5,
                         help="fit the reference variants (`--reference`) on this many folds of train documents; 0: none")
+    parser.add_argument("--adapter-folds", type=int, default=5,
+                        help="fit the query adapter, cross-fitted on this many folds of train documents; 0: none")
+    parser.add_argument("--adapter-codes", type=int, default=5000,
+                        help="sampled codes whose terminology texts join the adapter's training mentions")
     parser.add_argument("--gate-share", type=float, default=0.3,
                         help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
@@ -218,12 +268,34 @@ def main() -> int:
     print({k: len(v) for k, v in groups.items()}, "pairs per kind from CodiEsp train")
     encoder = DiskCachedEncoder(load_encoder(args.encoder), queries=True)
     fit = CorpusFit(term, encoder, languages=["es", "ca", "pt", "fr", "it", "en"])
+    adapter = None
+    fold_adapters: list = [None]
+    fold_of = {d: 0 for d in items_by_document}
+    if args.adapter_folds and not args.keep_base:
+        from clinassay.audit.query_adapter import save_query_adapter
+
+        fold_of = document_folds(items_by_document, args.adapter_folds, args.seed)
+        fold_adapters, adapter = fit_adapters(term, encoder, fit, items_by_document, fold_of, args.adapter_folds, args)
+        print(f"  query adapter written: {save_query_adapter(adapter)} (digest {adapter.digest})")
+    elif args.keep_base:  # the kept variants were fitted with the shipped adapter (in-sample here)
+        from clinassay.audit.fit_model import query_adapter_for
+
+        adapter = query_adapter_for(args.encoder)
+        fold_adapters = [adapter]
     started = time.perf_counter()
     scores = {}
     for kind, rows in groups.items():
         vectors = encoder.encode([r["mention"] for r in rows], kind="query", batch_size=256)
-        scores[kind] = fit.score([(v, normalize_text(r["mention"]), r["code"], r["language"]) for v, r in zip(vectors, rows)])
+        scored: list = [None] * len(rows)
+        for k, fold_adapter in enumerate(fold_adapters):  # each pair through an adapter that never saw it
+            fit.adapter = fold_adapter
+            idx = [j for j, r in enumerate(rows) if fold_of[r["document"]] == k]
+            for j, s in zip(idx, fit.score([(vectors[j], normalize_text(rows[j]["mention"]), rows[j]["code"],
+                                             rows[j]["language"]) for j in idx])):
+                scored[j] = s
+        scores[kind] = scored
         print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
+    fit.adapter = adapter
     lexical_only = {k: [s.lexical_only() for s in v] for k, v in scores.items()}
     command = f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}"
     if args.verifier and args.keep_base:
@@ -235,6 +307,8 @@ def main() -> int:
     else:
         variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
                     LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
+        variants[args.encoder].query_adapter = adapter.digest if adapter is not None else None
+        command += f" --adapter-folds {args.adapter_folds} --adapter-codes {args.adapter_codes}"
     if args.reference_folds and not args.keep_base:
         from clinassay.audit.fit_model import reference_key
 
@@ -242,6 +316,7 @@ def main() -> int:
         lexical_referenced = {k: [s.lexical_only() for s in v] for k, v in referenced.items()}
         variants[reference_key(args.encoder)] = variant(referenced, GAPS_DENSE + GAPS_LEX + REFERENCE_CATEGORY,
                                                         DENSE_MEMBER + REFERENCE_MEMBER)
+        variants[reference_key(args.encoder)].query_adapter = variants[args.encoder].query_adapter
         variants[reference_key(LEXICAL)] = variant(lexical_referenced, GAPS_LEX + REFERENCE_CATEGORY,
                                                    LEX_MEMBER + REFERENCE_MEMBER)
         command += f" --reference-folds {args.reference_folds}"

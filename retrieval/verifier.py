@@ -67,7 +67,7 @@ def verifier_dir(name: str = VERIFIER_NAME, *, cache_dir: str | Path | None = No
 
 # ---- training data ---------------------------------------------------------------------------------
 
-def _mention_forms(term: TerminologyLike, code: str) -> list[tuple[str, str]]:
+def mention_forms(term: TerminologyLike, code: str) -> list[tuple[str, str]]:
     """(language, text) a clinician or an LLM could write for this code, from the terminology alone:
     title, inclusion terms, exact labels, and the short forms of title and labels."""
     from clinassay.generation.short_forms import short_form
@@ -182,7 +182,7 @@ def training_rows(term: TerminologyLike, spec: VerifierSpec) -> list[dict]:
     while len(rows) < spec.groups * (1 + spec.negatives):
         category = rng.choice(chapters[rng.choices(names, weights)[0]])
         code = rng.choice(sorted(set(by_category[category])))
-        language, mention = rng.choice(_mention_forms(term, code))
+        language, mention = rng.choice(mention_forms(term, code))
         level = "category" if rng.random() < 0.3 and code != category else "code"
         node = category if level == "category" else code
         text_language = language if rng.random() < 0.5 else rng.choice(languages)
