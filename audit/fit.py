@@ -237,7 +237,7 @@ class CorpusFit:
                  adapter: "QueryAdapter | None" = None) -> None:
         self.terminology = terminology
         self.encoder = encoder
-        # maps mention vectors before they meet the categories (audit/query_adapter.py); members see the raw one
+        # maps mention vectors before they meet the categories and the members (audit/query_adapter.py)
         self.adapter = adapter
         # an encoder may carry the verifier (the CLI's disk-cached encoder does with [audit.fit] verifier = true)
         self.verifier = verifier if verifier is not None else getattr(encoder, "verifier", None)
@@ -264,7 +264,7 @@ class CorpusFit:
             self._categories.blocks, self._categories.chapters = hierarchy_ids(term, cats)
         return self._categories
 
-    def _prepare_members(self, keys: Sequence[tuple[str, str]]) -> None:
+    def prepare_members(self, keys: Sequence[tuple[str, str]]) -> None:
         """Build the member groups of these (category, language) keys that are not built yet, in one
         encode call."""
         if self._billable_by_category is None:
@@ -290,8 +290,10 @@ class CorpusFit:
             for (key, _, _), group in zip(todo, built):
                 self._members[key] = group
 
-    def _members_of(self, category: str, language: str) -> _Grouped | None:
-        self._prepare_members([(category, language)])
+    def members_of(self, category: str, language: str) -> _Grouped | None:
+        """The member nodes of a category with their texts (the claimed language's and English), or None
+        when it has fewer than two or more than `max_members`."""
+        self.prepare_members([(category, language)])
         return self._members[(category, language)]
 
     def score(self, rows: Sequence[tuple[np.ndarray | None, str, str, str]]) -> list[FitScore]:
@@ -303,7 +305,7 @@ class CorpusFit:
         dense_rows = [i for i, r in enumerate(rows) if r[0] is not None and self.encoder is not None]
         dense: dict[int, dict] = {}
         if dense_rows:
-            self._prepare_members([(rows[i][2][:3], rows[i][3]) for i in dense_rows])
+            self.prepare_members([(rows[i][2][:3], rows[i][3]) for i in dense_rows])
             cats = self.categories
             queries = np.stack([rows[i][0] for i in dense_rows]).astype(np.float32)
             if self.adapter is not None:
@@ -339,11 +341,12 @@ class CorpusFit:
                      "own_block_best": best_in_group(row_scores, cats.blocks, own_index),
                      "own_chapter_best": best_in_group(row_scores, cats.chapters, own_index)}
         entry = self.terminology.find(code)
-        members = self._members_of(code[:3], lang) if entry is not None and entry.billable else None
+        members = self.members_of(code[:3], lang) if entry is not None and entry.billable else None
         if members is not None:
             node = member_node(self.terminology, code)
             if node in members.position:
-                member_scores = members.scores(vec[None, :])[0]
+                query = vec[None, :] if self.adapter is None else self.adapter.apply(vec[None, :], "member")
+                member_scores = members.scores(query)[0]
                 top_member = int(np.argmax(member_scores))
                 out.update(own_code=float(member_scores[members.position[node]]),
                            best_member=members.owners[top_member], best_member_score=float(member_scores[top_member]))

@@ -174,10 +174,12 @@ def document_folds(items_by_document: dict, folds: int, seed: int) -> dict[str, 
 
 def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of: dict[str, int], folds: int,
                  args) -> tuple[list, object]:
-    """One adapter per fold (trained without that fold's documents) and the shipped one (all of train),
-    each on CodiEsp train mentions plus terminology texts of `--adapter-codes` sampled codes."""
+    """One adapter per fold (trained without that fold's documents) and the shipped one (all of train).
+    The category map learns from CodiEsp train mentions plus terminology texts of `--adapter-codes`
+    sampled codes; the member map from the train mentions whose category has members to choose from."""
     import random
 
+    from clinassay.audit.fit import member_node
     from clinassay.audit.query_adapter import make_adapter
     from clinassay.retrieval.adapter_training import terminology_queries, train_query_adapter
 
@@ -185,25 +187,43 @@ def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of
     codes = sorted({c for c in term.billable_codes() if c[:3] in cats.position})
     random.Random(args.seed).shuffle(codes)
     extra = terminology_queries(term, codes[:args.adapter_codes], per_code=1, seed=args.seed)
-    mentions = [(d, i.mention, i.code) for d, items in items_by_document.items() for i in items
+    mentions = [(d, i.mention, i.code, i.language) for d, items in items_by_document.items() for i in items
                 if i.code[:3] in cats.position]
     started = time.perf_counter()
-    train_vectors = encoder.encode([m for _, m, _ in mentions], kind="query", batch_size=256)
+    train_vectors = encoder.encode([m[1] for m in mentions], kind="query", batch_size=256)
     extra_vectors = encoder.encode([t for t, _, _ in extra], kind="query", batch_size=256)
-    print(f"  adapter data: {len(mentions)} train mentions, {len(extra)} terminology texts; "
-          f"encoded in {time.perf_counter() - started:.0f} s")
     extra_targets = [cats.position[c[:3]] for _, c, _ in extra]
+    # members: the gold code's node among its category's members, in the mention's language
+    fit.prepare_members([(m[2][:3], m[3]) for m in mentions])
+    groups: dict[tuple[str, str], int] = {}
+    member_sets, member_rows = [], []  # (vectors, starts) per category; (mention index, set, target)
+    for j, (_, _, code, language) in enumerate(mentions):
+        entry = term.find(code)
+        members = fit.members_of(code[:3], language) if entry is not None and entry.billable else None
+        node = member_node(term, code)
+        if members is None or node not in members.position:
+            continue
+        if (code[:3], language) not in groups:
+            groups[(code[:3], language)] = len(member_sets)
+            member_sets.append((members.vectors, members.starts))
+        member_rows.append((j, groups[(code[:3], language)], members.position[node]))
+    print(f"  adapter data: {len(mentions)} train mentions ({len(member_rows)} with members to choose from), "
+          f"{len(extra)} terminology texts; encoded in {time.perf_counter() - started:.0f} s")
 
-    def train(keep: list[int]):
-        queries = np.vstack([train_vectors[keep], extra_vectors])
-        targets = [cats.position[mentions[j][2][:3]] for j in keep] + extra_targets
-        return make_adapter(encoder.name, train_query_adapter(queries, targets, cats.vectors, cats.starts,
-                                                              seed=args.seed))
+    def train(keep: set[int]):
+        rows = sorted(keep)
+        category = train_query_adapter(np.vstack([train_vectors[rows], extra_vectors]),
+                                       [cats.position[mentions[j][2][:3]] for j in rows] + extra_targets,
+                                       [(cats.vectors, cats.starts)], seed=args.seed)
+        kept = [r for r in member_rows if r[0] in keep]
+        member = train_query_adapter(train_vectors[[r[0] for r in kept]], [r[2] for r in kept], member_sets,
+                                     [r[1] for r in kept], seed=args.seed)
+        return make_adapter(encoder.name, category, member)
     adapters = []
     for k in range(folds):
-        adapters.append(train([j for j, (d, _, _) in enumerate(mentions) if fold_of[d] != k]))
+        adapters.append(train({j for j, m in enumerate(mentions) if fold_of[m[0]] != k}))
         print(f"  adapter without fold {k}: {time.perf_counter() - started:.0f} s")
-    return adapters, train(list(range(len(mentions))))
+    return adapters, train(set(range(len(mentions))))
 
 
 def referenced_scores(scores: dict, groups: dict, items_by_document: dict, folds: int, seed: int) -> dict:

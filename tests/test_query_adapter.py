@@ -11,16 +11,23 @@ from clinassay.audit.fit_model import FitModels, FittedPoint, FitVariant, Logist
 from clinassay.audit.query_adapter import load_query_adapter, make_adapter, save_query_adapter
 
 
-def test_an_adapter_round_trips_with_its_digest_and_normalises(tmp_path):
+@pytest.mark.parametrize("with_member", [True, False])
+def test_an_adapter_round_trips_with_its_digest_and_normalises(tmp_path, with_member):
     rng = np.random.default_rng(0)
-    adapter = make_adapter("enc", np.eye(8) + 0.1 * rng.standard_normal((8, 8)))
+    member = np.eye(8) - 0.1 * rng.standard_normal((8, 8)) if with_member else None
+    adapter = make_adapter("enc", np.eye(8) + 0.1 * rng.standard_normal((8, 8)), member)
     save_query_adapter(adapter, tmp_path)
     loaded = load_query_adapter("enc", tmp_path)
     assert loaded is not None and loaded.digest == adapter.digest and loaded.encoder == "enc"
-    np.testing.assert_array_equal(loaded.matrix, adapter.matrix)
-    out = loaded.apply(rng.standard_normal((5, 8)))
-    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(loaded.category, adapter.category)
+    vectors = rng.standard_normal((5, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # mention vectors come normalised
+    for side in ("category", "member"):
+        np.testing.assert_allclose(np.linalg.norm(loaded.apply(vectors, side), axis=1), 1.0, rtol=1e-6)
+    if not with_member:  # no member map: members see the raw vector
+        np.testing.assert_array_equal(loaded.apply(vectors, "member"), vectors.astype(np.float32))
     assert load_query_adapter("other", tmp_path) is None
+    assert make_adapter("enc", adapter.category).digest != make_adapter("enc", adapter.category, np.eye(8)).digest
 
 
 def _models(adapter_digest):
@@ -46,7 +53,7 @@ def test_a_variant_fitted_on_other_vectors_falls_back_to_the_lexical_models(term
     from clinassay.audit.fit import CorpusFit
     from clinassay.audit.misfit import MisfitJudge
 
-    fit = CorpusFit(terminology, languages=["es"], adapter=make_adapter("enc", np.eye(4)))
+    fit = CorpusFit(terminology, languages=["es"], adapter=make_adapter("enc", np.eye(4), np.eye(4)))
     judge = MisfitJudge(terminology, fit, AuditConfig(), _models("0123456789abcdef"), encoder_name="enc")
     assert judge.adapter_mismatch and judge.dense_name == "lexical"
     assert judge.info()["adapter_mismatch"] is True
@@ -54,9 +61,9 @@ def test_a_variant_fitted_on_other_vectors_falls_back_to_the_lexical_models(term
     assert not same.adapter_mismatch and same.dense_name == "enc"
 
 
-def test_the_adapter_moves_the_category_side_and_leaves_the_members_raw(terminology):
-    """An adapter that swaps two axes sends a mention to another category; the member scores (sibling
-    check) are computed from the raw vector either way."""
+def test_each_map_moves_its_own_side(terminology):
+    """A category map that swaps two axes sends a mention to another category and leaves the member
+    scores (sibling check) as they were; a member map moves those alone."""
     from clinassay.audit.fit import CorpusFit
     from clinassay.audit.text import normalize_text
 
@@ -73,11 +80,13 @@ def test_the_adapter_moves_the_category_side_and_leaves_the_members_raw(terminol
     raw = CorpusFit(terminology, Axes(), languages=["es", "en"])
     swap = np.eye(4)[[1, 0, 2, 3]]
     adapted = CorpusFit(terminology, Axes(), languages=["es", "en"], adapter=make_adapter("axes", swap))
+    members = CorpusFit(terminology, Axes(), languages=["es", "en"], adapter=make_adapter("axes", np.eye(4), swap))
     vec = Axes().encode(["infección urinaria"])[0]
     row = [(vec, normalize_text("infección urinaria"), "N39.0", "es")]
-    before, after = raw.score(row)[0], adapted.score(row)[0]
+    before, after, member_moved = raw.score(row)[0], adapted.score(row)[0], members.score(row)[0]
     assert before.category_rank < after.category_rank  # the swapped axis now points at pneumonia texts
     assert before.own_code == after.own_code and before.best_member == after.best_member
+    assert member_moved.category_rank == before.category_rank and member_moved.own_code < before.own_code
 
 
 def test_the_trainer_learns_a_ranking_the_raw_vectors_miss():
@@ -99,7 +108,14 @@ def test_the_trainer_learns_a_ranking_the_raw_vectors_miss():
         scores = q @ texts.T
         return float(np.mean(scores.reshape(len(q), n_categories, 2).max(axis=2).argmax(axis=1) == targets))
 
-    matrix = train_query_adapter(queries, targets.tolist(), texts, starts, epochs=60, lr=1e-2, l2=0.0)
+    matrix = train_query_adapter(queries, targets.tolist(), [(texts, starts)], epochs=60, lr=1e-2, l2=0.0)
     adapted = queries @ matrix
     adapted /= np.linalg.norm(adapted, axis=1, keepdims=True)
     assert top1(adapted) > top1(queries) + 0.2 and top1(adapted) > 0.9
+    # the same queries split over two candidate sets (as members of two categories): each learns its own
+    halves = [(texts[:n_categories], starts[: n_categories // 2]), (texts[n_categories:], starts[: n_categories // 2])]
+    half = n_categories // 2
+    group_of = (targets >= half).astype(int)
+    matrix = train_query_adapter(queries, (targets % half).tolist(), halves, group_of.tolist(), epochs=60, lr=1e-2,
+                                 l2=0.0)
+    assert matrix.shape == (dim, dim) and not np.allclose(matrix, np.eye(dim))
