@@ -60,6 +60,9 @@ REFERENCE_MEMBER = ["ref_code", "ref_sibling"]
 VERIFIED_CATEGORY = DENSE_CATEGORY + ["ver_own", "ver_category_gap"]
 VERIFIED_MEMBER = DENSE_MEMBER + ["ver_own", "ver_member_gap"]
 TARGETS = {"lenient": 0.02, "balanced": 0.05, "strict": 0.10}
+# terminology texts that also train the adapter's member map: their member groups share the English
+# titles with those of the Spanish train mentions (other languages would encode every member's label)
+MEMBER_TEXT_LANGUAGES = ("es", "en")
 
 
 def logistic(x: np.ndarray, y: np.ndarray, names: list[str]) -> LogisticModel:
@@ -176,7 +179,8 @@ def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of
                  args) -> tuple[list, object]:
     """One adapter per fold (trained without that fold's documents) and the shipped one (all of train).
     The category map learns from CodiEsp train mentions plus terminology texts of `--adapter-codes`
-    sampled codes; the member map from the train mentions whose category has members to choose from."""
+    sampled codes; the member map from those whose category has members to choose from (terminology
+    texts in MEMBER_TEXT_LANGUAGES only)."""
     import random
 
     from clinassay.audit.fit import member_node
@@ -193,22 +197,30 @@ def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of
     train_vectors = encoder.encode([m[1] for m in mentions], kind="query", batch_size=256)
     extra_vectors = encoder.encode([t for t, _, _ in extra], kind="query", batch_size=256)
     extra_targets = [cats.position[c[:3]] for _, c, _ in extra]
-    # members: the gold code's node among its category's members, in the mention's language
-    fit.prepare_members([(m[2][:3], m[3]) for m in mentions])
+    # members: the gold code's node among its category's members, in the mention's language; the
+    # terminology texts in es and en join them, so the member map does not learn Spanish mentions alone
+    member_extra = [(t, c, lang) for t, c, lang in extra if lang in MEMBER_TEXT_LANGUAGES]
+    keys = [(m[2][:3], m[3]) for m in mentions] + [(c[:3], lang) for _, c, lang in member_extra]
+    fit.prepare_members(keys)
     groups: dict[tuple[str, str], int] = {}
-    member_sets, member_rows = [], []  # (vectors, starts) per category; (mention index, set, target)
-    for j, (_, _, code, language) in enumerate(mentions):
+    member_sets: list = []  # (vectors, starts) per (category, language)
+
+    def member_row(code: str, language: str):
         entry = term.find(code)
         members = fit.members_of(code[:3], language) if entry is not None and entry.billable else None
         node = member_node(term, code)
         if members is None or node not in members.position:
-            continue
+            return None
         if (code[:3], language) not in groups:
             groups[(code[:3], language)] = len(member_sets)
             member_sets.append((members.vectors, members.starts))
-        member_rows.append((j, groups[(code[:3], language)], members.position[node]))
+        return groups[(code[:3], language)], members.position[node]
+    member_rows = [(j, *row) for j, m in enumerate(mentions) if (row := member_row(m[2], m[3])) is not None]
+    extra_index = {(t, c, lang): k for k, (t, c, lang) in enumerate(extra)}
+    extra_member_rows = [(extra_index[e], *row) for e in member_extra if (row := member_row(e[1], e[2])) is not None]
     print(f"  adapter data: {len(mentions)} train mentions ({len(member_rows)} with members to choose from), "
-          f"{len(extra)} terminology texts; encoded in {time.perf_counter() - started:.0f} s")
+          f"{len(extra)} terminology texts ({len(extra_member_rows)} for members); "
+          f"encoded in {time.perf_counter() - started:.0f} s")
 
     def train(keep: set[int]):
         rows = sorted(keep)
@@ -216,8 +228,10 @@ def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of
                                        [cats.position[mentions[j][2][:3]] for j in rows] + extra_targets,
                                        [(cats.vectors, cats.starts)], seed=args.seed)
         kept = [r for r in member_rows if r[0] in keep]
-        member = train_query_adapter(train_vectors[[r[0] for r in kept]], [r[2] for r in kept], member_sets,
-                                     [r[1] for r in kept], seed=args.seed)
+        member = train_query_adapter(np.vstack([train_vectors[[r[0] for r in kept]],
+                                                extra_vectors[[r[0] for r in extra_member_rows]]]),
+                                     [r[2] for r in kept] + [r[2] for r in extra_member_rows], member_sets,
+                                     [r[1] for r in kept] + [r[1] for r in extra_member_rows], seed=args.seed)
         return make_adapter(encoder.name, category, member)
     adapters = []
     for k in range(folds):
