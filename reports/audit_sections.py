@@ -270,6 +270,11 @@ def fit_of(summary: AuditSummary) -> tuple[list[FitRow], str]:
         variant = as_dict(fit.get("variant"))
         note = (f"operating point {fit.get('operating_point')}; models: {variant.get('dense')} (with an encoder), "
                 f"{variant.get('lexical')} (without); {as_int(fit.get('official_terms')) or 0} official terms of their code")
+        if fit.get("query_adapter"):
+            note += f"; mention vectors mapped by query adapter {fit.get('query_adapter')}"
+        if fit.get("adapter_mismatch") is True:
+            note += ("; the encoder's fitted models were fitted with another query adapter, so the lexical "
+                     "models decided")
         doubtful = as_dict(fit.get("doubtful_fit"))
         if as_int(doubtful.get("warned")):
             note += (f"; {as_int(doubtful.get('warned'))} accepted with a doubtful_fit warning (the "

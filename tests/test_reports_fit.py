@@ -35,3 +35,20 @@ def test_report_explains_misfits_and_draws_a_histogram_per_generator(tmp_path) -
     assert "fits I21 Acute myocardial infarction (chapter 9) better; J18.9 is" in html
     assert "1 accepted with a doubtful_fit warning (the strict operating point would reject them)" in html
     assert "strict would reject it (other chapter): fits I2" in html
+
+
+def test_the_fit_note_names_the_query_adapter_and_a_mismatch(tmp_path) -> None:
+    """The summary says which query adapter mapped the mention vectors and whether the encoder's models
+    could not be used with it; the report repeats it instead of deciding again."""
+    from types import SimpleNamespace
+
+    from clinassay.reports.audit_sections import fit_of
+
+    def note(fit):
+        return fit_of(SimpleNamespace(checks={"consistency": SimpleNamespace(info={"fit": fit})}))[1]
+
+    fit = {"operating_point": "balanced", "variant": {"dense": "me5-small", "lexical": "lexical"},
+           "query_adapter": "5e3e1d388a3620db", "adapter_mismatch": False}
+    assert "query adapter 5e3e1d388a3620db" in note(fit) and "another query adapter" not in note(fit)
+    mismatched = {**fit, "adapter_mismatch": True, "variant": {"dense": "lexical", "lexical": "lexical"}}
+    assert "fitted with another query adapter, so the lexical models decided" in note(mismatched)
