@@ -8,7 +8,8 @@ clinassay's own chain, evaluated with me5-small zero-shot on CodiEsp dev and hel
 (b) noisy, permissive: the clean set with `--fault-rate` (25%) of its pairs faulted the way LLMs err
     (audit/planting.py's kinds, swapped codes 60% of them), plus the embedded Gemma's own pairs for
     `--gemma-codes` codes, audited with bench/permissive_audit.toml;
-(c) noisy, audited with the default configuration (no --config).
+(c) noisy, audited with the default checks (bench/value_audit.toml opens only the gate's reject-rate
+    ceilings, which a set a quarter faulted by design rightly fails; every pair is decided as by default).
 
 Every step is the product's command (`clinassay data import-codiesp`, `data heldout-labels`,
 `generate`, `audit`, `train`, `evaluate`), run as a user runs it, each skipped when its output exists
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 CODIESP_DEV = ROOT.parent / "shared" / "data" / "codiesp" / "dev"
 PERMISSIVE = ROOT / "bench" / "permissive_audit.toml"
+VALUE_AUDIT = ROOT / "bench" / "value_audit.toml"  # (c): the default checks, the gate's reject-rate ceilings opened
 CHAPTERS = ["11", "14", "18"]
 # Italian is left out of training: the WHO Italian labels barely cover these chapters (4 pairs of 3,540
 # in the 2026-12-02 run), and the default gate's per-language reject rate refused the whole set over 2 of
@@ -353,8 +355,8 @@ def main() -> int:
         decontaminated.write_text("\n".join(kept) + "\n", encoding="utf-8")
         print(f"   dropped {len(leaked)} pairs that leak evaluation mentions", flush=True)
 
-    print("6. (c) audit of the noisy pairs, default configuration", flush=True)
-    audit(decontaminated, work / "audit_c", *eval_args, log=log)
+    print("6. (c) audit of the noisy pairs, default checks (gate ceilings opened: bench/value_audit.toml)", flush=True)
+    audit(decontaminated, work / "audit_c", *eval_args, "--config", str(VALUE_AUDIT), log=log)
     audits = ("a", "b", "c")
     outcomes = {name: audit_outcome(work / f"audit_{name}") for name in audits}
     (work / "audits.json").write_text(json.dumps(outcomes, indent=2))
