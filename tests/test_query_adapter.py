@@ -119,3 +119,16 @@ def test_the_trainer_learns_a_ranking_the_raw_vectors_miss():
     matrix = train_query_adapter(queries, (targets % half).tolist(), halves, group_of.tolist(), epochs=60, lr=1e-2,
                                  l2=0.0)
     assert matrix.shape == (dim, dim) and not np.allclose(matrix, np.eye(dim))
+
+
+def test_the_shipped_adapter_is_the_one_the_shipped_models_were_fitted_with():
+    """bench/fit_operating_points.py writes both files; refitting one without the other would silently
+    send every me5-small audit to the lexical models."""
+    from clinassay.audit.fit_model import load_fit_models
+
+    models = load_fit_models()
+    adapter = query_adapter_for("me5-small", models)
+    assert adapter is not None and adapter.member is not None
+    assert adapter.digest == models.variants["me5-small"].query_adapter
+    assert models.variants["me5-small+reference"].query_adapter == adapter.digest
+    assert adapter.category.shape == adapter.member.shape == (384, 384)
