@@ -297,6 +297,35 @@ def gate_c_against_b(work: Path, config: Path) -> dict:
     return out
 
 
+def pool(works: list[Path]) -> int:
+    """Recovery over several finished runs (one per data seed): per run, and pooled as the mean (c-b) gap
+    over the mean (a-b) gap, so a seed whose noise costs little weighs little instead of swinging a
+    ratio of two small numbers."""
+    rows = []
+    for work in works:
+        summary = work / "summary.json"
+        if not summary.is_file():
+            print(f"{work}: no summary.json (the run has not finished)", file=sys.stderr)
+            return 2
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        recovery = data.get("recovery") or {}
+        if "gap_a_minus_b" not in recovery:
+            print(f"{work}: no recovery in summary.json (a model was not trained)", file=sys.stderr)
+            return 2
+        rows.append((work, data["args"].get("seed"), data["args"].get("fault_rate"), recovery))
+    print("| run | data seed | fault rate | a | b | c | a-b | c-b | recovery |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for work, seed, rate, r in rows:
+        print(f"| {work.name} | {seed} | {rate} | {r['a']:.4f} | {r['b']:.4f} | {r['c']:.4f} | {r['gap_a_minus_b']:+.4f} | "
+              f"{r['c_minus_b']:+.4f} | {r['recovery']:.2f} |")
+    gap = float(np.mean([r["gap_a_minus_b"] for *_, r in rows]))
+    recovered = float(np.mean([r["c_minus_b"] for *_, r in rows]))
+    met = sum(r["recovery"] >= 0.8 for *_, r in rows)
+    print(f"pooled over {len(rows)} runs: mean a-b {gap:+.4f}, mean c-b {recovered:+.4f}, recovery {recovered / gap:.2f}; "
+          f"per run >= 0.80 in {met} of {len(rows)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/clinassay-value"))
@@ -310,7 +339,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--until", choices=["audit", "train", "evaluate"], default="evaluate")
+    parser.add_argument("--pool", type=Path, nargs="+", default=None, metavar="WORK",
+                        help="do not run: read the summary.json of finished runs (one per data seed) and print "
+                             "the recovery pooled over them")
     args = parser.parse_args()
+    if args.pool:
+        return pool(args.pool)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
