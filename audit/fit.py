@@ -312,14 +312,16 @@ class CorpusFit:
             self.prepare_members([(rows[i][2][:3], rows[i][3]) for i in dense_rows])
             cats = self.categories
             queries = np.stack([rows[i][0] for i in dense_rows]).astype(np.float32)
+            # the members are scored with the member map's vectors (the raw ones without an adapter)
+            member_queries = queries if self.adapter is None else self.adapter.apply(queries, "member")
             if self.adapter is not None:
                 queries = self.adapter.apply(queries)
             for start in range(0, len(dense_rows), 512):
                 block = dense_rows[start:start + 512]
                 scores = cats.scores(queries[start:start + 512])
-                for i, row_scores in zip(block, scores):
-                    vec, _, code, lang = rows[i]
-                    dense[i] = self._dense_standing(vec, code, lang, row_scores)
+                for k, (i, row_scores) in enumerate(zip(block, scores), start=start):
+                    _, _, code, lang = rows[i]
+                    dense[i] = self._dense_standing(member_queries[k], code, lang, row_scores)
         out = []
         for i, (_, norm, code, _) in enumerate(rows):
             entry = self.terminology.find(code)
@@ -333,7 +335,7 @@ class CorpusFit:
                                 official_sibling=sibling, official_ancestor=ancestor, **dense.get(i, {})))
         return out
 
-    def _dense_standing(self, vec: np.ndarray, code: str, lang: str, row_scores: np.ndarray) -> dict:
+    def _dense_standing(self, member_vec: np.ndarray, code: str, lang: str, row_scores: np.ndarray) -> dict:
         cats = self.categories
         own_index = cats.position.get(code[:3])
         own_cat = float(row_scores[own_index]) if own_index is not None else float(row_scores.min())
@@ -349,8 +351,7 @@ class CorpusFit:
         if members is not None:
             node = member_node(self.terminology, code)
             if node in members.position:
-                query = vec[None, :] if self.adapter is None else self.adapter.apply(vec[None, :], "member")
-                member_scores = members.scores(query)[0]
+                member_scores = members.scores(member_vec[None, :])[0]
                 top_member = int(np.argmax(member_scores))
                 out.update(own_code=float(member_scores[members.position[node]]),
                            best_member=members.owners[top_member], best_member_score=float(member_scores[top_member]))
