@@ -67,7 +67,7 @@ class FitConfig(_Section):
     operating_point: OperatingPoint = Field(
         "balanced",
         description="how many correct clinician mentions the fit check may reject, as fitted on CodiEsp train: "
-                    "lenient ~2%, balanced ~5%, strict ~10% (more wrong codes caught the stricter it is)")
+                    "lenient ~2%, balanced ~4% (about 5.5% with the other checks), strict ~10% (more wrong codes caught the stricter it is)")
     other_chapter_severity: Severity = "fail"
     same_chapter_severity: Severity = "fail"
     sibling_severity: Severity = "fail"

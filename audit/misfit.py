@@ -3,7 +3,9 @@
 The fitted models (audit/fit_model.py) give two probabilities — another category fits better, a sibling
 fits better — and the operating point named in `[audit.fit]` gives their thresholds. A finding says how
 far the better code is in the hierarchy (another chapter, the same chapter, a sibling in the category),
-names it, and is milder the closer it is. An official term of the code never gets one.
+names it, and is milder the closer it is. An official term of the code never gets one. A manifestation
+code paired with the condition its "Code first" note cites (F02.80 with "enfermedad de Alzheimer", G30)
+is a coding convention: warned `code_first`, naming the code to pair, never rejected.
 
 A mention the reference attests (clinicians wrote it, word for word after normalisation, in the
 `--reference` file) is judged by the codes they gave it instead: the claimed code, a code it refines or
@@ -24,6 +26,7 @@ import numpy as np
 from clinassay.audit.findings import Finding
 from clinassay.audit.fit import CorpusFit, FitScore
 from clinassay.audit.fit_model import FitModels, FitVariant, OperatingPoint, reference_key
+from clinassay.terminology.notes import cites, code_first_citations
 from clinassay.terminology.protocol import TerminologyLike
 
 HISTOGRAM_BINS = 10
@@ -60,6 +63,7 @@ class MisfitJudge:
             for name in {self.dense_name, self.lexical_name}:
                 if reference_key(name) in models.variants:
                     self.referenced[name] = models.variants[reference_key(name)]
+        self._citations: dict[str, tuple[tuple[str, str], ...]] = {}
         self.near_scored = 0
         self.verifier_asked = 0
         self.verifier_seconds = 0.0
@@ -139,6 +143,9 @@ class MisfitJudge:
         findings: list[Finding] = []
         if attestation is not None:
             findings = self._attested(item, attestation)
+        elif score.official_elsewhere and (underlying := self._code_first(item.code, score.official_elsewhere)):
+            # a manifestation code paired with the condition its "Code first" note names: a convention, warned
+            findings.append(self._code_first_finding(item, underlying))
         elif score.official_elsewhere:
             # the mention is word for word an official term of a code in another category: no model needed
             findings.append(self._official_elsewhere_finding(item, score))
@@ -233,6 +240,18 @@ class MisfitJudge:
                        getattr(self.config, f"{level}_severity"),
                        {"code": better, "title": better_entry.title if better_entry else better,
                         "distance": level, "also": candidates, "probability": round(probability, 4)})
+
+    def _code_first(self, code: str, elsewhere: Sequence[str]) -> str | None:
+        """The first of `elsewhere` that the code's "Code first" notes cite (F02.80 cites G30), if any."""
+        if code not in self._citations:
+            self._citations[code] = code_first_citations(self.terminology, code)
+        return next((c for c in elsewhere if cites(self._citations[code], c)), None)
+
+    def _code_first_finding(self, item: Any, underlying: str) -> Finding:
+        detail = (f"'{item.mention}' is an official term of {self._describe(underlying)}, which the notes of "
+                  f"{item.code} {item.entry.title} say to code first: a pair for {underlying} is expected beside this one")
+        return Finding("consistency", "code_first", 0.2, detail, "warn",
+                       {"code": underlying, "title": self.terminology.find(underlying).title, "distance": "code_first"})
 
     def _official_elsewhere_finding(self, item: Any, score: FitScore) -> Finding:
         better = score.official_elsewhere[0]

@@ -3,7 +3,7 @@ codes, and seeded code swaps: another chapter, same chapter other category, a si
 audit/fit_model.json. Measure on CodiEsp dev with bench/audit_quality.py: never on the split fitted here.
 
     python bench/fit_operating_points.py                     # me5-small + the lexical-only variant
-    python bench/fit_operating_points.py --per-kind 500 --encoder me5-small
+    python bench/fit_operating_points.py --per-kind 700 --encoder me5-small
     python bench/fit_operating_points.py --verifier me5-small-verifier-v1   # + the learned verifier's variant
 
 The encoder's variant scores categories with the query adapter (audit/query_adapter.py), fitted here too
@@ -59,7 +59,12 @@ REFERENCE_CATEGORY = ["ref_sim", "ref_own", "ref_other"]
 REFERENCE_MEMBER = ["ref_code", "ref_sibling"]
 VERIFIED_CATEGORY = DENSE_CATEGORY + ["ver_own", "ver_category_gap"]
 VERIFIED_MEMBER = DENSE_MEMBER + ["ver_own", "ver_member_gap"]
-TARGETS = {"lenient": 0.02, "balanced": 0.05, "strict": 0.10}
+# The fit check's share of correct pairs rejected at each point (on train, so the fitted thresholds).
+# The audit's target (<= 5 % of correct clinician pairs rejected, bench/audit_quality.py) is for every check
+# together, and the others reject about 1.5 % of CodiEsp dev's correct pairs by design (near duplicates
+# of another pair in the sample, clinicians' typos): balanced spends 4 %. (3.5 % left the category model
+# no room: other chapter 0.933 on dev.)
+TARGETS = {"lenient": 0.02, "balanced": 0.04, "strict": 0.10}
 # terminology texts that also train the adapter's member map: their member groups share the English
 # titles with those of the Spanish train mentions (other languages would encode every member's label)
 MEMBER_TEXT_LANGUAGES = ("es", "en")
@@ -222,16 +227,19 @@ def fit_adapters(term, encoder, fit: CorpusFit, items_by_document: dict, fold_of
           f"{len(extra)} terminology texts ({len(extra_member_rows)} for members); "
           f"encoded in {time.perf_counter() - started:.0f} s")
 
+    hyper = {"epochs": args.adapter_epochs, "l2": args.adapter_l2, "temperature": args.adapter_temperature}
+
     def train(keep: set[int]):
         rows = sorted(keep)
         category = train_query_adapter(np.vstack([train_vectors[rows], extra_vectors]),
                                        [cats.position[mentions[j][2][:3]] for j in rows] + extra_targets,
-                                       [(cats.vectors, cats.starts)], seed=args.seed)
+                                       [(cats.vectors, cats.starts)], seed=args.seed, **hyper)
         kept = [r for r in member_rows if r[0] in keep]
         member = train_query_adapter(np.vstack([train_vectors[[r[0] for r in kept]],
                                                 extra_vectors[[r[0] for r in extra_member_rows]]]),
                                      [r[2] for r in kept] + [r[2] for r in extra_member_rows], member_sets,
-                                     [r[1] for r in kept] + [r[1] for r in extra_member_rows], seed=args.seed)
+                                     [r[1] for r in kept] + [r[1] for r in extra_member_rows], seed=args.seed,
+                                     **hyper)
         return make_adapter(encoder.name, category, member)
     adapters = []
     for k in range(folds):
@@ -272,7 +280,7 @@ def referenced_scores(scores: dict, groups: dict, items_by_document: dict, folds
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="me5-small")
-    parser.add_argument("--per-kind", type=int, default=500)
+    parser.add_argument("--per-kind", type=int, default=700)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verifier", default=None, help="also fit ENCODER+VERIFIER (a verifier trained by "
                                                          "`clinassay train-verifier`)")
@@ -284,6 +292,11 @@ def main() -> int:
                         help="fit the query adapter, cross-fitted on this many folds of train documents; 0: none")
     parser.add_argument("--adapter-codes", type=int, default=5000,
                         help="sampled codes whose terminology texts join the adapter's training mentions")
+    parser.add_argument("--adapter-epochs", type=int, default=30)
+    parser.add_argument("--adapter-l2", type=float, default=1e-3, help="pull of the adapter's maps to the identity")
+    parser.add_argument("--adapter-temperature", type=float, default=0.02, help="of the adapter's softmax")
+    parser.add_argument("--scores-out", type=Path, default=None,
+                        help="also pickle the cross-fitted FitScores per kind (for studying the models offline)")
     parser.add_argument("--gate-share", type=float, default=0.3,
                         help="share of correct pairs (the most suspicious) the verifier is asked about")
     args = parser.parse_args()
@@ -330,6 +343,10 @@ def main() -> int:
         scores[kind] = scored
         print(f"  scored {kind}: {time.perf_counter() - started:.0f} s")
     fit.adapter = adapter
+    if args.scores_out:
+        import pickle
+
+        args.scores_out.write_bytes(pickle.dumps({"scores": scores, "groups": groups}))
     lexical_only = {k: [s.lexical_only() for s in v] for k, v in scores.items()}
     command = f"python bench/fit_operating_points.py --encoder {args.encoder} --per-kind {args.per_kind} --seed {args.seed}"
     if args.verifier and args.keep_base:
@@ -342,7 +359,8 @@ def main() -> int:
         variants = {args.encoder: variant(scores, DENSE_CATEGORY, DENSE_MEMBER),
                     LEXICAL: variant(lexical_only, LEX_CATEGORY, LEX_MEMBER)}
         variants[args.encoder].query_adapter = adapter.digest if adapter is not None else None
-        command += f" --adapter-folds {args.adapter_folds} --adapter-codes {args.adapter_codes}"
+        command += (f" --adapter-folds {args.adapter_folds} --adapter-codes {args.adapter_codes} --adapter-epochs "
+                    f"{args.adapter_epochs} --adapter-l2 {args.adapter_l2} --adapter-temperature {args.adapter_temperature}")
     if args.reference_folds and not args.keep_base:
         from clinassay.audit.fit_model import reference_key
 

@@ -38,7 +38,7 @@ def terminology_queries(term: TerminologyLike, codes: Iterable[str], *, per_code
 
 def train_query_adapter(queries: np.ndarray, targets: Sequence[int],
                         candidates: Sequence[tuple[np.ndarray, Sequence[int]]], group_of: Sequence[int] | None = None,
-                        *, epochs: int = 30, lr: float = 1e-3, l2: float = 1e-3, temperature: float = 0.05,
+                        *, epochs: int = 30, lr: float = 1e-3, l2: float = 1e-3, temperature: float = 0.02,
                         batch_size: int = 256, seed: int = 0) -> np.ndarray:
     """The (dim, dim) matrix under which each of `queries` (n, dim, L2-normalised) scores its target best.
 

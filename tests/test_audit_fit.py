@@ -53,6 +53,18 @@ def test_right_pairs_and_official_terms_have_no_fit_finding(auditor_factory, men
     assert not [f for f in decision.findings if f.reason in FIT_REASONS], decision.findings
 
 
+def test_the_condition_a_code_first_note_names_is_warned_not_rejected(auditor_factory, terminology):
+    """F02.80 (dementia in other diseases) says "Code first: Alzheimer's (G30.-)": CodiEsp codes
+    "enfermedad de Alzheimer" F02.80 beside G30.9. An official term of G30 there is a warning naming G30;
+    the same term on a manifestation code whose note does not cite it (L99, skin) is still rejected."""
+    mention = next(label.text for label in [terminology.label("G30.9", "es")] if label is not None)
+    decision = _audit(auditor_factory(), mention, "F02.80")
+    assert decision.accepted, decision.findings
+    warned = [f for f in decision.findings if f.reason == "code_first"]
+    assert warned and warned[0].severity == "warn" and warned[0].neighbour["code"].startswith("G30")
+    assert not _audit(auditor_factory(), mention, "L99").accepted
+
+
 def test_no_official_term_is_ever_told_it_fits_another_code(auditor_factory, terminology):
     """Titles, inclusion terms and Spanish labels of 300 random billable codes, each as a mention of
     its own code: the fit check says nothing about any of them."""
