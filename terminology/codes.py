@@ -8,7 +8,7 @@ import re
 
 from clinassay.terminology.errors import ClinassayInputError
 
-_CODE = re.compile(r"^([A-Z][0-9A-Z]{2})\.?([0-9A-Z]{1,4})?$")  # FY2026 has QA0
+CODE_PATTERN = re.compile(r"^([A-Z][0-9A-Z]{2})\.?([0-9A-Z]{1,4})?$")  # FY2026 has QA0
 _BLOCK = re.compile(r"^([A-Z][0-9A-Z]{2})-([A-Z][0-9A-Z]{2})$")
 _CHAPTER = re.compile(r"^[0-9]{1,2}$")
 
@@ -52,7 +52,7 @@ def normalize_code(value: str) -> str:
         return text
     if "." in text and text.index(".") != 3:
         raise MalformedCodeError(value, "the dot must follow the third character (as in N39.0)")
-    match = _CODE.match(text)
+    match = CODE_PATTERN.match(text)
     if not match:
         if len(text.replace(".", "")) > 7:
             raise MalformedCodeError(value, "longer than 7 characters")

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import re
 
+from clinassay.terminology.codes import CODE_PATTERN
 from clinassay.terminology.protocol import TerminologyLike
 
 _CITED = re.compile(r"\(([^()]*)\)")
-_CODE = re.compile(r"^[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?$")
 
 
 def _citation(token: str) -> tuple[str, str] | None:
     """A cited code or range as (first, last) prefixes: "G30.-" -> (G30, G30); "E00-E03.-" -> (E00, E03)."""
-    token = token.strip().rstrip("-").rstrip(".")
-    first, _, last = token.partition("-")
-    first, last = first.strip().rstrip("."), (last.strip().rstrip(".-") or first.strip().rstrip("."))
-    if not (_CODE.match(first) and _CODE.match(last)):
-        return None
-    return first, last
+    first, _, last = token.strip().rstrip(".-").partition("-")
+    first, last = first.rstrip("."), last.rstrip(".-") or first.rstrip(".")
+    return (first, last) if CODE_PATTERN.match(first) and CODE_PATTERN.match(last) else None
 
 
 def code_first_citations(term: TerminologyLike, code: str) -> tuple[tuple[str, str], ...]:

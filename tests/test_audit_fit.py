@@ -57,7 +57,7 @@ def test_the_condition_a_code_first_note_names_is_warned_not_rejected(auditor_fa
     """F02.80 (dementia in other diseases) says "Code first: Alzheimer's (G30.-)": CodiEsp codes
     "enfermedad de Alzheimer" F02.80 beside G30.9. An official term of G30 there is a warning naming G30;
     the same term on a manifestation code whose note does not cite it (L99, skin) is still rejected."""
-    mention = next(label.text for label in [terminology.label("G30.9", "es")] if label is not None)
+    mention = terminology.label("G30.9", "es").text
     decision = _audit(auditor_factory(), mention, "F02.80")
     assert decision.accepted, decision.findings
     warned = [f for f in decision.findings if f.reason == "code_first"]
