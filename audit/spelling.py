@@ -255,6 +255,27 @@ ADJECTIVE_ENDINGS: tuple[str, ...] = tuple(sorted({
     "ionaux", "ionale", "ionali", "idad", "idade", "itat", "ite", "ita", "ity", "ivo", "iva", "ivos", "ivas",
 }, key=len, reverse=True))
 NOUN_ENDINGS: tuple[str, ...] = ("", "a", "o", "e", "ia", "is", "ion", "io", "y", "ie", "um", "us")
+# participles and nouns of action made of a clinical noun, each ending with the ending of its noun:
+# 'trombosada' <- 'trombosis', 'histerectomizada' / 'anemización' <- 'histerectomía' / 'anemia',
+# 'enfisematosa' <- 'enfisema'
+DERIVED_ENDINGS: tuple[tuple[str, str], ...] = tuple(sorted(
+    [(f"os{e}", "osis") for e in ("ado", "ada", "ados", "adas", "ato", "ata", "e", "ee")]
+    + [(f"iz{e}", "ia") for e in ("ado", "ada", "ados", "adas", "acion", "aciones", "acao", "acoes")]
+    + [(f"izz{e}", "ia") for e in ("ato", "ata", "ati", "ate", "azione")]
+    + [(f"is{e}", "ie") for e in ("e", "ee", "ation")]
+    + [(f"atos{e}", "a") for e in ("o", "a", "os", "as")],
+    key=lambda pair: -len(pair[0])))
+# closing combining forms: a known word's stem + one of these is a clinical word ('anexectomía' <- 'anexo',
+# 'rectorragia' <- 'recto'), accent-free, in the six languages' spellings
+CLINICAL_SUFFIXES: tuple[str, ...] = tuple(sorted({
+    f"{form}{plural}" for form in (
+        "ectomia", "ectomie", "ectomy", "tomia", "tomie", "tomy", "stomia", "stomie", "plastia", "plastie", "plasty",
+        "scopia", "scopie", "scopy", "grafia", "graphie", "graphy", "rragia", "rragie", "rrhagia", "rrhagie", "rrafia",
+        "rraphie", "pexia", "pexie", "algia", "algie", "emia", "emie", "uria", "urie", "patia", "pathie", "penia",
+        "penie", "megalia", "megalie", "ectasia", "ectasie", "trofia", "trophie", "plejia", "plegia", "plegie", "itis",
+        "oma", "lisis", "lyse", "cele")
+    for plural in ("", "s")
+}, key=len, reverse=True))
 MIN_COGNATE_STEM = 4
 
 
@@ -321,10 +342,26 @@ class Lexicon:
         return None
 
     def compound(self, norm: str) -> bool:
-        """A clinical prefix or combining form + a known word ('exfumador', 'neumoperitoneo')."""
+        """A clinical prefix or combining form + a known word ('exfumador', 'neumoperitoneo'); or, when no
+        word is one edit away ('sacroma' is 'sarcoma' mistyped, not a tumour of the sacrum), a word derived
+        from a known noun ('trombosada') or a known word's stem + a closing combining form ('anexectomía')."""
         for prefix in CLINICAL_PREFIXES:
             rest = norm[len(prefix):]
             if norm.startswith(prefix) and len(rest) >= MIN_COGNATE_STEM and self.knows(rest):
+                return True
+        return self._derived(norm) and self.nearest(norm, 1) is None
+
+    def _derived(self, norm: str) -> bool:
+        for ending, noun in DERIVED_ENDINGS:
+            stem = norm[: -len(ending)]
+            if norm.endswith(ending) and len(stem) >= MIN_COGNATE_STEM and stem + noun in self.trie:
+                return True
+        for suffix in CLINICAL_SUFFIXES:
+            stem = norm[: -len(suffix)]
+            if not norm.endswith(suffix):
+                continue
+            stems = [s for s in (stem, stem[:-1] if stem.endswith("o") else "") if len(s) >= MIN_COGNATE_STEM]
+            if any(s + noun in self.trie for s in stems for noun in NOUN_ENDINGS):  # 'plaquetopenia' <- 'plaqueta'
                 return True
         return False
 

@@ -1,6 +1,7 @@
 """The spelling check alone, measured: how many correct clinician mentions it flags (CodiEsp dev
 diagnoses, real Spanish: every flag there is either a clinician's own typo or a false alarm), recall on
-the labelled misspellings of tests/data/audit/bad_pairs.jsonl, and its speed with warm lexicons.
+the labelled misspellings of tests/data/audit/bad_pairs.jsonl and on one-edit typos planted in the CodiEsp
+mentions it passes, and its speed with warm lexicons.
 
     python bench/audit_spelling.py [--limit 2000] [--show 40] [--json out.json]
 """
@@ -44,11 +45,32 @@ def _items(rows: list[dict]) -> list[Item]:
     return [Item(n, r, r["mention"], r["code"], r["language"], r.get("model", "")) for n, r in enumerate(rows, 1)]
 
 
+def planted_recall(check: SpellingCheck, mentions: list[str], seed: int) -> dict:
+    """The fault planter's one-edit typos (audit/planting.misspell) in CodiEsp mentions the check passes as
+    written: the share rejected as misspellings, per kind of edit. An edit that makes another real word
+    ('mamas' -> 'manas') cannot be seen by a lexicon; it counts as missed."""
+    import random
+
+    from clinassay.audit.planting import misspell
+
+    planted = [(m, *typo) for m in mentions if (typo := misspell(m, random.Random(f"{seed}:{m}"))) is not None]
+    found = check.check_chunk(Chunk(_items([{"mention": typo, "code": "R69", "language": "es"} for _, typo, _ in planted])))
+    per_edit: dict[str, list[int]] = {}
+    for (_, _, edit), findings in zip(planted, found):
+        hit = any(f.reason == "misspelling" and f.severity == "fail" for f in findings)
+        per_edit.setdefault(edit, [0, 0])[0] += hit
+        per_edit[edit][1] += 1
+    caught = sum(v[0] for v in per_edit.values())
+    return {"typos": len(planted), "rejected": caught, "recall": round(caught / max(1, len(planted)), 4),
+            "per_edit": {k: round(v[0] / v[1], 3) for k, v in sorted(per_edit.items())}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N distinct CodiEsp mentions (default: all)")
     parser.add_argument("--show", type=int, default=40, help="flagged CodiEsp mentions to print")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the planted typos")
     args = parser.parse_args()
 
     config = AuditConfig()
@@ -94,6 +116,7 @@ def main() -> int:
                              "pairs_per_second": round(len(mentions) / seconds), "seconds": round(seconds, 3),
                              "info": check.summary().to_json()["info"], "top_words": dict(words.most_common(30))}
         result["codiesp_examples"] = [f"{m} -> " + "; ".join(x.detail for x in f) for m, f in flagged[: args.show]]
+        result["planted"] = planted_recall(check, [m for m, f in zip(mentions, found) if not f], args.seed)
 
     print(json.dumps(result, ensure_ascii=False, indent=1))
     if args.json:

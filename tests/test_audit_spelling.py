@@ -86,6 +86,20 @@ def test_correct_clinical_mentions_are_not_flagged(terminology, mention, languag
 
 
 @needs_dictionaries
+def test_derived_words_and_closing_combining_forms_are_words_unless_a_word_is_one_edit_away(terminology) -> None:
+    """CodiEsp's 'anexectomía', 'rectorragia', 'trombosada', 'histerectomizada', 'enfisematosa' are in no
+    dictionary and were rejected as misspellings: each is a known word + a combining form or a derivation.
+    A typo that reads the same way ('sacroma': 'sarcoma' mistyped; 'trataado') is still one."""
+    words = [("antecedentes de anexectomía unilateral", "es"), ("rectorragia", "es"), ("vena renal trombosada", "es"),
+             ("paciente histerectomizada", "es"), ("colecistitis enfisematosa", "es"), ("plaquetopenia", "es"),
+             ("anemización", "es")]
+    typos = [("sacroma de Ewing", "es"), ("trataado con quimioterapia", "es")]
+    found = _run(_check(terminology), words + typos)
+    assert found[: len(words)] == [[]] * len(words)
+    assert [f[0].neighbour["suggestion"] for f in found[len(words):]] == ["sarcoma", "tratado"]
+
+
+@needs_dictionaries
 def test_words_people_write_are_words_unless_they_are_a_common_words_typo(terminology) -> None:
     """CodiEsp's 'acúfenos', 'yugal', 'narinas' are in no hunspell dictionary and were flagged; wordfreq
     has seen each written in Spanish. 'diabetis' and 'aquise' are seen too, as typos of far more common
