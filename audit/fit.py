@@ -199,6 +199,14 @@ class OfficialTerms:
             self._cache[code] = _official_terms(self.terminology, code)
         return self._cache[code]
 
+    def words_of(self, code: str) -> frozenset[str]:
+        """Every word of the code's official terms (parentheses dropped: ICD-10-CM writes nonessential
+        modifiers in them, 'Pseudomonas (aeruginosa) (mallei) ...')."""
+        key = f"words:{code}"
+        if key not in self._cache:
+            self._cache[key] = frozenset(w for term in self.of(code) for w in term.split())
+        return self._cache[key]
+
     def owners(self, norm: str) -> tuple[str, ...]:
         """The codes (categories and codes) whose official term `norm` is."""
         return cached(_OWNERS, self.terminology, _term_owners, name="official-terms-v1").get(norm, ())
@@ -327,7 +335,10 @@ class CorpusFit:
             entry = self.terminology.find(code)
             official = entry is not None and norm in self.official.of(entry.code)
             owners = () if official or entry is None else self.official.owners(norm)
-            elsewhere = tuple(c for c in owners if c[:3] != entry.code[:3])
+            # a term of another category whose every word the code's own terms also write ('Pseudomonas
+            # aeruginosa' for B96.5 Pseudomonas (aeruginosa) ...) is left to the model, not rejected outright
+            elsewhere = tuple(c for c in owners if c[:3] != entry.code[:3]) \
+                if owners and not set(norm.split()) <= self.official.words_of(entry.code) else ()
             # a term of the code's own ancestor ("asma" for J45.51) is a less specific mention, not a wrong one
             sibling = tuple(c for c in owners if c[:3] == entry.code[:3] and not entry.code.startswith(c))
             ancestor = next((c for c in owners if c != entry.code and entry.code.startswith(c)), None)

@@ -65,6 +65,16 @@ def test_the_condition_a_code_first_note_names_is_warned_not_rejected(auditor_fa
     assert not _audit(auditor_factory(), mention, "L99").accepted
 
 
+def test_another_codes_term_written_in_the_codes_own_title_is_not_rejected_outright(auditor_factory):
+    """'Pseudomonas aeruginosa' is a term of A41.52 (sepsis) and every word of it is in B96.5's title,
+    'Pseudomonas (aeruginosa) (mallei) (pseudomallei) as the cause of diseases classified elsewhere':
+    CodiEsp codes it B96.5, and it was rejected as same_chapter. On a code whose terms lack its words
+    (N39.0) it still is."""
+    assert _audit(auditor_factory(), "Pseudomonas aeruginosa", "B96.5").accepted
+    rejected = _audit(auditor_factory(), "Pseudomonas aeruginosa", "N39.0")
+    assert not rejected.accepted and rejected.findings[0].neighbour["code"] == "A41.52"
+
+
 def test_no_official_term_is_ever_told_it_fits_another_code(auditor_factory, terminology):
     """Titles, inclusion terms and Spanish labels of 300 random billable codes, each as a mention of
     its own code: the fit check says nothing about any of them."""
