@@ -319,6 +319,15 @@ class Lexicon:
         norm = normalize_word(written)
         return any((v[1:].decode("utf-8") or norm) == written for v in self.trie.get(norm) or ())
 
+    def writes(self, word: str) -> bool:
+        """`holds_as_written`, or a clinical prefix + a word it holds as written ('bicúspide',
+        'parauretral'): a compound keeps the accents of the word it is made of."""
+        if self.holds_as_written(word):
+            return True
+        written = word.casefold()
+        return any(written.startswith(prefix) and len(written) - len(prefix) >= MIN_COGNATE_STEM
+                   and self.holds_as_written(written[len(prefix):]) for prefix in CLINICAL_PREFIXES)
+
     def knows(self, norm: str) -> bool:
         """A word of the language: a dictionary form or clinical word, the cognate of a clinical word in
         this language or in English ('esplénicas', 'leucocitosis'), or an adjective of a known noun.

@@ -211,10 +211,12 @@ def test_a_mention_made_of_words_of_the_requested_language_is_not_called_another
     if find_dictionaries("es")[1]:
         pytest.skip("hunspell-es is not installed")
     rows = [("antecedentes alergia a ácaros", "Z91.048", "es"),
-            ("insuficiència cardíaca congestiva descompensada", "I50.9", "es")]
+            ("insuficiència cardíaca congestiva descompensada", "I50.9", "es"),
+            ("válvula aórtica bicúspide", "Q23.1", "es")]  # 'bicúspide': a prefix + a word written as es writes it
     voted = _audit(Auditor(AuditConfig(embeddings=False), terminology=terminology), rows)
     assert not [f for f in voted[0].findings if f.check == "language"], voted[0].findings
     assert [f.reason for f in voted[1].findings if f.check == "language"] == ["wrong_language"]
+    assert not [f for f in voted[2].findings if f.check == "language"], voted[2].findings
     unvoted = _audit(Auditor(AuditConfig.model_validate({"embeddings": False, "language": {"dictionary_vote": False}}),
                              terminology=terminology), rows[:1])
     assert [f.reason for f in unvoted[0].findings if f.check == "language"] == ["wrong_language"]

@@ -197,7 +197,8 @@ class LanguageCheck(Check):
 
     def _dictionary_words(self, tokens: list[str], language: str) -> bool:
         """Every word, as written with its accents, is a word of the requested language: its hunspell
-        dictionary or the terminology's own words in it (not a cognate or a near word). Short clinical strings
+        dictionary or the terminology's own words in it, or a clinical prefix + one of them ('bicúspide'),
+        not a cognate or a near word. Short clinical strings
         often read as two languages at once; one made only of words of the requested language is usable in
         it. A language that borrows another's words (Catalan takes Spanish clinical words) has no say here."""
         spelling = self.config.spelling
@@ -206,7 +207,7 @@ class LanguageCheck(Check):
         lexicon = configured_lexicon(language, spelling, self.resources.terminology)
         if lexicon.missing:  # without its dictionaries a language knows only its labels' words
             return False
-        return all(lexicon.holds_as_written(t) for t in tokens)
+        return all(lexicon.writes(t) for t in tokens)
 
     def summary_value(self) -> float:
         return self.stats.flagged / self.seen if self.seen else 0.0
