@@ -166,6 +166,12 @@ def member_node(terminology: TerminologyLike, code: str) -> str:
 
 
 _OWNERS: dict[str, dict[str, tuple[str, ...]]] = {}
+# words of official terms that do not narrow the concept, in the six languages (normalised)
+UNTELLING_WORDS = frozenset("""unspecified specified other elsewhere classified without with site type
+especificada especificado especificadas especificados otra otro otras otros parte sitio tipo clasificadas
+especificat especificada altres altra altre altro altri altri specificata specificato specificate specificati
+altrove classificate outra outro outras outros especificada classificadas precision precisee autre autres
+ailleurs classees sans avec""".split())
 
 
 def _official_terms(terminology: TerminologyLike, code: str) -> frozenset[str]:
@@ -193,6 +199,8 @@ class OfficialTerms:
     def __init__(self, terminology: TerminologyLike) -> None:
         self.terminology = terminology
         self._cache: dict[str, frozenset[str]] = {}
+        self._words: dict[str, frozenset[str]] = {}
+        self._fewest: dict[str, int] = {}
 
     def of(self, code: str) -> frozenset[str]:
         if code not in self._cache:
@@ -202,10 +210,18 @@ class OfficialTerms:
     def words_of(self, code: str) -> frozenset[str]:
         """Every word of the code's official terms (parentheses dropped: ICD-10-CM writes nonessential
         modifiers in them, 'Pseudomonas (aeruginosa) (mallei) ...')."""
-        key = f"words:{code}"
-        if key not in self._cache:
-            self._cache[key] = frozenset(w for term in self.of(code) for w in term.split())
-        return self._cache[key]
+        if code not in self._words:
+            self._words[code] = frozenset(w for term in self.of(code) for w in term.split())
+        return self._words[code]
+
+    def fewest_words(self, code: str) -> int:
+        """How few telling words the code's shortest official term has ('Pneumonia, unspecified organism'
+        -> 2: 'unspecified' and the like say nothing): a one-word mention of a code that needs three says
+        less than the code does."""
+        if code not in self._fewest:
+            self._fewest[code] = min((len([w for w in term.split() if len(w) >= 4 and w not in UNTELLING_WORDS])
+                                      for term in self.of(code)), default=0)
+        return self._fewest[code]
 
     def owners(self, norm: str) -> tuple[str, ...]:
         """The codes (categories and codes) whose official term `norm` is."""

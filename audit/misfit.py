@@ -29,6 +29,10 @@ from clinassay.audit.fit_model import FitModels, FitVariant, OperatingPoint, ref
 from clinassay.terminology.notes import cites, code_first_citations
 from clinassay.terminology.protocol import TerminologyLike
 
+BRIEF_CODE_WORDS = 3
+"""A one-word mention is warned less specific when the code's shortest official term has this many
+telling words."""
+
 HISTOGRAM_BINS = 10
 POINTS = get_args(OperatingPoint)  # from the fewest rejections to the most
 LEVEL_SCORE = {"other_chapter": (0.6, 0.4), "same_chapter": (0.5, 0.4), "sibling": (0.3, 0.4)}
@@ -165,9 +169,28 @@ class MisfitJudge:
                 "consistency", "unverified", 0.3,
                 f"no code text resembles '{item.mention}' (an abbreviation or a rare term?): its fit to {item.code} "
                 "could not be checked", "warn"))
+        if not findings and attestation is None and self._brief(item):
+            findings.append(self._brief_finding(item))
         for f in findings:
             self.levels[f.reason] += 1
         return findings
+
+    def _brief(self, item: Any) -> bool:
+        """One word ('duodenal', 'cirrosis'), not an acronym, for a code whose every official term needs three
+        or more ('Acute duodenal ulcer without hemorrhage or perforation'): the mention says far less
+        than the code. A weak LLM's typical pair; clinicians' 'hematuria' -> R31.9 is not one."""
+        written = item.mention.strip()
+        if not written.isalpha() or written.isupper():  # an acronym ('ITU', 'VIH') stands for several words
+            return False
+        return self.fit.official.fewest_words(item.code) >= BRIEF_CODE_WORDS
+
+    def _brief_finding(self, item: Any) -> Finding:
+        category = item.code[:3]
+        detail = (f"'{item.mention}' is one word for {item.code} {item.entry.title}: the mention does not say "
+                  f"what makes it {item.code}")
+        entry = self.terminology.find(category)
+        return Finding("consistency", "less_specific", 0.2, detail, self.config.less_specific_severity,
+                       {"code": category, "title": entry.title if entry else category, "distance": "brief"})
 
     def _doubtful(self, item: Any, score: FitScore, p_category: float, p_member: float) -> list[Finding]:
         """A pair the stricter `warn_from` operating point would reject: warned, with what that point's

@@ -75,6 +75,18 @@ def test_another_codes_term_written_in_the_codes_own_title_is_not_rejected_outri
     assert not rejected.accepted and rejected.findings[0].neighbour["code"] == "A41.52"
 
 
+def test_one_word_for_a_code_that_needs_three_is_warned_less_specific(auditor_factory):
+    """The embedded Gemma's 'duodenal' -> K26.3 (Acute duodenal ulcer without hemorrhage or perforation)
+    passed without a finding: now a less_specific warning. Clinicians' 'hematuria' -> R31.9 (Hematuria,
+    unspecified) and acronyms ('ITU' -> N39.0) are not warned."""
+    warned = _audit(auditor_factory(), "duodenal", "K26.3")
+    brief = [f for f in warned.findings if f.neighbour and f.neighbour.get("distance") == "brief"]
+    assert warned.accepted and brief and brief[0].severity == "warn" and brief[0].reason == "less_specific"
+    for mention, code in (("hematuria", "R31.9"), ("ITU", "N39.0")):
+        findings = _audit(auditor_factory(), mention, code).findings
+        assert not [f for f in findings if f.neighbour and f.neighbour.get("distance") == "brief"], findings
+
+
 def test_no_official_term_is_ever_told_it_fits_another_code(auditor_factory, terminology):
     """Titles, inclusion terms and Spanish labels of 300 random billable codes, each as a mention of
     its own code: the fit check says nothing about any of them."""
