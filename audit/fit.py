@@ -169,9 +169,9 @@ _OWNERS: dict[str, dict[str, tuple[str, ...]]] = {}
 # words of official terms that do not narrow the concept, in the six languages (normalised)
 UNTELLING_WORDS = frozenset("""unspecified specified other elsewhere classified without with site type
 especificada especificado especificadas especificados otra otro otras otros parte sitio tipo clasificadas
-especificat especificada altres altra altre altro altri altri specificata specificato specificate specificati
-altrove classificate outra outro outras outros especificada classificadas precision precisee autre autres
-ailleurs classees sans avec""".split())
+especificat altres altra altre altro altri specificata specificato specificate specificati altrove
+classificate outra outro outras outros classificadas precision precisee autre autres ailleurs classees
+sans avec""".split())
 
 
 def _official_terms(terminology: TerminologyLike, code: str) -> frozenset[str]:

@@ -198,9 +198,8 @@ class LanguageCheck(Check):
     def _dictionary_words(self, tokens: list[str], language: str) -> bool:
         """Every word, as written with its accents, is a word of the requested language: its hunspell
         dictionary or the terminology's own words in it, or a clinical prefix + one of them ('bicúspide'),
-        not a cognate or a near word. Short clinical strings
-        often read as two languages at once; one made only of words of the requested language is usable in
-        it. A language that borrows another's words (Catalan takes Spanish clinical words) has no say here."""
+        not a cognate or a near word. Short clinical strings often read as two languages at once; one made
+        only of words of the requested language is usable in it. A language that borrows another's words (Catalan takes Spanish clinical words) has no say here."""
         spelling = self.config.spelling
         if not tokens or spelling.borrow.get(language):
             return False
