@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from clinassay.audit.text import strip_accents
 from clinassay.terminology.cache import file_digest, read_pickle, write_pickle
@@ -323,11 +323,7 @@ class Lexicon:
     def writes(self, word: str) -> bool:
         """`holds_as_written`, or a clinical prefix + a word it holds as written ('bicúspide',
         'parauretral'): a compound keeps the accents of the word it is made of."""
-        if self.holds_as_written(word):
-            return True
-        written = word.casefold()
-        return any(written.startswith(prefix) and len(written) - len(prefix) >= MIN_COGNATE_STEM
-                   and self.holds_as_written(written[len(prefix):]) for prefix in CLINICAL_PREFIXES)
+        return self.holds_as_written(word) or _prefixed(word.casefold(), self.holds_as_written)
 
     def knows(self, norm: str) -> bool:
         """A word of the language: a dictionary form or clinical word, the cognate of a clinical word in
@@ -355,11 +351,7 @@ class Lexicon:
         """A clinical prefix or combining form + a known word ('exfumador', 'neumoperitoneo'); or, when no
         word is one edit away ('sacroma' is 'sarcoma' mistyped, not a tumour of the sacrum), a word derived
         from a known noun ('trombosada') or a known word's stem + a closing combining form ('anexectomía')."""
-        for prefix in CLINICAL_PREFIXES:
-            rest = norm[len(prefix):]
-            if norm.startswith(prefix) and len(rest) >= MIN_COGNATE_STEM and self.knows(rest):
-                return True
-        return self._derived(norm) and self.nearest(norm, 1) is None
+        return _prefixed(norm, self.knows) or (self._derived(norm) and self.nearest(norm, 1) is None)
 
     def _derived(self, norm: str) -> bool:
         for ending, noun in DERIVED_ENDINGS:
@@ -432,6 +424,12 @@ class Lexicon:
                 if best is None or rank < best[0]:
                     best = (rank, word, int(dist))
         return (best[1], best[2]) if best else None
+
+
+def _prefixed(word: str, known: Callable[[str], bool]) -> bool:
+    """A clinical prefix or combining form + a word `known` accepts."""
+    return any(word.startswith(prefix) and len(word) - len(prefix) >= MIN_COGNATE_STEM and known(word[len(prefix):])
+               for prefix in CLINICAL_PREFIXES)
 
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
