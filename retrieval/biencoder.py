@@ -58,7 +58,12 @@ def training_placement(device: str = "auto", precision: str = "auto", report_to:
         raise ClinassayInputError("[retrieval] device = 'cuda' but torch sees no CUDA GPU: use 'auto' or 'cpu'")
     resolved = "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
     if precision == "auto":
-        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if resolved == "cuda" else "fp32"
+        from clinassay.retrieval.models import native_bf16
+
+        if resolved == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "bf16" if native_bf16("cpu") else "fp32"
     if precision == "fp16" and resolved == "cpu":
         raise ClinassayInputError("[retrieval] precision = 'fp16' needs a CUDA GPU: use 'bf16' or 'fp32' on CPU")
     names = list(report_to) or ["none"]

@@ -18,8 +18,8 @@ from sentence_transformers.cross_encoder import losses
 from transformers import PrinterCallback
 
 from clinassay.retrieval.progress import Advance
-from clinassay.retrieval.biencoder import (ProgressCallback, StepProgress, keep_logs, placement_arguments, set_threads,
-                                           training_placement)
+from clinassay.retrieval.biencoder import (ProgressCallback, StepProgress, freeze_token_embeddings, keep_logs,
+                                           placement_arguments, set_threads, training_placement)
 
 
 def transformer_dir(model_path: str | Path) -> str:
@@ -58,6 +58,8 @@ def train_reranker(
     np.random.seed(seed)
     model = CrossEncoder(transformer_dir(backbone), num_labels=1, max_length=config.max_seq_length,
                         device=placement["device"])
+    if config.freeze_embeddings:
+        log(f"[reranker] froze {freeze_token_embeddings(model):,} token-embedding parameters")
     dataset = Dataset.from_list(groups)
     loss = losses.MultipleNegativesRankingLoss(model, num_negatives=1)
     args = CrossEncoderTrainingArguments(

@@ -134,7 +134,8 @@ def train_model(
         shortlist = index.search(queries, rr.candidates_top_k)
         groups = reranker_groups(split.train, [[c for c, _ in row] for row in shortlist],
                                  documents=_documents(corpus, term), negatives=rr.negatives, seed=config.seed,
-                                 max_groups=rr.max_groups)
+                                 max_groups=rr.max_groups, siblings=lambda code: siblings_of(term, code),
+                                 sibling_negatives=rr.sibling_negatives)
         if not groups:
             raise ClinassayInputError("no reranker groups could be built: too few candidate codes for reranker.negatives")
         backbone = rr.base_model or config.base_model
@@ -142,10 +143,11 @@ def train_model(
         with stage(progress, "train reranker", "step") as advance:
             rr_metrics = train_reranker(resolve_model_path(backbone), groups, out_dir=out / "reranker", config=rr,
                                         seed=config.seed, log=log, placement=placement, progress=advance)
-        dev = split.dev[: bi.max_dev_queries]
-        if dev:
-            rr_metrics = {**(rr_metrics or {}), "fusion": fit_fusion(out, dev, trained, index, corpus=corpus,
-                                                                     top_k=rr.candidates_top_k, config=config, log=log)}
+        fusion_split, split_name = fusion_items(term, corpus, split, limit=bi.max_dev_queries, seed=config.seed)
+        if fusion_split:
+            fusion = fit_fusion(out, fusion_split, trained, index, corpus=corpus, top_k=rr.candidates_top_k,
+                                config=config, log=log, split=split_name)
+            rr_metrics = {**(rr_metrics or {}), "fusion": fusion}
 
     card = {
         "base_model": config.base_model,
@@ -182,17 +184,44 @@ def train_model(
     return card
 
 
+FUSION_MIN_ITEMS = 50
+
+
+def fusion_items(term: TerminologyLike, corpus, split, *, limit: int, seed: int) -> tuple[list, str]:
+    """The items the reranker's fusion weight is fitted on, and what they are. The dev split's own
+    pairs are mostly labels that stage 1 already ranks first (0.90 MRR@10 measured): a weight fitted on
+    them cannot see what a reranker adds. So: clinician-style items (acronyms, short forms, DATASUS
+    abbreviations, inclusion terms; `heldout.clinician_heldout_items` with no exact labels) of the dev
+    split's codes, which no training step saw and which are never evaluation items of a plan-aware
+    held-out set; the dev split itself when fewer than FUSION_MIN_ITEMS such items exist."""
+    from clinassay.retrieval.heldout import clinician_heldout_items
+
+    dev_codes = {e.code for e in split.dev}
+    languages = sorted({e.language for e in split.dev})
+    if dev_codes and languages:
+        items, _ = clinician_heldout_items(
+            term, codes=corpus.codes, languages=languages, per_language=max(1, limit // len(languages)),
+            exclude=[c for c in corpus.codes if c not in dev_codes], seed=seed, max_label_share=0.0,
+        )
+        if len(items) >= FUSION_MIN_ITEMS:
+            return items[:limit], f"{len(items[:limit])} clinician-style items of dev codes"
+    dev = split.dev[:limit]
+    return dev, f"{len(dev)} dev-split pairs (too few clinician-style items of dev codes)"
+
+
 def fit_fusion(out: Path, dev: list, encoder, index, *, corpus, top_k: int, config: RetrievalConfig,
-               log: Callable[[str], None] = print) -> dict:
-    """Fit the reranker's weight against stage 1 on the dev split and save it beside the reranker."""
+               log: Callable[[str], None] = print, split: str = "dev split") -> dict:
+    """Fit the reranker's weight against stage 1 on `dev` (`fusion_items`: anything with mention, code
+    and language) and save it beside the reranker."""
     from clinassay.retrieval.reranker import fit_fusion_weight, load_reranker, save_fusion
 
     mentions = [e.mention for e in dev]
     shortlists = index.search(encoder.encode(mentions, kind="query", batch_size=config.encode_batch_size), top_k)
     fusion = fit_fusion_weight(load_reranker(out / "reranker"), mentions, [e.code for e in dev], shortlists,
                                corpus=corpus, languages=[e.language for e in dev])
+    fusion["split"] = split
     save_fusion(out / "reranker", fusion)
-    log(f"[reranker] fusion weight {fusion['weight']} on {len(dev)} dev mentions "
+    log(f"[reranker] fusion weight {fusion['weight']} on {split} "
         f"(dev MRR@10: stage 1 {fusion['dev_mrr@10'][0.0]}, reranker alone {fusion['dev_mrr@10'][1.0]}, "
         f"fused {fusion['dev_mrr@10'][fusion['weight']]})")
     return fusion

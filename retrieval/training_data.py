@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clinassay.generation.records import Pair
@@ -131,10 +131,14 @@ def reranker_groups(
     negatives: int,
     seed: int = 13,
     max_groups: int | None = None,
+    siblings: Callable[[str], Sequence[str]] | None = None,
+    sibling_negatives: int = 0,
 ) -> list[dict[str, str]]:
     """Rows `{anchor, positive, negative_1..k}` for the cross-encoder: the gold code's document
-    against k hard negatives, the generator's first, then stage 1's top candidates.
-    `documents(code, language)` gives a code's text as the reranker will see it."""
+    against k hard negatives, the generator's first, then up to `sibling_negatives` of the gold
+    code's `siblings(code)` (the confusions a reranker exists to settle, which stage 1's shortlist
+    may lack), then stage 1's top candidates. `documents(code, language)` gives a code's text as the
+    reranker will see it."""
     rng = random.Random(seed)
     order = list(range(len(examples)))
     rng.shuffle(order)
@@ -143,12 +147,16 @@ def reranker_groups(
     rows = []
     for i in sorted(order):
         example = examples[i]
-        picked: list[str] = []
-        for code in list(example.hard_negatives) + list(candidates[i]):
+        picked: list[str] = list(dict.fromkeys(c for c in example.hard_negatives if c != example.code))[:negatives]
+        if siblings is not None and sibling_negatives > 0:
+            kin = [c for c in siblings(example.code) if c != example.code and c not in picked]
+            rng.shuffle(kin)
+            picked += kin[: min(sibling_negatives, negatives - len(picked))]
+        for code in candidates[i]:
+            if len(picked) >= negatives:
+                break
             if code != example.code and code not in picked:
                 picked.append(code)
-            if len(picked) == negatives:
-                break
         if len(picked) < negatives:
             continue
         row = {"anchor": example.mention, "positive": documents(example.code, example.language)}

@@ -65,6 +65,41 @@ def test_reranker_groups_use_stage1_candidates(term):
     assert first["positive"] == "N30.00/es" and first["negative_1"] == "N30.01/es" and first["negative_2"] == "N39.0/es"
 
 
+def test_reranker_groups_take_siblings_the_shortlist_lacks(term):
+    from clinassay.retrieval.training_data import siblings_of
+
+    examples = [e for e in examples_from_pairs(_pairs()) if e.mention == "cistitis aguda"]
+    shortlist = [["N30.00", "N39.0", "I10", "R50.9"]]  # stage 1 never proposed a sibling
+    plain = reranker_groups(examples, shortlist, documents=lambda c, lang: c, negatives=3)
+    assert [plain[0][f"negative_{j}"] for j in (1, 2, 3)] == ["N39.0", "I10", "R50.9"]
+    kin = reranker_groups(examples, shortlist, documents=lambda c, lang: c, negatives=3,
+                          siblings=lambda code: siblings_of(term, code), sibling_negatives=1)
+    negatives = [kin[0][f"negative_{j}"] for j in (1, 2, 3)]
+    assert negatives[0] in siblings_of(term, "N30.00") and negatives[0].startswith("N30.")
+    assert negatives[1:] == ["N39.0", "I10"] and "N30.00" not in negatives
+
+
+def test_fusion_is_fitted_on_clinician_style_items_of_dev_codes_only(terminology):
+    from clinassay.retrieval.corpus import build_corpus
+    from clinassay.retrieval.train import FUSION_MIN_ITEMS, fusion_items
+    from clinassay.retrieval.training_data import Example, Split
+
+    from clinassay.retrieval.corpus import select_codes
+    from clinassay.retrieval.training_data import title_of
+
+    corpus = build_corpus(terminology, languages=["en", "es"], codes=select_codes(terminology, billable_only=True, chapters=["14"]))
+    dev_codes = [c for c in corpus.codes if c.startswith(("N3", "N1", "N2", "N4"))]
+    dev = [Example(mention=title_of(terminology, c), code=c, language=lang) for c in dev_codes for lang in ("en", "es")]
+    items, name = fusion_items(terminology, corpus, Split(train=[], dev=dev), limit=500, seed=1)
+    assert len(items) >= FUSION_MIN_ITEMS and name.endswith("clinician-style items of dev codes"), name
+    assert {i.code for i in items} <= set(dev_codes)
+    # not the dev pairs themselves, nor any corpus label of the code: acronyms, short forms, inclusion terms
+    texts = {(t.casefold(), code) for t, codes in zip(corpus.texts, corpus.text_codes) for code in codes}
+    assert not any((i.mention.casefold(), corpus.codes.index(i.code)) in texts for i in items)
+    few, name = fusion_items(terminology, corpus, Split(train=[], dev=dev[:2]), limit=500, seed=1)
+    assert few == dev[:2] and "dev-split pairs" in name
+
+
 def test_dense_retriever_with_fake_encoder_and_cache(term, tmp_path, monkeypatch):
     import clinassay.retrieval.searcher as searcher
     from clinassay.retrieval.config import RetrievalConfig
