@@ -185,12 +185,9 @@ class MisfitJudge:
         return self.fit.official.fewest_words(item.code) >= BRIEF_CODE_WORDS
 
     def _brief_finding(self, item: Any) -> Finding:
-        category = item.code[:3]
         detail = (f"'{item.mention}' is one word for {item.code} {item.entry.title}: the mention does not say "
                   f"what makes it {item.code}")
-        entry = self.terminology.find(category)
-        return Finding("consistency", "less_specific", 0.2, detail, self.config.less_specific_severity,
-                       {"code": category, "title": entry.title if entry else category, "distance": "brief"})
+        return self._less_specific_finding(item.code[:3], detail, distance="brief")
 
     def _doubtful(self, item: Any, score: FitScore, p_category: float, p_member: float) -> list[Finding]:
         """A pair the stricter `warn_from` operating point would reject: warned, with what that point's
@@ -294,8 +291,13 @@ class MisfitJudge:
         how = "is an official term of" if official else "fits"
         detail = (f"'{item.mention}' {how} {self._describe(ancestor)}, which {item.code} refines: the mention does "
                   f"not say what makes it {item.code} {item.entry.title}")
+        return self._less_specific_finding(ancestor, detail, distance="ancestor")
+
+    def _less_specific_finding(self, broader: str, detail: str, *, distance: str) -> Finding:
+        """The one shape of a less_specific warning: the broader code the mention does say, and how far."""
+        entry = self.terminology.find(broader)
         return Finding("consistency", "less_specific", 0.2, detail, self.config.less_specific_severity,
-                       {"code": ancestor, "title": self.terminology.find(ancestor).title, "distance": "ancestor"})
+                       {"code": broader, "title": entry.title if entry else broader, "distance": distance})
 
     def _member_finding(self, item: Any, score: FitScore, probability: float, *, better: str | None = None) -> Finding:
         official = better is not None

