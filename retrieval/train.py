@@ -81,7 +81,7 @@ def train_model(
     log(f"[index] base corpus embeddings ({config.base_model}, cached by model and corpus)")
     with stage(progress, "encode corpus", "text") as advance:
         base_vectors = corpus_embeddings(base, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size,
-                                         progress=advance)
+                                         engine=config.corpus.engine, progress=advance)
     base_index = CodeIndex.build(corpus, base_vectors, kind="exact")
 
     mined: dict[int, list[str]] = {}
@@ -117,8 +117,8 @@ def train_model(
     else:
         log("[index] re-encoding the corpus with the trained model")
         with stage(progress, "encode corpus", "text") as advance:
-            vectors = corpus_embeddings(trained, corpus, cache_dir=config.cache_dir,
-                                        batch_size=config.encode_batch_size, progress=advance)
+            vectors = corpus_embeddings(trained, corpus, cache_dir=config.cache_dir, batch_size=config.encode_batch_size,
+                                        engine=config.corpus.engine, progress=advance)
     index = CodeIndex.build(corpus, vectors, kind=config.index, hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search)
     index.save(out / "index")
 
