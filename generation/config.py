@@ -280,6 +280,12 @@ class GenerationConfig(BaseModel):
     billable_only: bool = True
     chapters: list[str] | None = None
     """Restrict the stratified sample to these ICD-10 chapters (e.g. ["10", "14"]); all when unset."""
+    labelled_in: list[Language] | None = None
+    """Sample only codes with an exact terminology label in one of these languages: the terminology
+    generator writes pairs in a language only where the code has a label in it."""
+    reserve_labelled_in: list[Language] | None = None
+    """Never sample codes with an exact label in these languages: a language with few labels offline
+    (Italian: 285 billable codes) keeps all of them for held-out evaluation."""
     models: list[SerializeAsAny[ModelConfig]] = Field(default_factory=lambda: [ModelConfig()], min_length=1)
     """The generators. Tables with the same `name` are deployments of one model group (LiteLLM's
     `model_name`): the plan asks the group, and the Router spreads its requests over the deployments

@@ -25,7 +25,8 @@ def select_codes(term: TerminologyLike, config: GenerationConfig) -> list[str]:
     if config.codes_file is not None:
         return read_codes_file(term, config.codes_file)
     return stratified_sample(term, config.sample, seed=config.seed, billable_only=config.billable_only,
-                             chapters=config.chapters)
+                             chapters=config.chapters, labelled_in=config.labelled_in,
+                             reserve_labelled_in=config.reserve_labelled_in)
 
 
 def read_codes_file(term: TerminologyLike, path: Path) -> list[str]:
@@ -49,10 +50,13 @@ def read_codes_file(term: TerminologyLike, path: Path) -> list[str]:
 
 
 def stratified_sample(term: TerminologyLike, n: int, *, seed: int, billable_only: bool = True,
-                      chapters: list[str] | None = None) -> list[str]:
+                      chapters: list[str] | None = None, labelled_in: list[str] | None = None,
+                      reserve_labelled_in: list[str] | None = None) -> list[str]:
     """`n` codes taken round-robin across chapters (shuffled within each with `seed`), so that
     coverage is balanced by design; a chapter that runs out leaves its turns to the others.
-    `chapters` restricts the sample to those chapters (e.g. to match a restricted code corpus)."""
+    `chapters` restricts the sample to those chapters (e.g. to match a restricted code corpus);
+    `labelled_in` to codes with an exact terminology label in one of those languages;
+    `reserve_labelled_in` leaves out every code with an exact label in one of those languages."""
     by_chapter: dict[str, list[str]] = defaultdict(list)
     if billable_only:
         for code in term.billable_codes():
@@ -71,6 +75,9 @@ def stratified_sample(term: TerminologyLike, n: int, *, seed: int, billable_only
         if unknown:
             raise ClinassayInputError(f"generation.chapters: unknown chapters {unknown}; chapters are 1..{len(known)}")
         by_chapter = {c: codes for c, codes in by_chapter.items() if c in set(chapters)}
+    if labelled_in or reserve_labelled_in:
+        by_chapter = {chapter: [c for c in codes if _labelled(term, c, labelled_in, reserve_labelled_in)]
+                      for chapter, codes in by_chapter.items()}
     rng = random.Random(seed)
     queues = []
     for chapter in sorted(by_chapter, key=_chapter_order):
@@ -83,6 +90,16 @@ def stratified_sample(term: TerminologyLike, n: int, *, seed: int, billable_only
             if q and len(picked) < n:
                 picked.append(q.pop())
     return picked
+
+
+def _labelled(term: TerminologyLike, code: str, wanted: list[str] | None, reserved: list[str] | None) -> bool:
+    """Whether `code` has an exact label in one of `wanted` (any code when None) and in none of `reserved`."""
+
+    def exact(language: str) -> bool:
+        label = term.label(code, language)
+        return label is not None and label.precision == "exact"
+
+    return (not wanted or any(exact(lang) for lang in wanted)) and not any(exact(lang) for lang in reserved or ())
 
 
 def _chapter_order(chapter: str) -> tuple[int, str]:

@@ -37,6 +37,22 @@ def test_stratified_sample_can_be_restricted_to_chapters(term):
         stratified_sample(term, 4, seed=1, chapters=["99"])
 
 
+def test_stratified_sample_can_keep_to_or_keep_out_labelled_codes(terminology):
+    """`labelled_in`: only codes the terminology labels in those languages (what the terminology generator
+    can write); `reserve_labelled_in`: none of a scarce language's labelled codes, left for held-out sets."""
+
+    def exact(code, language):
+        label = terminology.label(code, language)
+        return label is not None and label.precision == "exact"
+
+    italian = stratified_sample(terminology, 40, seed=3, labelled_in=["it"])
+    assert len(italian) == 40 and all(exact(c, "it") for c in italian)
+    spread = stratified_sample(terminology, 300, seed=3, labelled_in=["es", "pt"], reserve_labelled_in=["it"])
+    assert len(spread) == 300
+    assert all(exact(c, "es") or exact(c, "pt") for c in spread) and not any(exact(c, "it") for c in spread)
+    assert len({terminology.get(c).chapter for c in spread}) > 10  # still across chapters
+
+
 def test_a_model_can_cover_only_the_head_of_the_sample(term):
     config = _config(models=[ModelConfig(name="m1", model="openai/stub", max_codes=2),
                              ModelConfig(name="m2", model="openai/stub")])
