@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 from clinassay.audit import lexicon as lx
 from clinassay.audit.negation import analyse as analyse_negation
@@ -189,11 +190,26 @@ def _note_text(note: str) -> tuple[str, str | None]:
     return normalize_text(text), (ref.group(1) if ref else None)
 
 
+TYPO_MIN_LENGTH = 5  # words this long may differ from the note's by one edit (a typo) and still match
+
+
+def same_words(norm: str, text: str) -> bool:
+    """Whether two normalised texts say the same words, a typo apart: word for word equal, except words of
+    5+ letters one edit apart. A character ratio alone calls 'aneurysm of external carotid artery' the same
+    as '... internal ...', 'exogenous' the same as 'endogenous' and 'nonthrombocytopenic' the same as
+    'thrombocytopenic': in clinical text one word turns the concept into its opposite."""
+    words, other = norm.split(), text.split()
+    return len(words) == len(other) and all(
+        a == b or (min(len(a), len(b)) >= TYPO_MIN_LENGTH and Levenshtein.distance(a, b) <= 1)
+        for a, b in zip(words, other))
+
+
 def excludes1(norm: str, entry: Any, language: str, *, min_similarity: float) -> RuleHit | None:
+    """The mention is, a typo apart, a concept an Excludes1 note of the code sends elsewhere."""
     best: tuple[float, str, str | None] | None = None
     for note in getattr(entry, "excludes1", ()) or ():
         text, ref = _note_text(note)
-        if not text:
+        if not text or not same_words(norm, text):
             continue
         score = fuzz.ratio(norm, text) / 100.0
         if best is None or score > best[0]:

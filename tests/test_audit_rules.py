@@ -88,6 +88,41 @@ def test_excludes1_and_title_copy(terminology) -> None:
     assert copy is not None and copy[0] == "title_copy"
 
 
+@pytest.mark.parametrize("mention, code", [
+    ("aneurysm of external carotid artery", "I72.0"),  # note: '... internal carotid artery NOS (I67.1)'
+    ("exogenous lipoid pneumonia", "J69.1"),  # note: 'endogenous lipoid pneumonia (J84.89)'
+    ("nonthrombocytopenic hemorrhagic purpura", "D69.0"),  # note: 'thrombocytopenic hemorrhagic purpura (D69.3)'
+    ("benign neoplasm of cartilage of nose", "D14.0"),  # note: '... cartilage of ear (D21.0)'
+])
+def test_excludes1_is_not_fooled_by_one_telling_word(terminology, mention, code) -> None:
+    """A character ratio of 0.92 matched these to the code's own Excludes1 notes: one word apart, the
+    opposite concept. Found in the CodiEsp recipe's audit, where they are official terms of the code."""
+    assert rules.excludes1(normalize_text(mention), terminology.get(code), "en", min_similarity=0.92) is None
+
+
+def test_excludes1_still_matches_a_note_a_typo_apart(terminology) -> None:
+    entry = terminology.get("I72.0")
+    hit = rules.excludes1(normalize_text("aneurysm of internal carotid arteri"), entry, "en", min_similarity=0.92)
+    assert hit is not None and hit[3]["code"] == "I67.1"
+    assert rules.same_words("piuria", "pyuria")  # a typo of a long word
+    assert not rules.same_words("cyst of ear", "cyst of eye") and not rules.same_words("type ii", "type i")  # short: exact
+
+
+@pytest.mark.parametrize("mention, code, language", [
+    ("Problemas relacionados con atención de salud no disponible o inaccesible", "Z75.3", "es"),  # WHO label
+    ("Exogenous lipoid pneumonia", "J69.1", "en"),  # the title
+])
+def test_an_official_term_of_the_code_is_never_rejected_by_a_rule(terminology, mention, code, language) -> None:
+    from clinassay.audit import AuditConfig, Auditor
+    from clinassay.audit.reader import parse_record
+
+    auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology)
+    record = {"mention": mention, "code": code, "language": language, "model": "terminology:who"}
+    decision = auditor.audit_chunk([parse_record(1, record)])[0]
+    assert decision.accepted, decision.findings
+    assert {f.reason for f in decision.findings} <= {"title_copy"}
+
+
 @pytest.mark.parametrize("text, kind", [
     ("Sr. García con neumonía", "name"), ("paciente José Martínez con ITU", "name"), ("ingreso 12/03/2019", "date"),
     ("fractura el 3 de marzo de 2020", "date"), ("tel. 612 345 678", "phone"), ("juan.perez@gmail.com", "email"),

@@ -12,6 +12,7 @@ from clinassay.audit.checks.base import Check
 from clinassay.audit.findings import Finding
 from clinassay.audit.items import Chunk
 from clinassay.audit.jury import Question, Verdict, ask_jury
+from clinassay.audit.fit import OfficialTerms
 from clinassay.audit.fit_model import load_fit_models
 from clinassay.audit.misfit import MisfitJudge
 from clinassay.audit.semantic import candidate_codes
@@ -29,6 +30,7 @@ class ConsistencyCheck(Check):
         super().__init__(config, resources)
         self._judge: MisfitJudge | None = None
         self._sibling_terms: rules.SiblingTerms | None = None
+        self._official: OfficialTerms | None = None
         self.jury_votes: Counter = Counter()
         self.jury_agreement_sum = 0.0
         self.jury_pairs = 0
@@ -81,10 +83,24 @@ class ConsistencyCheck(Check):
             self._sibling_terms = rules.SiblingTerms(term, candidates)
         return self._sibling_terms
 
+    @property
+    def official(self) -> OfficialTerms:
+        if self._official is None:
+            fit = self.resources.fit
+            self._official = fit.official if fit is not None else OfficialTerms(self.resources.terminology)
+        return self._official
+
     def _rules(self, item) -> list[Finding]:
         cfg = self.config.consistency
         term = self.resources.terminology
         hits: list[tuple[rules.RuleHit | None, str]] = []
+        if cfg.title_copy:
+            hits.append((rules.title_copy(item.norm, item.entry, item.language, terminology=term),
+                         cfg.title_copy_severity))
+        if item.norm in self.official.of(item.entry.code):
+            # an official term of the code (title, inclusion term, a label in any language) is the code by
+            # definition: a rule that reads it as negated ('... no disponible') or excluded is wrong
+            return self._findings(hits)
         if cfg.sibling_terms:
             hits.append((self.sibling_terms.check(item.norm, item.entry, item.language), cfg.sibling_terms_severity))
         if cfg.negation:
@@ -96,9 +112,9 @@ class ConsistencyCheck(Check):
         if cfg.excludes1:
             hits.append((rules.excludes1(item.norm, item.entry, item.language,
                                          min_similarity=cfg.excludes1_min_similarity), cfg.excludes1_severity))
-        if cfg.title_copy:
-            hits.append((rules.title_copy(item.norm, item.entry, item.language, terminology=term),
-                         cfg.title_copy_severity))
+        return self._findings(hits)
+
+    def _findings(self, hits: list[tuple[rules.RuleHit | None, str]]) -> list[Finding]:
         return [Finding(self.name, reason, score, detail, severity, neighbour)
                 for hit, severity in hits if hit is not None
                 for reason, score, detail, neighbour in [hit]]
