@@ -19,7 +19,7 @@ from clinassay.generation.records import Pair, Reject, Task
 from clinassay.generation.replies import reply_to_pairs, terminology_pairs
 from clinassay.generation.requests import Request, pick_sibling, prompt_context
 from clinassay.generation.short_forms import short_form
-from clinassay.terminology.protocol import TerminologyLike
+from clinassay.terminology.protocol import TerminologyLike, exact_label
 
 EMBEDDED_LITELLM_MODEL = "text-completion-openai/gemma-3-270m"
 """How LiteLLM reaches the embedded model: plain completions on the local llama.cpp server."""
@@ -224,8 +224,8 @@ def terminology_mentions(term: TerminologyLike, code: str, language: str, *, sou
         if "icd10cm" in sources:
             items = [(c.title, "icd10cm")] + [(t, "icd10cm") for t in c.inclusion_terms]
     else:
-        label = term.label(code, language)
-        if label is not None and label.precision == "exact":
+        label = exact_label(term, code, language)
+        if label is not None:
             family = label.source.split(":", 1)[0]
             if family in sources:
                 items = [(label.text, label.source)]

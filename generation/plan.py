@@ -13,7 +13,7 @@ from clinassay.generation.config import GenerationConfig
 from clinassay.generation.generators import generators, terminology_mentions
 from clinassay.generation.requests import Request, prompt_context
 from clinassay.terminology.errors import ClinassayInputError
-from clinassay.terminology.protocol import TerminologyLike
+from clinassay.terminology.protocol import TerminologyLike, exact_label
 
 __all__ = ["Plan", "Request", "build_plan", "prompt_context", "read_codes_file", "select_codes", "stratified_sample",
            "terminology_mentions"]  # Request, prompt_context, terminology_mentions: where they lived before
@@ -94,12 +94,8 @@ def stratified_sample(term: TerminologyLike, n: int, *, seed: int, billable_only
 
 def _labelled(term: TerminologyLike, code: str, wanted: list[str] | None, reserved: list[str] | None) -> bool:
     """Whether `code` has an exact label in one of `wanted` (any code when None) and in none of `reserved`."""
-
-    def exact(language: str) -> bool:
-        label = term.label(code, language)
-        return label is not None and label.precision == "exact"
-
-    return (not wanted or any(exact(lang) for lang in wanted)) and not any(exact(lang) for lang in reserved or ())
+    return ((not wanted or any(exact_label(term, code, lang) for lang in wanted))
+            and not any(exact_label(term, code, lang) for lang in reserved or ()))
 
 
 def _chapter_order(chapter: str) -> tuple[int, str]:

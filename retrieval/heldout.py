@@ -12,7 +12,7 @@ import random
 from collections.abc import Iterable, Sequence
 
 from clinassay.retrieval.evalset import EvalItem
-from clinassay.terminology.protocol import TerminologyLike
+from clinassay.terminology.protocol import TerminologyLike, exact_label
 
 
 def heldout_label_items(
@@ -49,8 +49,8 @@ def _query_text(term: TerminologyLike, code: str, language: str) -> str | None:
             if inclusion.casefold() != title:
                 return inclusion
         return None
-    label = term.label(code, language)
-    if label is None or label.precision != "exact" or label.source == "icd10cm":
+    label = exact_label(term, code, language)
+    if label is None or label.source == "icd10cm":
         return None
     return label.text
 
@@ -134,8 +134,8 @@ def _candidates(term: TerminologyLike, code: str, language: str, datasus: dict[s
     if language == "en":
         base = node.title
     else:
-        label = term.label(code, language)
-        if label is None or label.source == "icd10cm" or label.precision != "exact":
+        label = exact_label(term, code, language)
+        if label is not None and label.source == "icd10cm":
             label = None
         base = label.text if label is not None else None
         if base:

@@ -7,7 +7,7 @@
 
 from clinassay.terminology.codes import MalformedCodeError, UnknownCodeError, normalize_code
 from clinassay.terminology.errors import ClinassayInputError
-from clinassay.terminology.protocol import TerminologyLike
+from clinassay.terminology.protocol import TerminologyLike, exact_label
 from clinassay.terminology.records import LANGUAGES, Code, Label
 from clinassay.terminology.terminology import Terminology, load_terminology
 
@@ -20,6 +20,7 @@ __all__ = [
     "Terminology",
     "TerminologyLike",
     "UnknownCodeError",
+    "exact_label",
     "load_terminology",
     "normalize_code",
 ]

@@ -81,6 +81,13 @@ class TerminologyLike(Protocol):
         ...
 
 
+def exact_label(terminology: TerminologyLike, code: str, language: str) -> Label | None:
+    """The code's label in `language` when it was written for the code itself, not for a broader WHO node
+    (what a pair or an evaluation item may take as the code's own name)."""
+    label = terminology.label(code, language)
+    return label if label is not None and label.precision == "exact" else None
+
+
 if TYPE_CHECKING:  # `make typecheck` holds the classification itself to the protocol
 
     from clinassay.terminology.terminology import Terminology
