@@ -10,7 +10,7 @@ skipped when its output exists (so an interrupted bench resumes); nothing here b
 1. the example's own evaluation set and reference (`clinassay data import-codiesp`, CodiEsp dev and
    train, as examples/codiesp.toml's header says), and held-out sets from the product's held-out
    builder over corpus codes the recipe's generation plan never touches (`clinassay data heldout-labels`:
-   WHO labels in pt, fr, it and ICD-10-CM inclusion terms in en; `--style clinician`: acronyms, short
+   WHO labels in es, pt, fr, it and ICD-10-CM inclusion terms in en; `--style clinician`: acronyms, short
    forms, DATASUS abbreviated descriptions, inclusion terms, Catalan listed as "no evaluation data");
 2. `clinassay run --config examples/codiesp.toml --out WORK/run`: generate (terminology generator) ->
    audit (CodiEsp dev as the leakage reference) -> train (both stages) -> evaluate on CodiEsp dev with
