@@ -123,6 +123,22 @@ def test_an_official_term_of_the_code_is_never_rejected_by_a_rule(terminology, m
     assert {f.reason for f in decision.findings} <= {"title_copy"}
 
 
+def test_a_long_official_title_is_warned_not_rejected(terminology) -> None:
+    """O80's inclusion term (334 characters, it carries a coding instruction) is over `max_chars`: an
+    official term of its own code, so the length is a warning. The same text for another code fails."""
+    from clinassay.audit import AuditConfig, Auditor
+    from clinassay.audit.reader import parse_record
+
+    auditor = Auditor(AuditConfig(embeddings=False), terminology=terminology)
+    title = max(terminology.get("O80").inclusion_terms, key=len)
+    assert len(title) > auditor.config.validity.max_chars
+    own, other = (auditor.audit_chunk([parse_record(1, {"mention": title, "code": code, "language": "en",
+                                                        "model": "terminology:icd10cm"})])[0] for code in ("O80", "O82"))
+    assert own.accepted, own.findings
+    assert [(f.reason, f.severity) for f in own.findings if f.check == "validity"] == [("too_long", "warn")]
+    assert not other.accepted and any(f.reason == "too_long" and f.severity == "fail" for f in other.findings)
+
+
 @pytest.mark.parametrize("text, kind", [
     ("Sr. García con neumonía", "name"), ("paciente José Martínez con ITU", "name"), ("ingreso 12/03/2019", "date"),
     ("fractura el 3 de marzo de 2020", "date"), ("tel. 612 345 678", "phone"), ("juan.perez@gmail.com", "email"),

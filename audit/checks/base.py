@@ -26,6 +26,20 @@ class AuditResources:
     fit: Any = None  # audit.fit.CorpusFit: the whole classification, lexical and dense
     eval_set: Any = None  # audit.references.EvalSet
     reference: Any = None  # audit.references.CodedReference: real coded mentions, evidence for the fit check
+    _official: Any = field(default=None, repr=False)
+
+    @property
+    def official_terms(self) -> Any:
+        """audit.fit.OfficialTerms: every code's titles, inclusion terms and labels, normalised. Built once and
+        shared, since no check may reject an official term of the pair's own code."""
+        if self._official is None:
+            if self.fit is not None:
+                self._official = self.fit.official
+            else:
+                from clinassay.audit.fit import OfficialTerms
+
+                self._official = OfficialTerms(self.terminology)
+        return self._official
 
 
 @dataclass

@@ -30,7 +30,6 @@ class ConsistencyCheck(Check):
         super().__init__(config, resources)
         self._judge: MisfitJudge | None = None
         self._sibling_terms: rules.SiblingTerms | None = None
-        self._official: OfficialTerms | None = None
         self.jury_votes: Counter = Counter()
         self.jury_agreement_sum = 0.0
         self.jury_pairs = 0
@@ -85,10 +84,7 @@ class ConsistencyCheck(Check):
 
     @property
     def official(self) -> OfficialTerms:
-        if self._official is None:
-            fit = self.resources.fit
-            self._official = fit.official if fit is not None else OfficialTerms(self.resources.terminology)
-        return self._official
+        return self.resources.official_terms
 
     def _rules(self, item) -> list[Finding]:
         cfg = self.config.consistency

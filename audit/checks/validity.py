@@ -70,7 +70,13 @@ class ValidityCheck(Check):
         elif len(mention) < cfg.min_chars:
             out.append(self._fail("too_short", f"the mention has {len(mention)} characters, fewer than {cfg.min_chars}"))
         elif len(mention) > cfg.max_chars:
-            out.append(self._fail("too_long", f"the mention has {len(mention)} characters, more than {cfg.max_chars}"))
+            # an official term of the pair's own code is never rejected: a long title (O80's carries its
+            # coding instruction) is warned, so a reviewer decides whether to train on it
+            entry = self.resources.terminology.find(item.raw_code)
+            official = entry is not None and item.norm in self.resources.official_terms.of(entry.code)
+            out.append(self._fail("too_long", f"the mention has {len(mention)} characters, more than {cfg.max_chars}"
+                                  + (f"; it is an official term of {entry.code}, so it is kept" if official else ""),
+                                  severity="warn" if official else None))
         elif not _LETTER.search(mention):
             out.append(self._fail("no_letters", "the mention has no letters, only digits or symbols"))
         elif cfg.markup and (kind := markup_kind(mention)) is not None:
