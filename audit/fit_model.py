@@ -26,7 +26,8 @@ from clinassay.audit.fit import FitScore
 if TYPE_CHECKING:
     from clinassay.audit.query_adapter import QueryAdapter
 
-OperatingPoint = Literal["lenient", "balanced", "strict"]
+OperatingPoint = Literal["lenient", "balanced", "strict", "review"]
+"""From the fewest correct pairs rejected to the most; `review` is meant for `warn_from`: what a reviewer should see."""
 MODEL_PATH = Path(__file__).with_name("fit_model.json")
 LEXICAL = "lexical"
 REFERENCE = "reference"

@@ -195,7 +195,9 @@ class MisfitJudge:
         warn_from = self.config.warn_from
         if warn_from is None or POINTS.index(warn_from) <= POINTS.index(self.config.operating_point):
             return []
-        point = (self.verified if self.verified is not None and score.dense else self._variant(score)).operating_points[warn_from]
+        point = (self.verified if self.verified is not None and score.dense else self._variant(score)).operating_points.get(warn_from)
+        if point is None:  # a fit_model.json fitted before this point existed
+            return []
         if p_category >= point.category:
             finding = self._category_finding(item, score, p_category)
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):

@@ -64,7 +64,9 @@ VERIFIED_MEMBER = DENSE_MEMBER + ["ver_own", "ver_member_gap"]
 # together, and the others reject about 1.5 % of CodiEsp dev's correct pairs by design (near duplicates
 # of another pair in the sample, clinicians' typos): balanced spends 4 %. (3.5 % left the category model
 # no room: other chapter 0.933 on dev.)
-TARGETS = {"lenient": 0.02, "balanced": 0.04, "strict": 0.10}
+# `review` (15 %) is not meant to reject: it is the default `warn_from`, the pairs a reviewer should see. On
+# CodiEsp train it flags every other-chapter swap and 99 % of same-chapter ones, where strict flags 98.9 / 95.9 %.
+TARGETS = {"lenient": 0.02, "balanced": 0.04, "strict": 0.10, "review": 0.15}
 # terminology texts that also train the adapter's member map: their member groups share the English
 # titles with those of the Spanish train mentions (other languages would encode every member's label)
 MEMBER_TEXT_LANGUAGES = ("es", "en")

@@ -33,7 +33,7 @@ def test_an_adapter_round_trips_with_its_digest_and_normalises(tmp_path, with_me
 def _models(adapter_digest):
     model = LogisticModel(features=["lex_gap"], mean=[0.0], scale=[1.0], coef=[1.0], intercept=0.0)
     points = {p: FittedPoint(category=0.5, member=0.5, false_reject_target=0.05, fitted={})
-              for p in ("lenient", "balanced", "strict")}
+              for p in ("lenient", "balanced", "strict", "review")}
     variant = FitVariant(category=model, member=model, operating_points=points)
     return FitModels(fitted_on="t", command="t", variants={
         "lexical": variant, "enc": variant.model_copy(update={"query_adapter": adapter_digest})})

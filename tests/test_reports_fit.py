@@ -17,7 +17,7 @@ def test_report_explains_misfits_and_draws_a_histogram_per_generator(tmp_path) -
         {"mention": "apendicitis aguda", "code": "N39.0", "language": "es", "model": "miscoder"},
         {"mention": "infección del tracto urinario", "code": "N39.0", "language": "es", "model": "careful"},
         {"mention": "neumonía", "code": "J18.9", "language": "es", "model": "careful"},
-        # passes balanced, strict would reject it: accepted with a doubtful_fit warning the report names
+        # passes balanced, review (and strict) would reject it: accepted with a doubtful_fit warning the report names
         {"mention": "hemopericardio secundario a rotura de infarto", "code": "G25.83", "language": "es",
          "model": "miscoder"},
     ]
@@ -33,8 +33,8 @@ def test_report_explains_misfits_and_draws_a_histogram_per_generator(tmp_path) -
     html = render_html(context)
     assert 'id="fit-histograms"' in html and "misfit probabilities of miscoder in es" in html
     assert "fits I21 Acute myocardial infarction (chapter 9) better; J18.9 is" in html
-    assert "1 accepted with a doubtful_fit warning (the strict operating point would reject them)" in html
-    assert "strict would reject it (other chapter): fits I2" in html
+    assert "1 accepted with a doubtful_fit warning (the review operating point would reject them)" in html
+    assert "review would reject it (other chapter): fits I2" in html
 
 
 def test_the_fit_note_names_the_query_adapter_and_a_mismatch(tmp_path) -> None:
