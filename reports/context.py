@@ -257,6 +257,8 @@ class EvalRun:
     eval_set: list[tuple[str, str]]
     reproducibility: list[tuple[str, str]]
     seconds: float | None = None  # metrics.json's: the evaluation's wall time, when it was recorded
+    stage2: list[ComparisonRow] = field(default_factory=list)  # the reranker against its own stage 1, as decided
+    stage2_passed: bool | None = None  # whether the reranker held every language (None: no reranker run)
 
 
 @dataclass

@@ -3,7 +3,8 @@
 Deltas are shown against the first run given (the baseline) and, inside a run, the reranker against
 the bi-encoder (its lift). Both views of the evaluation set get their tables: every occurrence (the
 stage's name alone, as before) and, when the run has it, each distinct (mention, code) pair once. The
-evaluation's own comparison (with `--baseline`) is shown as it decided it, with the view it was made in.
+evaluation's own comparison (with `--baseline`) is shown as it decided it, with the view it was made in,
+and so is its comparison of the reranker with its own stage 1 (with `--rerank`).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
         if index == 0:
             baseline_scores, baseline_distinct = scores, distinct_scores
         comparison, missing, absent = _comparison(metrics.comparison)
+        stage2, _, _ = _comparison(metrics.reranker_vs_stage1)
         repro = [(f"model.{k}", short_value(v)) for k, v in metrics.model.model_dump().items()]
         repro += [(f"versions.{k}", short_value(v)) for k, v in metrics.versions.items()]
         repro.append(("seed", short_value(metrics.seed)))
@@ -130,6 +132,8 @@ def retrieval_of(evals: list[EvalOutput], *, tolerance: float) -> Retrieval | No
                 eval_set=flatten(metrics.eval_set.model_dump()),
                 reproducibility=repro,
                 seconds=metrics.seconds,
+                stage2=stage2,
+                stage2_passed=metrics.reranker_vs_stage1.passed if metrics.reranker_vs_stage1 is not None else None,
             )
         )
     return Retrieval(runs=runs, tolerance=tolerance, regressions=_count(runs, "regression"), lifts=_count(runs, "lift"))

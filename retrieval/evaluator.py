@@ -131,15 +131,17 @@ def write_metrics(
     model: ModelInfo,
     seed: int,
     comparison: GateComparison | None = None,
+    reranker_vs_stage1: GateComparison | None = None,
 ) -> Path:
     """`metrics.json` (a `MetricsFile`: the evaluation, eval set and model hashes, versions, seed, and
-    the gate's comparison when a baseline was given) and `predictions.jsonl` (a `PredictionRow` per
+    the gate's comparison when a baseline was given, the reranker's against stage 1 when it ran) and `predictions.jsonl` (a `PredictionRow` per
     item: the gate's paired test and error analysis read it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     document = MetricsFile(
         stages=evaluation.stages, distinct=evaluation.distinct, coverage=evaluation.coverage,
         seconds=evaluation.seconds, eval_set=eval_set, model=model, seed=seed, versions=_versions(), comparison=comparison,
+        reranker_vs_stage1=reranker_vs_stage1,
     )
     path = out_dir / METRICS_FILE
     path.write_text(document.to_json(), encoding="utf-8")

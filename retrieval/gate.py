@@ -141,9 +141,13 @@ def compare(
     significance: float = 1.0,
     current_predictions: Sequence[PredictionRow] | None = None,
     baseline_predictions: Sequence[PredictionRow] | None = None,
+    stage: Stage | None = None,
+    baseline_stage: Stage | None = None,
 ) -> GateResult:
-    """Compare the final stage of `current` with the final stage of `baseline`, slice by slice, in
-    every view both hold (the occurrence view always; the distinct view when both have it).
+    """Compare the final stage of `current` (or `stage`) with the final stage of `baseline` (or
+    `baseline_stage`), slice by slice, in every view both hold (the occurrence view always; the distinct
+    view when both have it). One run against itself with `stage="reranker", baseline_stage="biencoder"`
+    asks whether stage 2 holds every language against stage 1.
 
     With both runs' prediction rows on the same items, a drop beyond the tolerance is a regression only
     when its paired test gives p <= `significance` (1.0: every such drop is one)."""
@@ -156,7 +160,11 @@ def compare(
             raise ClinassayInputError(f"The 'metrics' parameter of compare must be among {METRICS}. Got {metric!r} instead.")
     gated = [cast(Metric, m) for m in metrics]
     current, baseline = _evaluation(current, "current"), _evaluation(baseline, "baseline")
-    stage, baseline_stage = current.final_stage, baseline.final_stage
+    stage, baseline_stage = stage or current.final_stage, baseline_stage or baseline.final_stage
+    for which, evaluation, wanted in (("current", current, stage), ("baseline", baseline, baseline_stage)):
+        if wanted not in evaluation.stages:
+            raise ClinassayInputError(f"The {which} run has no '{wanted}' stage to compare "
+                                      f"(it holds {', '.join(sorted(evaluation.stages))}).")
     unpaired = _pairing(current_predictions, baseline_predictions)
     comparisons: list[Comparison] = []
     compared: list[View] = []
@@ -213,10 +221,10 @@ def compare(
     )
 
 
-def format_gate(result: GateResult) -> str:
+def format_gate(result: GateResult, *, title: str = "regression gate") -> str:
     """A plain table for the terminal: one line per language and metric, regressions first."""
     lines = [
-        f"regression gate: {result.stage} vs {result.baseline} ({result.baseline_stage}), "
+        f"{title}: {result.stage} vs {result.baseline} ({result.baseline_stage}), "
         f"tolerance {result.tolerance:.3f} on {', '.join(result.metrics)}, views: {', '.join(result.views) or 'none'}",
         f"  drops beyond the tolerance fail with p <= {result.significance:g} (paired randomization test per item)"
         if result.paired and result.significance < 1
@@ -236,10 +244,11 @@ def format_gate(result: GateResult) -> str:
         lines.append(f"  languages the baseline lacks (not gated): {', '.join(result.missing_in_baseline)}")
     if result.missing_in_current:
         lines.append(f"  languages in the baseline but not in this run: {', '.join(result.missing_in_current)}")
+    verdict = "gate" if title == "regression gate" else title
     if result.passed:
-        lines.append("gate: PASS")
+        lines.append(f"{verdict}: PASS")
     else:
         langs = sorted({c.language for c in result.regressions})
         in_views = sorted({c.view for c in result.regressions}, key=lambda v: views.get(v, 9))
-        lines.append(f"gate: FAIL, regressions in {', '.join(langs)} ({' and '.join(in_views)} view)")
+        lines.append(f"{verdict}: FAIL, regressions in {', '.join(langs)} ({' and '.join(in_views)} view)")
     return "\n".join(lines)

@@ -249,6 +249,9 @@ class MetricsFile(Evaluation):
     seed: int
     versions: dict[str, str]
     comparison: GateComparison | None = None  # with --baseline; absent from the file without one
+    # with --rerank: stage 2 against stage 1 on the same items, by the gate's rule (tolerance, paired test):
+    # does the reranker hold every language? Informative; only `comparison` decides the exit code
+    reranker_vs_stage1: GateComparison | None = None
 
     @model_validator(mode="after")
     def _file_agrees(self) -> MetricsFile:

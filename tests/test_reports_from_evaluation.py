@@ -116,3 +116,37 @@ def test_a_drop_the_paired_test_calls_noise_is_shown_not_gated(runs, tmp_path):
     assert html.count('<td><span class="badge not_significant">not significant</span>') == len(noise)
     assert "p=0.062" in html
     assert "the paired test does not call significant" in render_markdown(context)
+
+
+def test_the_reranker_against_its_own_stage_1_is_shown_as_decided(tmp_path):
+    """`evaluate --rerank` records the reranker against its stage 1 (the gate's rule, item by item); the
+    report shows those rows and that verdict instead of colouring the deltas itself."""
+    from clinassay.retrieval.evaluator import write_metrics
+    from clinassay.retrieval.gate import compare
+    from clinassay.retrieval.metrics import ranking_metrics
+    from clinassay.retrieval.metrics_file import EvalSetInfo, Evaluation, ModelInfo
+    from clinassay.retrieval.predictions import PredictionRow
+
+    first = {"es": [1] * 8, "en": [2] * 8}
+    second = {"es": [1] * 7 + [0], "en": [1] * 8}  # es loses one item of 8 (p = 0.5); en lifts
+    langs = [lang for lang, ranks in first.items() for _ in ranks]
+    flat = {name: [r for ranks in stage.values() for r in ranks] for name, stage in (("b", first), ("r", second))}
+    stages = {"biencoder": ranking_metrics(flat["b"], langs, bootstrap_samples=0),
+              "reranker": ranking_metrics(flat["r"], langs, bootstrap_samples=0)}
+    run = Evaluation.model_validate({"stages": stages, "coverage": {"items": 16, "gold_not_in_corpus": 0}})
+    rows = [PredictionRow(mention=f"m{i}", code="X00", language=lang, rank_biencoder=b, top_biencoder=[],
+                          rank_reranker=r, top_reranker=[]) for i, (lang, b, r) in enumerate(zip(langs, flat["b"], flat["r"]))]
+    stage2 = compare(run, run, baseline_name="stage 1", significance=0.05, current_predictions=rows,
+                     baseline_predictions=rows, stage="reranker", baseline_stage="biencoder")
+    folder = tmp_path / "reranked"
+    write_metrics(folder, run, rows, eval_set=EvalSetInfo(path="eval.tsv", sha256="0" * 64, items=16),
+                  model=ModelInfo(name="model", sha256="0" * 64, trained=True, corpus_fingerprint="f"), seed=13,
+                  reranker_vs_stage1=stage2.to_comparison())
+    assert metrics_of(folder)["reranker_vs_stage1"]["passed"] is True
+    context = build_report_context(None, eval_dirs=[folder])
+    shown = context.retrieval.runs[0]
+    assert shown.stage2_passed is True
+    assert {(c.language, c.status) for c in shown.stage2} >= {("es", "not_significant"), ("en", "lift")}
+    html = render_html(context)
+    assert "the reranker against its own stage 1" in html and "it holds every language" in html
+    assert "p=0.500" in html

@@ -283,3 +283,40 @@ def test_gate_without_per_item_ranks_says_the_tolerance_decided():
     result = compare(_metrics(one_item), _metrics(base), significance=0.05,
                      current_predictions=other, baseline_predictions=_predictions(base))
     assert not result.paired and "item 4 differs" in (result.unpaired_reason or "")
+
+
+def test_one_run_compares_its_reranker_with_its_own_stage_1():
+    """`evaluate --rerank` records whether stage 2 holds every language against stage 1, item by item: a
+    language the reranker breaks is a regression, one item of 25 is not."""
+    from clinassay.retrieval.metrics_file import GateComparison
+
+    first = {"es": [2] * 25, "it": [1] * 25}
+    second = {"es": [1] * 25, "it": [1] * 24 + [3]}  # es lifted; it: one item of 25 dropped to rank 3
+    ranks = [r for rs in second.values() for r in rs]
+    langs = [lang for lang, rs in second.items() for _ in rs]
+    run = evaluation({**_stages(first), "reranker": ranking_metrics(ranks, langs, bootstrap_samples=0)})
+    rows = [row.model_copy(update={"rank_reranker": r, "top_reranker": []})
+            for row, r in zip(_predictions(first), ranks)]
+    result = compare(run, run, baseline_name="stage 1", significance=0.05, current_predictions=rows,
+                     baseline_predictions=rows, stage="reranker", baseline_stage="biencoder")
+    assert (result.stage, result.baseline_stage, result.paired, result.passed) == ("reranker", "biencoder", True, True)
+    assert {(c.language, c.metric) for c in result.not_significant} == {("it", "mrr@10")}
+    assert {c.language for c in result.lifts} >= {"es"}
+    text = format_gate(result, title="reranker against stage 1")
+    assert text.startswith("reranker against stage 1: reranker vs stage 1 (biencoder)")
+    assert text.endswith("reranker against stage 1: PASS")
+    assert GateComparison.model_validate(result.to_dict()).passed
+
+    broken = [row.model_copy(update={"rank_reranker": 0}) if row.language == "it" else row for row in rows]
+    run = evaluation({**_stages(first), "reranker": ranking_metrics([r.rank_reranker for r in broken], langs,
+                                                                     bootstrap_samples=0)})
+    result = compare(run, run, significance=0.05, current_predictions=broken, baseline_predictions=broken,
+                     stage="reranker", baseline_stage="biencoder")
+    assert not result.passed and {c.language for c in result.regressions} == {"overall", "it"}
+
+
+def test_comparing_a_stage_a_run_lacks_is_refused():
+    from clinassay.terminology.errors import ClinassayInputError
+
+    with pytest.raises(ClinassayInputError, match="no 'reranker' stage"):
+        compare(_metrics(BASE), _metrics(BASE), stage="reranker", baseline_stage="biencoder")

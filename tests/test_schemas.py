@@ -50,6 +50,7 @@ def test_the_metrics_schema_keeps_the_keys_metrics_json_has():
         "seed",
         "versions",
         "comparison",
+        "reranker_vs_stage1",
     }
     slice_ = schema["$defs"]["SliceFigures"]
     assert slice_["additionalProperties"] is False

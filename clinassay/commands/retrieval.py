@@ -129,14 +129,23 @@ def evaluate(
             baseline_name=str(baseline), significance=config.significance,
             current_predictions=predictions, baseline_predictions=baseline_predictions,
         )
+    # the reranker against its own stage 1 on the same items: does stage 2 hold every language?
+    stage2 = compare(
+        metrics, metrics, tolerance=config.tolerance, metrics=config.gate_metrics, baseline_name="stage 1",
+        significance=config.significance, current_predictions=predictions, baseline_predictions=predictions,
+        stage="reranker", baseline_stage="biencoder",
+    ) if "reranker" in metrics.stages else None
     path = write_metrics(
         out, metrics, predictions,
         eval_set=EvalSetInfo(path=str(eval_set), sha256=file_sha256(eval_set), items=len(items)),
         model=ModelInfo(name=str(model), sha256=model_hash(retriever), trained=retriever.is_trained,
                         corpus_fingerprint=retriever.corpus.fingerprint),
         seed=config.seed, comparison=gate.to_comparison() if gate else None,
+        reranker_vs_stage1=stage2.to_comparison() if stage2 else None,
     )
     typer.echo(format_metrics(metrics))
+    if stage2 is not None:
+        typer.echo(format_gate(stage2, title="reranker against stage 1"))
     typer.echo(f"metrics written to {path}")
     if gate is not None:
         typer.echo(format_gate(gate))
