@@ -156,10 +156,12 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
     from clinassay.retrieval.evalset import import_codiesp
 
     items, _ = import_codiesp(CODIESP.parent.parent / split, terminology)
-    groups = swap_sets([{"mention": i.mention, "code": i.code, "language": i.language, "model": f"codiesp:{split}"}
-                        for i in items], CodeSwapper(terminology), per_kind=per_kind, seed=seed)
+    pool = [{"id": f"codiesp-{split}-{n}", "mention": i.mention, "code": i.code, "language": i.language,
+             "model": f"codiesp:{split}"} for n, i in enumerate(items)]
+    pool, repeats = distinct_mentions(pool, config, encoder, terminology)
+    groups = swap_sets(pool, CodeSwapper(terminology), per_kind=per_kind, seed=seed)
     curve = {}
-    for point in ("lenient", "balanced", "strict"):
+    for point in ("lenient", "balanced", "strict", "review"):
         cfg = config.model_copy(update={"fit": config.fit.model_copy(update={"operating_point": point})})
         auditor = Auditor(cfg, terminology=terminology, encoder=encoder, reference=reference)
         consistency = next(c for c in auditor.checks if c.name == "consistency")
@@ -184,7 +186,23 @@ def codiesp_swaps(config: AuditConfig, encoder, terminology, *, split: str, per_
                                          f"{[f.reason for f in d.findings]}" for d in misses[:8]]
         curve[point] = row
     return {"split": split, "per_kind": per_kind, "seed": seed, "default": config.fit.operating_point, "curve": curve,
-            "reference": None if reference is None else reference.path}
+            "reference": None if reference is None else reference.path, "near_repeats_dropped": repeats}
+
+
+def distinct_mentions(pool: list[dict], config: AuditConfig, encoder, terminology) -> tuple[list[dict], int]:
+    """The pool without the mentions the audit's own duplicate check calls a repeat of an earlier one under
+    the same code ('catarata' / 'cataratas', 'masa abdominal' / 'masas abdominales'): as with the exact
+    repeats dropped in `codiesp_pairs`, a repeat is a duplicate, not a wrong pair, and a sample holding
+    both would measure the duplicate check instead of the fit of a code. Returns (pool, how many distinct
+    mentions left it: exact repeats of a kept mention are not counted, the sampler drops those anyway)."""
+    from clinassay.audit.text import normalize_text
+
+    auditor = Auditor(config, terminology=terminology, encoder=encoder)
+    repeats = {d.record["id"] for d in audit_pairs(pool, auditor=auditor) if not isinstance(d, Malformed)
+               and any(f.check == "duplicate" and f.severity == "fail" for f in d.findings)}
+    kept = [p for p in pool if p["id"] not in repeats]
+    gone = {normalize_text(p["mention"]) for p in pool} - {normalize_text(p["mention"]) for p in kept}
+    return kept, len(gone)
 
 
 def _print_bad_pairs(bad: dict) -> None:
@@ -249,8 +267,10 @@ def main() -> int:
         swaps = codiesp_swaps(config, encoder, terminology, split=args.swap_split, per_kind=args.per_kind, seed=args.seed,
                               reference=reference)
         result["codiesp_swaps"] = swaps
-        print(f"CodiEsp {args.swap_split} code swaps ({args.per_kind} disjoint mentions per kind, seed {args.seed}): "
-              f"share rejected (any check) / by the fit check, per operating point; default {swaps['default']}")
+        print(f"CodiEsp {args.swap_split} code swaps ({args.per_kind} disjoint mentions per kind, seed {args.seed}; "
+              f"{swaps['near_repeats_dropped']} distinct mentions left out of the pool as near repeats of another "
+              f"under the same code): share rejected (any check) / by the fit check, per operating point; "
+              f"default {swaps['default']}")
         for point, row in swaps["curve"].items():
             cells = "  ".join(f"{kind} {r['rejected']:.3f}/{r['rejected_by_fit']:.3f}" for kind, r in row.items())
             asked = "  ".join(f"{kind} {r['verifier_asked']:.2f}" for kind, r in row.items())
