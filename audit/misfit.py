@@ -161,9 +161,12 @@ class MisfitJudge:
             findings.append(self._less_specific(item, score.official_ancestor, official=True))
         elif p_member >= point.member and (score.best_member or score.lexical.best_member) not in (None, item.code):
             findings.append(self._member_finding(item, score, p_member))
-        if not findings and attestation is None and not score.official:
+        # a mention no code text resembles ("HTA") is warned as unverifiable: what a stricter point would say
+        # of it rests on no evidence, so it is not named as a doubtful fit
+        unverifiable = attestation is None and self.config.unverified and self._unverifiable(score)
+        if not findings and attestation is None and not score.official and not unverifiable:
             findings += self._doubtful(item, score, p_category, p_member)
-        if not findings and attestation is None and self.config.unverified and self._unverifiable(score):
+        if not findings and unverifiable:
             self.unverified += 1
             findings.append(Finding(
                 "consistency", "unverified", 0.3,
