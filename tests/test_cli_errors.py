@@ -87,6 +87,19 @@ def test_non_utf8_eval_set_or_reference_names_the_file(tmp_path, capsys, flag):
     assert str(bad) in _one_error_line(err) and "not UTF-8" in err
 
 
+def test_a_lone_surrogate_in_an_eval_set_is_refused_naming_the_line(tmp_path, capsys):
+    """A JSON "\\ud800" escape decodes to no text: evaluate crashed writing predictions.jsonl (found by
+    tests/test_fuzz_cli.py); the reader now refuses it, exit 2, file and line named."""
+    bad = tmp_path / "items.jsonl"
+    bad.write_text('{"mention": "asthma", "code": "J45.909", "language": "en"}\n'
+                   '{"mention": "\\ud800", "code": "N39.0", "language": "es"}\n', encoding="utf-8")
+    config = tmp_path / "c.toml"
+    config.write_text('[retrieval]\nbootstrap_samples = 0\n[retrieval.corpus]\ncodes = ["N39.0", "J45.909"]\n')
+    code, err = _run(capsys, "evaluate", "--model", "bm25", "--eval-set", bad, "--out", tmp_path / "eval",
+                     "--config", config)
+    assert code == EXIT_BAD_INPUT and f"{bad}:2: mention holds a lone surrogate" in _one_error_line(err)
+
+
 def test_non_utf8_summary_names_the_file(tmp_path, capsys):
     folder = tmp_path / "audit"
     folder.mkdir()
