@@ -71,7 +71,7 @@ def parse_line(line_no: int, text: str) -> Parsed | Malformed:
     return parse_record(line_no, record, raw=text.rstrip("\r\n"), checked=_SURROGATE_ESCAPE.search(text) is None)
 
 
-def _unwritable(record: dict[str, Any]) -> str | None:
+def unwritable(record: dict[str, Any]) -> str | None:
     """Why a record cannot be written back as UTF-8 JSON (a lone surrogate, NaN, a non-JSON value)."""
     try:
         json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -90,7 +90,7 @@ def parse_record(line_no: int, record: Any, *, raw: str | None = None, checked: 
         record = record.model_dump(exclude_none=True)
     if not isinstance(record, dict):
         return _malformed(line_no, f"expected a JSON object, got {type(record).__name__}", raw)
-    problem = None if checked else _unwritable(record)
+    problem = None if checked else unwritable(record)
     if problem:
         return _malformed(line_no, problem, raw)
     try:

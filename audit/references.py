@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from clinassay.audit.embedding import encode_fixed
+from clinassay.audit.reader import unwritable
 from clinassay.audit.text import normalize_text, words
 from clinassay.terminology.errors import ClinassayInputError
 
@@ -50,14 +51,6 @@ def _rows(path: Path) -> list[tuple[int, Any]]:
     return [(number, row) for number, row in enumerate(reader, start=2)]
 
 
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def read_labelled(path: Path | str, *, normalize_code=None, bad_code: str = "keep") -> list[LabelledMention]:
     """The one reader of the (mention, code, language) format: evaluation sets, `--reference` files,
     CodiEsp imports. Values are stripped, languages lower-cased; a bad row raises ClinassayInputError
@@ -74,7 +67,7 @@ def read_labelled(path: Path | str, *, normalize_code=None, bad_code: str = "kee
         empty = [c for c in REQUIRED if not values[c]]
         if empty:
             raise ClinassayInputError(f"{path}:{n}: empty {', '.join(empty)} (needs {', '.join(REQUIRED)})")
-        broken = [c for c in REQUIRED if not _is_text(values[c])]
+        broken = [c for c in REQUIRED if unwritable({c: values[c]}) is not None]
         if broken:  # a JSON "\ud800" escape: no UTF-8 file (metrics, predictions, reports) could hold it
             raise ClinassayInputError(f"{path}:{n}: {', '.join(broken)} holds a lone surrogate (e.g. \\ud800), "
                                       "which is not text")

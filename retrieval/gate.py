@@ -221,7 +221,7 @@ def compare(
     )
 
 
-def format_gate(result: GateResult, *, title: str = "regression gate") -> str:
+def format_gate(result: GateResult, *, title: str = "regression gate", verdict: str = "gate") -> str:
     """A plain table for the terminal: one line per language and metric, regressions first."""
     lines = [
         f"{title}: {result.stage} vs {result.baseline} ({result.baseline_stage}), "
@@ -244,7 +244,6 @@ def format_gate(result: GateResult, *, title: str = "regression gate") -> str:
         lines.append(f"  languages the baseline lacks (not gated): {', '.join(result.missing_in_baseline)}")
     if result.missing_in_current:
         lines.append(f"  languages in the baseline but not in this run: {', '.join(result.missing_in_current)}")
-    verdict = "gate" if title == "regression gate" else title
     if result.passed:
         lines.append(f"{verdict}: PASS")
     else:

@@ -302,7 +302,7 @@ def test_one_run_compares_its_reranker_with_its_own_stage_1():
     assert (result.stage, result.baseline_stage, result.paired, result.passed) == ("reranker", "biencoder", True, True)
     assert {(c.language, c.metric) for c in result.not_significant} == {("it", "mrr@10")}
     assert {c.language for c in result.lifts} >= {"es"}
-    text = format_gate(result, title="reranker against stage 1")
+    text = format_gate(result, title="reranker against stage 1", verdict="reranker against stage 1")
     assert text.startswith("reranker against stage 1: reranker vs stage 1 (biencoder)")
     assert text.endswith("reranker against stage 1: PASS")
     assert GateComparison.model_validate(result.to_dict()).passed

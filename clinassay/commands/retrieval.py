@@ -145,7 +145,7 @@ def evaluate(
     )
     typer.echo(format_metrics(metrics))
     if stage2 is not None:
-        typer.echo(format_gate(stage2, title="reranker against stage 1"))
+        typer.echo(format_gate(stage2, title="reranker against stage 1", verdict="reranker against stage 1"))
     typer.echo(f"metrics written to {path}")
     if gate is not None:
         typer.echo(format_gate(gate))
